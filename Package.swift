@@ -1,0 +1,37 @@
+// swift-tools-version:6.0
+// GLMTrain: training GLM models on CPUs. Layers and allowed imports are described in README.md.
+import PackageDescription
+
+let package = Package(
+    name: "GLMTrain",
+    products: [
+        .executable(name: "glm-train", targets: ["GLMTrainCLI"]),
+        .library(name: "GLMCore", targets: ["GLMCore"]),
+        .library(name: "GLMModel", targets: ["GLMModel"]),
+        .library(name: "GLMIO", targets: ["GLMIO"]),
+        .library(name: "GLMTraining", targets: ["GLMTraining"]),
+        .library(name: "GLMRL", targets: ["GLMRL"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .target(name: "GLMCore", dependencies: ["COpenBLAS"]),
+        .target(name: "GLMModel", dependencies: ["GLMCore"]),
+        .target(name: "GLMIO", dependencies: ["GLMModel", "GLMCore", "CHDF5"]),
+        .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore"]),
+        .target(name: "GLMRL", dependencies: ["GLMTraining", "GLMIO", "GLMModel", "GLMCore"]),
+        .executableTarget(name: "GLMTrainCLI", dependencies: [
+            "GLMRL", "GLMTraining", "GLMIO", "GLMModel", "GLMCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .target(name: "TestSupport", dependencies: ["GLMIO", "GLMCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "GLMCoreTests", dependencies: ["GLMCore", "TestSupport"]),
+        .testTarget(name: "GLMIOTests", dependencies: ["GLMIO", "GLMCore", "TestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,2 @@
+// The HDF5 C library (serial build), used for training checkpoints.
+#include <hdf5.h>

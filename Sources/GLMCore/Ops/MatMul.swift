@@ -1,0 +1,91 @@
+// Matrix products on OpenBLAS sgemm with transpose flags (no materialised transposes), and Linear.
+
+extension Tensor {
+    /// Matrix product. `a` is `[..., m, k]` (or `[..., k, m]` with `transposeA`). `b` is either a
+    /// matrix `[k, n]` (`[n, k]` with `transposeB`) shared by every leading index of `a` — the leading
+    /// dimensions are folded into m, one sgemm — or a batch `[..., k, n]` with the same leading
+    /// dimensions as `a` (one sgemm per batch entry).
+    public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank >= 2 && b.rank >= 2, "matmul needs matrices, got \(a.shape) and \(b.shape)")
+        let batchShape = Array(a.shape.dropLast(2))
+        let shared = b.rank == 2
+        precondition(shared || Array(b.shape.dropLast(2)) == batchShape,
+                     "matmul batch dimensions differ: \(a.shape) and \(b.shape)")
+        let (ar, ac) = (a.shape[a.rank - 2], a.shape[a.rank - 1])
+        let (br, bc) = (b.shape[b.rank - 2], b.shape[b.rank - 1])
+        let (m, k) = transposeA ? (ac, ar) : (ar, ac)
+        let (kb, n) = transposeB ? (bc, br) : (br, bc)
+        precondition(k == kb, "matmul inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+        let batch = batchShape.reduce(1, *)
+        let out = Tensor(uninitialized: batchShape + [m, n])
+        let ap = a.pointer, bp = b.pointer, cp = out.pointer
+        if shared && !transposeA {
+            BLAS.gemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k,
+                      a: ap, lda: ac, b: bp, ldb: bc, c: cp, ldc: n)
+        } else {
+            for i in 0..<batch {
+                BLAS.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                          a: ap + i * ar * ac, lda: ac, b: bp + (shared ? 0 : i * br * bc), ldb: bc,
+                          c: cp + i * m * n, ldc: n)
+            }
+        }
+        return out.recorded(from: [a, b]) { g in
+            let gp = g.pointer
+            if a.requiresGrad {
+                let da = Tensor(uninitialized: a.shape)
+                let dp = da.pointer
+                if shared && !transposeA {
+                    // dA = dC · op(B)ᵀ over all folded rows at once.
+                    BLAS.gemm(transA: false, transB: !transposeB, m: batch * m, n: k, k: n,
+                              a: gp, lda: n, b: bp, ldb: bc, c: dp, ldc: ac)
+                } else {
+                    for i in 0..<batch {
+                        let bi = bp + (shared ? 0 : i * br * bc), gi = gp + i * m * n, di = dp + i * ar * ac
+                        if transposeA {  // A stored [k, m]: dA = op(B) · dCᵀ
+                            BLAS.gemm(transA: transposeB, transB: true, m: k, n: m, k: n,
+                                      a: bi, lda: bc, b: gi, ldb: n, c: di, ldc: ac)
+                        } else {         // dA = dC · op(B)ᵀ
+                            BLAS.gemm(transA: false, transB: !transposeB, m: m, n: k, k: n,
+                                      a: gi, lda: n, b: bi, ldb: bc, c: di, ldc: ac)
+                        }
+                    }
+                }
+                a.accumulateGrad(da)
+            }
+            if b.requiresGrad {
+                let db = Tensor(uninitialized: b.shape)
+                let dp = db.pointer
+                if shared && !transposeA {
+                    if transposeB {  // B stored [n, k]: dB = dCᵀ · A
+                        BLAS.gemm(transA: true, transB: false, m: n, n: k, k: batch * m,
+                                  a: gp, lda: n, b: ap, ldb: ac, c: dp, ldc: bc)
+                    } else {         // dB = Aᵀ · dC
+                        BLAS.gemm(transA: true, transB: false, m: k, n: n, k: batch * m,
+                                  a: ap, lda: ac, b: gp, ldb: n, c: dp, ldc: bc)
+                    }
+                } else {
+                    for i in 0..<batch {
+                        let ai = ap + i * ar * ac, gi = gp + i * m * n
+                        let di = dp + (shared ? 0 : i * br * bc)
+                        let beta: Float = shared && i > 0 ? 1 : 0
+                        if transposeB {  // dB = dCᵀ · op(A)
+                            BLAS.gemm(transA: true, transB: transposeA, m: n, n: k, k: m,
+                                      a: gi, lda: n, b: ai, ldb: ac, beta: beta, c: di, ldc: bc)
+                        } else {         // dB = op(A)ᵀ · dC
+                            BLAS.gemm(transA: !transposeA, transB: false, m: k, n: n, k: m,
+                                      a: ai, lda: ac, b: gi, ldb: n, beta: beta, c: di, ldc: bc)
+                        }
+                    }
+                }
+                b.accumulateGrad(db)
+            }
+        }
+    }
+
+    /// x · Wᵀ (+ bias): the layout of `torch.nn.Linear` (W is `[out, in]`).
+    public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        let y = matmul(x, weight, transposeB: true)
+        guard let bias else { return y }
+        return y + bias
+    }
+}

@@ -1,0 +1,28 @@
+// Work splitting across the machine's cores, without fighting OpenBLAS's own threads.
+import Foundation
+import Dispatch
+import COpenBLAS
+
+/// Runs independent chunks of a loop on the available cores.
+public enum Parallel {
+    /// Number of workers used by our own kernels (the number of online cores).
+    public static let workerCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Calls `body(range)` for disjoint ranges covering `0..<n`, in parallel when the work is large
+    /// enough (`n * costPerItem` above about 32K scalar operations). Inside the body OpenBLAS runs
+    /// single-threaded so the two thread pools never oversubscribe the cores.
+    public static func forEachChunk(_ n: Int, costPerItem: Int = 1, _ body: (Range<Int>) -> Void) {
+        guard n > 0 else { return }
+        let workers = min(workerCount, n)
+        if workers == 1 || n * costPerItem < 32_768 {
+            body(0..<n)
+            return
+        }
+        BLAS.withSingleThread {
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let lo = n * w / workers, hi = n * (w + 1) / workers
+                if lo < hi { body(lo..<hi) }
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+// The safetensors format: an 8-byte header length, a JSON header, raw little-endian tensor data.
+// Reading memory-maps the file; writing goes to a temporary name, is flushed, then renamed.
+import Foundation
+import GLMCore
+
+/// One tensor entry of a safetensors header.
+public struct SafetensorsEntry: Sendable, Equatable {
+    public var dtype: StorageDType
+    public var shape: [Int]
+    /// Byte range within the data section.
+    public var begin: Int, end: Int
+}
+
+/// A memory-mapped safetensors file.
+public final class SafetensorsFile {
+    public let path: String
+    public let entries: [String: SafetensorsEntry]
+    public let metadata: [String: String]
+    let data: Data      // mapped
+    let dataStart: Int
+
+    /// Opens and validates `path`; errors name the file and what is wrong.
+    public init(path: String) throws {
+        self.path = path
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
+        catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
+        guard data.count >= 8 else { throw GLMError("\(path): not a safetensors file (shorter than its 8-byte header length)") }
+        let headerLength = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard headerLength > 0, headerLength <= data.count - 8, headerLength < 100_000_000 else {
+            throw GLMError("\(path): header length \(headerLength) does not fit a file of \(data.count) bytes")
+        }
+        let json: Any
+        do { json = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) }
+        catch { throw GLMError("\(path): header is not valid JSON") }
+        guard let header = json as? [String: Any] else { throw GLMError("\(path): header is not a JSON object") }
+        var entries: [String: SafetensorsEntry] = [:]
+        var metadata: [String: String] = [:]
+        let dataSize = data.count - 8 - headerLength
+        for (name, value) in header {
+            if name == "__metadata__" {
+                for (k, v) in (value as? [String: Any]) ?? [:] { metadata[k] = v as? String ?? "\(v)" }
+                continue
+            }
+            guard let obj = value as? [String: Any], let dt = obj["dtype"] as? String,
+                  let shape = obj["shape"] as? [Int], let offsets = obj["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw GLMError("\(path): tensor '\(name)' has no valid dtype/shape/data_offsets")
+            }
+            guard let dtype = StorageDType(rawValue: dt) else {
+                throw GLMError("\(path): tensor '\(name)' has dtype \(dt); expected F32, F16 or BF16")
+            }
+            let bytes = shape.reduce(1, *) * dtype.byteCount
+            guard offsets[0] >= 0, offsets[1] - offsets[0] == bytes, offsets[1] <= dataSize else {
+                throw GLMError("\(path): tensor '\(name)' data \(offsets) does not match shape \(shape) \(dt) within \(dataSize) data bytes (truncated file?)")
+            }
+            entries[name] = SafetensorsEntry(dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
+        }
+        self.entries = entries
+        self.metadata = metadata
+        self.data = data
+        self.dataStart = 8 + headerLength
+    }
+
+    public var names: [String] { entries.keys.sorted() }
+
+    /// The tensor `name` converted to f32.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let e = entries[name] else { throw GLMError("\(path): no tensor named '\(name)'") }
+        let out = Tensor(uninitialized: e.shape)
+        let n = out.count
+        data.withUnsafeBytes { raw in
+            let src = raw.baseAddress! + dataStart + e.begin
+            switch e.dtype {
+            case .float32:
+                UnsafeMutableRawPointer(out.pointer).copyMemory(from: src, byteCount: n * 4)
+            case .bfloat16:
+                if Int(bitPattern: src) % 2 == 0 {
+                    DTypeConversion.bf16ToFloat(src.assumingMemoryBound(to: UInt16.self), out.pointer, n)
+                } else {
+                    for i in 0..<n { out.pointer[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+                }
+            case .float16:
+                if Int(bitPattern: src) % 2 == 0 {
+                    DTypeConversion.f16ToFloat(src.assumingMemoryBound(to: UInt16.self), out.pointer, n)
+                } else {
+                    for i in 0..<n { out.pointer[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Every tensor, converted to f32.
+    public func allTensors() throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for name in names { out[name] = try tensor(name) }
+        return out
+    }
+}
+
+/// Writes safetensors files.
+public enum SafetensorsWriter {
+    /// Writes `tensors` (sorted by name) stored as `dtype`, atomically: temporary file, fsync, rename.
+    public static func write(_ tensors: [String: Tensor], to path: String, dtype: StorageDType = .float32,
+                             metadata: [String: String] = ["format": "pt"]) throws {
+        var header: [String: Any] = ["__metadata__": metadata]
+        var offset = 0
+        let names = tensors.keys.sorted()
+        for name in names {
+            let t = tensors[name]!
+            let bytes = t.count * dtype.byteCount
+            header[name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]]
+            offset += bytes
+        }
+        var headerData = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        while (8 + headerData.count) % 8 != 0 { headerData.append(0x20) }  // pad with spaces, as the reference does
+        var file = Data(capacity: 8 + headerData.count + offset)
+        withUnsafeBytes(of: UInt64(headerData.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(headerData)
+        for name in names {
+            let t = tensors[name]!
+            switch dtype {
+            case .float32:
+                file.append(Data(bytes: t.pointer, count: t.count * 4))
+            case .bfloat16, .float16:
+                var bits = [UInt16](repeating: 0, count: t.count)
+                bits.withUnsafeMutableBufferPointer { b in
+                    if dtype == .bfloat16 { DTypeConversion.floatToBF16(t.pointer, b.baseAddress!, t.count) }
+                    else { DTypeConversion.floatToF16(t.pointer, b.baseAddress!, t.count) }
+                }
+                bits.withUnsafeBytes { file.append(contentsOf: $0) }
+            }
+        }
+        try AtomicFile.write(file, to: path)
+    }
+}

@@ -1,0 +1,59 @@
+// `glm-train bench`: performance figures next to a reference measured in the same run.
+import ArgumentParser
+import Foundation
+import GLMCore
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Performance figures, side by side with PyTorch.",
+                                                    subcommands: [BenchOps.self])
+}
+
+/// Timing helpers for the benchmarks (not for tests).
+enum Stopwatch {
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    /// Median wall time of `repeats` runs of `body` after `warmup` runs, in seconds.
+    static func median(repeats: Int, warmup: Int = 2, _ body: () -> Void) -> Double {
+        for _ in 0..<warmup { body() }
+        var times: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let t0 = now()
+            body()
+            times.append(now() - t0)
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+}
+
+/// Runs a committed comparison script with the given Python and decodes its JSON output.
+enum ReferenceScript {
+    static func defaultPython() -> String? {
+        let venv = FileManager.default.currentDirectoryPath + "/.venv/bin/python"
+        return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
+    }
+
+    static func run(python: String, script: String, arguments: [String]) throws -> [String: Any] {
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw GLMError("\(script): comparison script not found (run from the repository root)")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [script] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        do { try process.run() } catch { throw GLMError("\(python): cannot run (\(error.localizedDescription))") }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw GLMError("\(script) exited with status \(process.terminationStatus)") }
+        let lastLine = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any] else {
+            throw GLMError("\(script): last output line is not a JSON object")
+        }
+        return obj
+    }
+}

@@ -1,0 +1,25 @@
+// `glm-train doctor`: the CPU, the BLAS kernels and threads, and the HDF5 library in use.
+import ArgumentParser
+import Foundation
+import GLMCore
+import GLMIO
+
+struct Doctor: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print CPU features, the OpenBLAS core type and threads, and the HDF5 version.")
+
+    func run() throws {
+        let cpu = CPUInfo.current()
+        print("cpu:               \(cpu.modelName)")
+        print("logical cores:     \(cpu.logicalCores)")
+        print("simd features:     \(cpu.simdFeatures.joined(separator: " "))")
+        print("openblas core:     \(BLAS.coreName)")
+        print("OPENBLAS_CORETYPE: \(BLASCoreSelection.explanation)")
+        print("openblas threads:  \(BLAS.threadCount) (our kernels: \(Parallel.workerCount) workers; OpenBLAS runs single-threaded inside them)")
+        print("openblas config:   \(BLAS.config)")
+        print("hdf5:              \(HDF5Library.version)")
+        if cpu.hasAVX512F && !BLAS.coreName.lowercased().contains("skylakex") && !BLAS.coreName.lowercased().contains("cooperlake")
+            && !BLAS.coreName.lowercased().contains("sapphire") {
+            print("note: this CPU has AVX-512F but OpenBLAS uses \(BLAS.coreName) kernels; set OPENBLAS_CORETYPE=SkylakeX for about 2x sgemm")
+        }
+    }
+}
