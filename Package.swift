@@ -31,7 +31,8 @@ let package = Package(
         ]),
         .target(name: "TestSupport", dependencies: ["GLMIO", "GLMCore"], path: "Tests/TestSupport"),
         .testTarget(name: "GLMCoreTests", dependencies: ["GLMCore", "TestSupport"]),
-        .testTarget(name: "GLMIOTests", dependencies: ["GLMIO", "GLMCore", "TestSupport"]),
+        .testTarget(name: "GLMModelTests", dependencies: ["GLMModel", "GLMIO", "GLMCore", "TestSupport"]),
+        .testTarget(name: "GLMIOTests", dependencies: ["GLMIO", "GLMModel", "GLMCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -71,6 +71,19 @@ final class AttentionTests: XCTestCase {
         }
     }
 
+    func testKeysReadInPlaceFromACacheWithSpareCapacity() {
+        // k/v hold 9 rows per batch entry of which the first 6 are filled; the result must equal dense 6-key attention.
+        let (B, T, S, cap, H, KV, D) = (2, 2, 6, 9, 4, 2, 3)
+        let ins = GradientCheck.inputs([[B, T, H * D], [B, cap, KV * D], [B, cap, KV * D]])
+        let mask = AttentionMask.causal(batch: B, queries: T, keys: S)
+        let cached = Tensor.attention(q: ins[0], k: ins[1], v: ins[2],
+                                      shape: AttentionShape(batch: B, queries: T, keys: S, heads: H, kvHeads: KV, headDim: D,
+                                                            keyRowsPerBatch: cap), mask: mask)
+        let dense = Tensor.attention(q: ins[0], k: ins[1].slice(axis: 1, start: 0, length: S), v: ins[2].slice(axis: 1, start: 0, length: S),
+                                     shape: AttentionShape(batch: B, queries: T, keys: S, heads: H, kvHeads: KV, headDim: D), mask: mask)
+        XCTAssertEqual(cached.scalars, dense.scalars)
+    }
+
     func testMaskIntervals() {
         let prefix = AttentionMask.prefix(lengths: [3], queries: 5)
         XCTAssertEqual(prefix.upper, [3, 3, 3, 4, 5])

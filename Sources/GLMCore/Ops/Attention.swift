@@ -6,10 +6,15 @@ import Foundation
 public struct AttentionShape: Sendable {
     public var batch: Int, queries: Int, keys: Int
     public var heads: Int, kvHeads: Int, headDim: Int
-    public init(batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int) {
+    /// Rows between consecutive batch entries of k and v: `keys` for dense tensors, the capacity of a
+    /// KV cache whose first `keys` rows per batch entry are filled.
+    public var keyRowsPerBatch: Int
+    public init(batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, keyRowsPerBatch: Int? = nil) {
         precondition(heads % kvHeads == 0, "\(heads) query heads are not a multiple of \(kvHeads) KV heads")
+        precondition((keyRowsPerBatch ?? keys) >= keys, "key rows per batch below the key count")
         self.batch = batch; self.queries = queries; self.keys = keys
         self.heads = heads; self.kvHeads = kvHeads; self.headDim = headDim
+        self.keyRowsPerBatch = keyRowsPerBatch ?? keys
     }
 }
 
@@ -83,7 +88,7 @@ enum AttentionKernel {
                     let (klo, khi) = keySpan(mask, b, t0, t1)
                     let nk = khi - klo
                     let qOff = (b * T + t0) * qStride + kvh * width
-                    let kvOff = (b * S + klo) * kStride + kvh * D
+                    let kvOff = (b * s.keyRowsPerBatch + klo) * kStride + kvh * D
                     pack(UnsafeMutablePointer(mutating: q + qOff), stride: qStride, qp, positions: t1 - t0, width: width, unpack: false)
                     BLAS.gemm(transB: true, m: rows, n: nk, k: D, alpha: scale, a: qp, lda: D,
                               b: k + kvOff, ldb: kStride, c: work, ldc: nk)
@@ -121,7 +126,7 @@ enum AttentionKernel {
                     let (klo, khi) = keySpan(mask, b, t0, t1)
                     let nk = khi - klo
                     let qOff = (b * T + t0) * qStride + kvh * width
-                    let kvOff = (b * S + klo) * kStride + kvh * D
+                    let kvOff = (b * s.keyRowsPerBatch + klo) * kStride + kvh * D
                     pack(UnsafeMutablePointer(mutating: q + qOff), stride: qStride, qp, positions: t1 - t0, width: width, unpack: false)
                     pack(UnsafeMutablePointer(mutating: dOut + qOff), stride: qStride, gp, positions: t1 - t0, width: width, unpack: false)
                     // D_i = rowsum(dO ⊙ O), rows in packed order.
@@ -165,7 +170,7 @@ extension Tensor {
                                  scale: Float? = nil) -> Tensor {
         let s = shape
         precondition(q.count == s.batch * s.queries * s.heads * s.headDim, "attention: q \(q.shape) does not match \(s)")
-        precondition(k.count == s.batch * s.keys * s.kvHeads * s.headDim && v.count == k.count,
+        precondition(k.count == s.batch * s.keyRowsPerBatch * s.kvHeads * s.headDim && v.count == k.count,
                      "attention: k \(k.shape) / v \(v.shape) do not match \(s)")
         precondition(mask.batch == s.batch && mask.queries == s.queries && mask.keys == s.keys,
                      "attention: mask \(mask.batch)×\(mask.queries)×\(mask.keys) does not match \(s)")
