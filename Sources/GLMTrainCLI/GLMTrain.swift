@@ -8,7 +8,7 @@ struct GLMTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "glm-train",
         abstract: "Fine-tune and post-train GLM models on CPUs.",
-        subcommands: [Doctor.self, Bench.self])
+        subcommands: [Doctor.self, Inspect.self, Bench.self])
 
     static func main() {
         BLASCoreSelection.reexecIfUseful()
