@@ -32,6 +32,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["GLMIO", "GLMCore"], path: "Tests/TestSupport"),
         .testTarget(name: "GLMCoreTests", dependencies: ["GLMCore", "TestSupport"]),
         .testTarget(name: "GLMModelTests", dependencies: ["GLMModel", "GLMIO", "GLMCore", "TestSupport"]),
+        .testTarget(name: "GLMTrainingTests", dependencies: ["GLMTraining", "GLMCore", "TestSupport"]),
         .testTarget(name: "GLMIOTests", dependencies: ["GLMIO", "GLMModel", "GLMCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
