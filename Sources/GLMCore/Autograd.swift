@@ -45,14 +45,16 @@ extension Tensor {
     }
 
     /// Adds `g` into this tensor's gradient. The first contribution is stored by reference (no
-    /// copy); a second one allocates an owned buffer; later ones add in place.
-    public func accumulateGrad(_ g: Tensor) {
+    /// copy); a second one allocates an owned buffer; later ones add in place. Pass `fresh: true`
+    /// when `g` is a buffer nobody else holds (made by the op for this input): it is then adopted as
+    /// the owned gradient, and no copy is ever needed.
+    public func accumulateGrad(_ g: Tensor, fresh: Bool = false) {
         precondition(g.count == count, "gradient of \(g.shape) for tensor of \(shape)")
         guard requiresGrad else { return }
         let g = g.shape == shape ? g : Tensor(shape: shape, storage: g.storage)
         guard let existing = grad else {
             grad = g
-            gradIsOwned = false
+            gradIsOwned = fresh
             return
         }
         if gradIsOwned {

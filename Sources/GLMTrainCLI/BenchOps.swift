@@ -14,6 +14,8 @@ struct BenchOps: ParsableCommand {
     var noCompare = false
     @Option(help: "Timed repetitions per figure (the median is reported).")
     var repeats = 10
+    @Option(help: "Time only this op: matmul, attention or rmsnorm (for profiling; implies --no-compare).")
+    var only: String?
 
     // Bench model: vocab 8192, hidden 512, 8 heads / 2 KV heads of 64, intermediate 1536, batch 8 × 256.
     static let batch = 8, seq = 256, hidden = 512, heads = 8, kvHeads = 2, headDim = 64, inter = 1536, vocab = 8192
@@ -27,6 +29,14 @@ struct BenchOps: ParsableCommand {
 
     func run() throws {
         var gen = SeededGenerator(seed: 1)
+        if let only {
+            guard ["matmul", "attention", "rmsnorm"].contains(only) else {
+                throw GLMError("--only: expected matmul, attention or rmsnorm, got '\(only)'")
+            }
+            let t = try timeOne(only, generator: &gen)
+            print(String(format: "%@: %.3f ms (median of %d)", only, t * 1e3, repeats))
+            return
+        }
         print("glm-train bench ops — OpenBLAS \(BLAS.coreName) kernels, \(BLAS.threadCount) threads; median of \(repeats)")
         // Peak: a large square sgemm straight through OpenBLAS.
         let n = 2048
@@ -44,25 +54,13 @@ struct BenchOps: ParsableCommand {
             let w = Tensor.randomNormal([outF, inF], generator: &gen)
             ours["matmul/\(name)"] = Stopwatch.median(repeats: repeats) { _ = Tensor.matmul(x, w, transposeB: true) }
         }
-        let q = Tensor.randomNormal([Self.batch, Self.seq, Self.heads * Self.headDim], generator: &gen, requiresGrad: true)
-        let k = Tensor.randomNormal([Self.batch, Self.seq, Self.kvHeads * Self.headDim], generator: &gen, requiresGrad: true)
-        let v = Tensor.randomNormal([Self.batch, Self.seq, Self.kvHeads * Self.headDim], generator: &gen, requiresGrad: true)
-        let dOut = Tensor.randomNormal(q.shape, generator: &gen)
-        let shape = AttentionShape(batch: Self.batch, queries: Self.seq, keys: Self.seq, heads: Self.heads,
-                                   kvHeads: Self.kvHeads, headDim: Self.headDim)
-        let mask = AttentionMask.causal(batch: Self.batch, queries: Self.seq)
+        let (q, k, v, dOut, shape, mask) = attentionInputs(&gen)
         ours["attention"] = Stopwatch.median(repeats: repeats) {
             let o = Tensor.attention(q: q, k: k, v: v, shape: shape, mask: mask)
             o.backward(seed: dOut)
             q.zeroGrad(); k.zeroGrad(); v.zeroGrad()
         }
-        let x = Tensor.randomNormal([Self.batch, Self.seq, Self.hidden], generator: &gen, requiresGrad: true)
-        let w = Tensor.randomNormal([Self.hidden], generator: &gen, requiresGrad: true)
-        let dy = Tensor.randomNormal(x.shape, generator: &gen)
-        ours["rmsnorm"] = Stopwatch.median(repeats: repeats) {
-            Tensor.rmsNorm(x, weight: w, eps: 1e-5).backward(seed: dy)
-            x.zeroGrad(); w.zeroGrad()
-        }
+        ours["rmsnorm"] = try timeOne("rmsnorm", generator: &gen)
 
         var torch: [String: Double] = [:]
         var torchPeak: Double?
@@ -87,6 +85,39 @@ struct BenchOps: ParsableCommand {
         row("attention fwd+bwd", ours["attention"]!, torch["attention"], gflops: nil, peak: peak)
         row("rmsnorm fwd+bwd", ours["rmsnorm"]!, torch["rmsnorm"], gflops: nil, peak: peak)
         print("\nshapes: tokens \(Self.tokens) (batch 8 × 256), hidden 512, attention 8 q / 2 kv heads × 64, causal")
+    }
+
+    private func timeOne(_ op: String, generator gen: inout SeededGenerator) throws -> Double {
+        switch op {
+        case "matmul":
+            let x = Tensor.randomNormal([Self.tokens, Self.hidden], generator: &gen)
+            let w = Tensor.randomNormal([2 * Self.inter, Self.hidden], generator: &gen)
+            return Stopwatch.median(repeats: repeats) { _ = Tensor.matmul(x, w, transposeB: true) }
+        case "attention":
+            let (q, k, v, dOut, shape, mask) = attentionInputs(&gen)
+            return Stopwatch.median(repeats: repeats) {
+                Tensor.attention(q: q, k: k, v: v, shape: shape, mask: mask).backward(seed: dOut)
+                q.zeroGrad(); k.zeroGrad(); v.zeroGrad()
+            }
+        default:
+            let x = Tensor.randomNormal([Self.batch, Self.seq, Self.hidden], generator: &gen, requiresGrad: true)
+            let w = Tensor.randomNormal([Self.hidden], generator: &gen, requiresGrad: true)
+            let dy = Tensor.randomNormal(x.shape, generator: &gen)
+            return Stopwatch.median(repeats: repeats) {
+                Tensor.rmsNorm(x, weight: w, eps: 1e-5).backward(seed: dy)
+                x.zeroGrad(); w.zeroGrad()
+            }
+        }
+    }
+
+    private func attentionInputs(_ gen: inout SeededGenerator) -> (Tensor, Tensor, Tensor, Tensor, AttentionShape, AttentionMask) {
+        let q = Tensor.randomNormal([Self.batch, Self.seq, Self.heads * Self.headDim], generator: &gen, requiresGrad: true)
+        let k = Tensor.randomNormal([Self.batch, Self.seq, Self.kvHeads * Self.headDim], generator: &gen, requiresGrad: true)
+        let v = Tensor.randomNormal([Self.batch, Self.seq, Self.kvHeads * Self.headDim], generator: &gen, requiresGrad: true)
+        let dOut = Tensor.randomNormal(q.shape, generator: &gen)
+        let shape = AttentionShape(batch: Self.batch, queries: Self.seq, keys: Self.seq, heads: Self.heads,
+                                   kvHeads: Self.kvHeads, headDim: Self.headDim)
+        return (q, k, v, dOut, shape, .causal(batch: Self.batch, queries: Self.seq))
     }
 
     private func row(_ name: String, _ t: Double, _ ref: Double?, gflops: Double?, peak: Double) {

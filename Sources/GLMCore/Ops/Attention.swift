@@ -184,9 +184,9 @@ extension Tensor {
             AttentionKernel.backward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, dOut: g.pointer,
                                      lse: lse.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer,
                                      shape: s, mask: mask, scale: scale)
-            q.accumulateGrad(dq)
-            k.accumulateGrad(dk)
-            v.accumulateGrad(dv)
+            q.accumulateGrad(dq, fresh: true)
+            k.accumulateGrad(dk, fresh: true)
+            v.accumulateGrad(dv, fresh: true)
         }
     }
 }

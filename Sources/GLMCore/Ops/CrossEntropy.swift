@@ -60,7 +60,7 @@ extension Tensor {
                     SoftmaxRows.gradient(row, vocab, lse: lse[r], target: Int(targets[r]), scale: scale)
                 }
             }
-            logits.accumulateGrad(dx)
+            logits.accumulateGrad(dx, fresh: true)
         }
     }
 
@@ -116,8 +116,8 @@ extension Tensor {
         let out = Tensor(scalar: counted == 0 ? 0 : Float(total / Double(counted)))
         return out.recorded(from: [hidden, weight]) { g in
             let scale = g.item / Float(max(counted, 1))
-            if let dHidden { hidden.accumulateGrad(dHidden.scaled(scale, recording: false)) }
-            if let dWeight { weight.accumulateGrad(dWeight.scaled(scale, recording: false)) }
+            if let dHidden { hidden.accumulateGrad(dHidden.scaled(scale, recording: false), fresh: true) }
+            if let dWeight { weight.accumulateGrad(dWeight.scaled(scale, recording: false), fresh: true) }
         }
     }
 }

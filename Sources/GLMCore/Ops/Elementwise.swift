@@ -28,8 +28,8 @@ extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor {
         let out = broadcastBinary(a, b, +)
         return out.recorded(from: [a, b]) { g in
-            if a.requiresGrad { a.accumulateGrad(Broadcast.reduce(g, to: a.shape)) }
-            if b.requiresGrad { b.accumulateGrad(Broadcast.reduce(g, to: b.shape)) }
+            if a.requiresGrad { let r = Broadcast.reduce(g, to: a.shape); a.accumulateGrad(r, fresh: r !== g) }
+            if b.requiresGrad { let r = Broadcast.reduce(g, to: b.shape); b.accumulateGrad(r, fresh: r !== g) }
         }
     }
 
@@ -37,8 +37,8 @@ extension Tensor {
     public static func - (a: Tensor, b: Tensor) -> Tensor {
         let out = broadcastBinary(a, b, -)
         return out.recorded(from: [a, b]) { g in
-            if a.requiresGrad { a.accumulateGrad(Broadcast.reduce(g, to: a.shape)) }
-            if b.requiresGrad { b.accumulateGrad(Broadcast.reduce(g.scaled(-1, recording: false), to: b.shape)) }
+            if a.requiresGrad { let r = Broadcast.reduce(g, to: a.shape); a.accumulateGrad(r, fresh: r !== g) }
+            if b.requiresGrad { b.accumulateGrad(Broadcast.reduce(g.scaled(-1, recording: false), to: b.shape), fresh: true) }
         }
     }
 
@@ -46,8 +46,8 @@ extension Tensor {
     public static func * (a: Tensor, b: Tensor) -> Tensor {
         let out = broadcastBinary(a, b, *)
         return out.recorded(from: [a, b]) { g in
-            if a.requiresGrad { a.accumulateGrad(Broadcast.reduce(broadcastBinary(g, b, *), to: a.shape)) }
-            if b.requiresGrad { b.accumulateGrad(Broadcast.reduce(broadcastBinary(g, a, *), to: b.shape)) }
+            if a.requiresGrad { a.accumulateGrad(Broadcast.reduce(broadcastBinary(g, b, *), to: a.shape), fresh: true) }
+            if b.requiresGrad { b.accumulateGrad(Broadcast.reduce(broadcastBinary(g, a, *), to: b.shape), fresh: true) }
         }
     }
 
@@ -55,11 +55,11 @@ extension Tensor {
     public static func / (a: Tensor, b: Tensor) -> Tensor {
         let out = broadcastBinary(a, b, /)
         return out.recorded(from: [a, b]) { [unowned out] g in
-            if a.requiresGrad { a.accumulateGrad(Broadcast.reduce(broadcastBinary(g, b, /), to: a.shape)) }
+            if a.requiresGrad { a.accumulateGrad(Broadcast.reduce(broadcastBinary(g, b, /), to: a.shape), fresh: true) }
             if b.requiresGrad {
                 // d(a/b)/db = −a/b² = −out/b
                 let t = broadcastBinary(broadcastBinary(g, out, *), b, /)
-                b.accumulateGrad(Broadcast.reduce(t.scaled(-1, recording: false), to: b.shape))
+                b.accumulateGrad(Broadcast.reduce(t.scaled(-1, recording: false), to: b.shape), fresh: true)
             }
         }
     }
@@ -73,7 +73,7 @@ extension Tensor {
             let dx = Tensor(uninitialized: self.shape)
             let xp = self.pointer, yp = out.pointer, gp = g.pointer, dp = dx.pointer
             for i in 0..<self.count { dp[i] = gp[i] * derivative(xp[i], yp[i]) }
-            self.accumulateGrad(dx)
+            self.accumulateGrad(dx, fresh: true)
         }
     }
 
@@ -82,7 +82,7 @@ extension Tensor {
         let out = Tensor(uninitialized: shape)
         Kernels.scale(pointer, s, out.pointer, count)
         guard recording else { return out }
-        return out.recorded(from: [self]) { [self] g in self.accumulateGrad(g.scaled(s, recording: false)) }
+        return out.recorded(from: [self]) { [self] g in self.accumulateGrad(g.scaled(s, recording: false), fresh: true) }
     }
 
     /// self + s.

@@ -14,7 +14,7 @@ extension Tensor {
             let dt = Tensor(zeros: table.shape)
             let gp = g.pointer, dp = dt.pointer
             for (i, id) in ids.enumerated() { Kernels.addInPlace(dp + Int(id) * hidden, gp + i * hidden, hidden) }
-            table.accumulateGrad(dt)
+            table.accumulateGrad(dt, fresh: true)
         }
     }
 }

@@ -50,7 +50,7 @@ extension Tensor {
                         }
                     }
                 }
-                a.accumulateGrad(da)
+                a.accumulateGrad(da, fresh: true)
             }
             if b.requiresGrad {
                 let db = Tensor(uninitialized: b.shape)
@@ -77,7 +77,7 @@ extension Tensor {
                         }
                     }
                 }
-                b.accumulateGrad(db)
+                b.accumulateGrad(db, fresh: true)
             }
         }
     }

@@ -48,11 +48,11 @@ extension Tensor {
                     }
                 }
             }
-            if let dx { x.accumulateGrad(dx) }
+            if let dx { x.accumulateGrad(dx, fresh: true) }
             if let dwParts {
                 let dw = Tensor(zeros: [h])
                 for w in 0..<workers { Kernels.addInPlace(dw.pointer, dwParts.pointer + w * h, h) }
-                weight.accumulateGrad(dw)
+                weight.accumulateGrad(dw, fresh: true)
             }
         }
     }

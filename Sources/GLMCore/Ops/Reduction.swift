@@ -21,7 +21,7 @@ extension Tensor {
         for i in 0..<count { acc += Double(p[i]) }
         let out = Tensor(scalar: Float(acc))
         return out.recorded(from: [self]) { [self] g in
-            self.accumulateGrad(Tensor(repeating: g.item, shape: self.shape))
+            self.accumulateGrad(Tensor(repeating: g.item, shape: self.shape), fresh: true)
         }
     }
 
@@ -42,7 +42,7 @@ extension Tensor {
             for o in 0..<outer {
                 for s in 0..<size { (dp + (o * size + s) * inner).update(from: gp + o * inner, count: inner) }
             }
-            self.accumulateGrad(dx)
+            self.accumulateGrad(dx, fresh: true)
         }
     }
 
@@ -75,7 +75,7 @@ extension Tensor {
             for o in 0..<outer {
                 for i in 0..<inner { dp[(o * size + Int(argmax[o * inner + i])) * inner + i] += gp[o * inner + i] }
             }
-            self.accumulateGrad(dx)
+            self.accumulateGrad(dx, fresh: true)
         }
     }
 }

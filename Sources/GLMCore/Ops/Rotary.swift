@@ -93,7 +93,7 @@ extension Tensor {
         return out.recorded(from: [x]) { g in
             let dx = Tensor(uninitialized: x.shape)
             apply(g.pointer, dx.pointer, inverse: true)
-            x.accumulateGrad(dx)
+            x.accumulateGrad(dx, fresh: true)
         }
     }
 }

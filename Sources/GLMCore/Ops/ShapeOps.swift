@@ -24,7 +24,7 @@ extension Tensor {
             for (i, o) in order.enumerated() { inverse[o] = i }
             let dx = Tensor(uninitialized: self.shape)
             Tensor.permuteCopy(from: g, order: inverse, into: dx)
-            self.accumulateGrad(dx)
+            self.accumulateGrad(dx, fresh: true)
         }
     }
 
@@ -61,7 +61,7 @@ extension Tensor {
             for o in 0..<outer {
                 (dp + (o * size + start) * inner).update(from: gp + o * length * inner, count: length * inner)
             }
-            self.accumulateGrad(dx)
+            self.accumulateGrad(dx, fresh: true)
         }
     }
 
@@ -98,7 +98,7 @@ extension Tensor {
                     for o in 0..<outer {
                         (dp + o * size * inner).update(from: gp + (o * total + offset) * inner, count: size * inner)
                     }
-                    p.accumulateGrad(dx)
+                    p.accumulateGrad(dx, fresh: true)
                 }
                 offset += size
             }

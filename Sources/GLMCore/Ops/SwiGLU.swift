@@ -33,7 +33,7 @@ extension Tensor {
                     }
                 }
             }
-            gateUp.accumulateGrad(dx)
+            gateUp.accumulateGrad(dx, fresh: true)
         }
     }
 }
