@@ -1,0 +1,161 @@
+// Hugging Face model directories: config.json + model.safetensors (or shards + model.safetensors.index.json)
+// + generation_config.json, read into a GLMForCausalLM and written back so that transformers loads them.
+import Foundation
+import GLMCore
+import GLMModel
+
+/// Loading and saving GLM models in the transformers directory layout.
+public enum ModelDirectory {
+    public static let configFile = "config.json"
+    public static let weightsFile = "model.safetensors"
+    public static let indexFile = "model.safetensors.index.json"
+    public static let generationConfigFile = "generation_config.json"
+    /// Files copied along by `save(..., copyingFilesFrom:)` when the source has them.
+    public static let auxiliaryFiles = ["generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "added_tokens.json"]
+
+    /// Reads `path/config.json` (glm, glm4 or legacy chatglm).
+    public static func loadConfig(_ path: String) throws -> GLMConfig {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
+            throw GLMError("\(path): not a directory (expected a model directory with config.json and model.safetensors)")
+        }
+        return try GLMConfig.load(path: "\(path)/\(configFile)")
+    }
+
+    /// Every tensor of the directory's safetensors (single file or the shards its index lists), by file name,
+    /// converted to f32. A tensor listed in the index but absent from its shard, or stored twice, is an error.
+    public static func loadWeights(_ path: String) throws -> [String: Tensor] {
+        let fm = FileManager.default
+        let indexPath = "\(path)/\(indexFile)"
+        if fm.fileExists(atPath: indexPath) {
+            let map = try weightMap(indexPath)
+            var out: [String: Tensor] = [:]
+            for shard in Set(map.values).sorted() {
+                let shardPath = "\(path)/\(shard)"
+                guard fm.fileExists(atPath: shardPath) else {
+                    throw GLMError("\(shardPath): missing (listed in \(indexFile))")
+                }
+                let file = try SafetensorsFile(path: shardPath)
+                for (name, listed) in map where listed == shard && file.entries[name] == nil {
+                    throw GLMError("\(shardPath): no tensor '\(name)' although \(indexFile) lists it there")
+                }
+                for name in file.names {
+                    guard out[name] == nil else { throw GLMError("\(shardPath): tensor '\(name)' is also stored in another shard") }
+                    out[name] = try file.tensor(name)
+                }
+            }
+            return out
+        }
+        let single = "\(path)/\(weightsFile)"
+        guard fm.fileExists(atPath: single) else {
+            let bin = fm.fileExists(atPath: "\(path)/pytorch_model.bin") || fm.fileExists(atPath: "\(path)/pytorch_model.bin.index.json")
+            throw GLMError("\(single): missing (and no \(indexFile))\(bin ? "; pytorch_model.bin is not supported, convert it to safetensors" : "")")
+        }
+        return try SafetensorsFile(path: single).allTensors()
+    }
+
+    /// Loads config and weights; errors name the file, key or tensor (and expected shape).
+    public static func load(_ path: String) throws -> (GLMConfig, GLMForCausalLM) {
+        let config = try loadConfig(path)
+        let weights = try loadWeights(path)
+        do { return (config, try GLMForCausalLM(config: config, weights: weights)) }
+        catch let e as GLMError { throw GLMError("\(path): \(e.message)") }
+    }
+
+    /// Writes `model` to `path` (created if needed) as transformers 5 would: config.json (`config`, default the
+    /// model's, with "dtype" set), model.safetensors — or `model-0000k-of-0000n.safetensors` shards of at most
+    /// `maxShardBytes` each plus model.safetensors.index.json — and generation_config.json. Each file is written
+    /// atomically; weight files of an earlier save that the new one does not use are removed afterwards.
+    /// `copyingFilesFrom` copies tokenizer and generation files (`auxiliaryFiles`) from another model directory.
+    public static func save(_ model: GLMForCausalLM, config: GLMConfig? = nil, to path: String,
+                            dtype: StorageDType = .float32, maxShardBytes: Int = 5_000_000_000,
+                            copyingFilesFrom source: String? = nil) throws {
+        var config = config ?? model.config
+        config.dtype = dtypeName(dtype)
+        let tensors = try GLMWeights.validated(model.parameters, config: config)
+        let fm = FileManager.default
+        do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        catch { throw GLMError("\(path): cannot create directory (\(error.localizedDescription))") }
+
+        // Shards in name order, each up to maxShardBytes (a tensor larger than that gets a shard of its own).
+        var shards: [[String]] = [[]], bytes = 0
+        for name in tensors.keys.sorted() {
+            let size = tensors[name]!.count * dtype.byteCount
+            if bytes + size > maxShardBytes && !shards[shards.count - 1].isEmpty { shards.append([]); bytes = 0 }
+            shards[shards.count - 1].append(name)
+            bytes += size
+        }
+        var written: Set<String> = []
+        if shards.count == 1 {
+            try SafetensorsWriter.write(tensors, to: "\(path)/\(weightsFile)", dtype: dtype)
+            written.insert(weightsFile)
+        } else {
+            var map: [String: Any] = [:]
+            for (k, names) in shards.enumerated() {
+                let file = String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
+                try SafetensorsWriter.write(tensors.filter { names.contains($0.key) }, to: "\(path)/\(file)", dtype: dtype)
+                for n in names { map[n] = file }
+                written.insert(file)
+            }
+            let total = tensors.values.reduce(0) { $0 + $1.count * dtype.byteCount }
+            let index: [String: Any] = ["metadata": ["total_size": total, "total_parameters": tensors.values.reduce(0) { $0 + $1.count }],
+                                        "weight_map": map]
+            try AtomicFile.write(try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]),
+                                 to: "\(path)/\(indexFile)")
+            written.insert(indexFile)
+        }
+        try AtomicFile.write(config.jsonData(), to: "\(path)/\(configFile)")
+        var copied: Set<String> = []
+        if let source, source != path {
+            for file in auxiliaryFiles where fm.fileExists(atPath: "\(source)/\(file)") {
+                guard let data = fm.contents(atPath: "\(source)/\(file)") else { throw GLMError("\(source)/\(file): unreadable") }
+                try AtomicFile.write(data, to: "\(path)/\(file)")
+                copied.insert(file)
+            }
+        }
+        if !copied.contains(generationConfigFile) {
+            try AtomicFile.write(generationConfig(config), to: "\(path)/\(generationConfigFile)")
+        }
+        // Remove weight files of an earlier save (an index left behind would shadow model.safetensors).
+        let stale = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { f in
+            !written.contains(f) && (f == weightsFile || f == indexFile || (f.hasPrefix("model-") && f.hasSuffix(".safetensors")))
+        }
+        for f in stale.sorted(by: { ($0 == indexFile ? 0 : 1, $0) < ($1 == indexFile ? 0 : 1, $1) }) {
+            try? fm.removeItem(atPath: "\(path)/\(f)")
+        }
+    }
+
+    /// The `weight_map` of a sharded checkpoint's index.
+    static func weightMap(_ indexPath: String) throws -> [String: String] {
+        guard let data = FileManager.default.contents(atPath: indexPath) else { throw GLMError("\(indexPath): unreadable") }
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw GLMError("\(indexPath): not a JSON object")
+        }
+        guard let map = obj["weight_map"] as? [String: String], !map.isEmpty else {
+            throw GLMError("\(indexPath): key 'weight_map' must map tensor names to shard files")
+        }
+        if let bad = map.values.first(where: { $0.contains("/") || $0.hasPrefix(".") }) {
+            throw GLMError("\(indexPath): shard file name \"\(bad)\" must be a plain file name in the directory")
+        }
+        return map
+    }
+
+    /// transformers' dtype name for a storage type.
+    public static func dtypeName(_ dtype: StorageDType) -> String {
+        switch dtype {
+        case .float32: return "float32"
+        case .bfloat16: return "bfloat16"
+        case .float16: return "float16"
+        }
+    }
+
+    /// generation_config.json as transformers derives it from the model config.
+    static func generationConfig(_ c: GLMConfig) throws -> Data {
+        var g: [String: Any] = ["_from_model_config": true, "use_cache": true]
+        if let p = c.padTokenId { g["pad_token_id"] = p }
+        if let b = c.bosTokenId { g["bos_token_id"] = b }
+        if c.eosTokenIds.count == 1 { g["eos_token_id"] = c.eosTokenIds[0] } else if !c.eosTokenIds.isEmpty { g["eos_token_id"] = c.eosTokenIds }
+        return try JSONSerialization.data(withJSONObject: g, options: [.prettyPrinted, .sortedKeys])
+    }
+}
