@@ -1,0 +1,66 @@
+// JSON Lines files: one JSON object per line; errors name the file and the line.
+import Foundation
+import GLMCore
+
+/// One parsed line of a JSONL file.
+public struct JSONLine {
+    public let file: String
+    /// 1-based line number.
+    public let line: Int
+    public let object: [String: Any]
+
+    /// "FILE:LINE" for error messages.
+    public var location: String { "\(file):\(line)" }
+
+    /// The integer array under `key`, or nil when the key is absent; an error naming the line otherwise.
+    public func intArray(_ key: String) throws -> [Int32]? {
+        guard let value = object[key] else { return nil }
+        guard let array = value as? [Any] else { throw GLMError("\(location): \"\(key)\" must be an array of integers") }
+        return try array.map { item in
+            guard let d = (item as? NSNumber)?.doubleValue, d.rounded() == d, abs(d) < 2_147_483_648 else {
+                throw GLMError("\(location): \"\(key)\" must contain only integers, found \(item)")
+            }
+            return Int32(d)
+        }
+    }
+
+    /// The string under `key`, or nil when absent; an error naming the line when it is not a string.
+    public func string(_ key: String) throws -> String? {
+        guard let value = object[key] else { return nil }
+        guard let s = value as? String else { throw GLMError("\(location): \"\(key)\" must be a string") }
+        return s
+    }
+}
+
+public enum JSONLines {
+    /// Reads every non-blank line of `path` as a JSON object.
+    public static func read(_ path: String) throws -> [JSONLine] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw GLMError("\(path): cannot read (missing file or no permission)")
+        }
+        var lines: [JSONLine] = []
+        var number = 0
+        for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            number += 1
+            if raw.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
+            guard let obj = try? JSONSerialization.jsonObject(with: Data(raw)), let dict = obj as? [String: Any] else {
+                throw GLMError("\(path):\(number): not a JSON object")
+            }
+            lines.append(JSONLine(file: path, line: number, object: dict))
+        }
+        return lines
+    }
+
+    /// One compact JSON line (keys sorted) for `object`.
+    public static func encode(_ object: [String: Any]) throws -> String {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Writes lines atomically to `path`, or to standard output when `path` is nil.
+    public static func write(_ lines: [String], to path: String?) throws {
+        let text = lines.map { $0 + "\n" }.joined()
+        if let path { try AtomicFile.write(Data(text.utf8), to: path) }
+        else { FileHandle.standardOutput.write(Data(text.utf8)) }
+    }
+}

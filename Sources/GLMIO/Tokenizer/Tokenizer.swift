@@ -1,0 +1,167 @@
+// The GLM-4 tokenizer: added tokens → GLM-4 pre-tokenizer → byte-level BPE → optional [gMASK]<sop> prefix;
+// decoding maps ids back to bytes and UTF-8. Loaded from tokenizer.json or a tiktoken rank file.
+import Foundation
+import GLMCore
+
+/// A byte-level BPE tokenizer for GLM-4 models, giving the same ids as the Hugging Face `tokenizers` library.
+///
+/// Load it with ``load(directory:)`` (tokenizer.json, or the legacy tiktoken `tokenizer.model` of glm-4-9b-chat),
+/// ``load(tokenizerJSON:)`` or ``load(tiktokenRanks:addedTokens:)``. Encoding is safe from several threads.
+///
+/// ```swift
+/// let tok = try GLMTokenizer.load(directory: "Checkpoints/glm-tiny")
+/// let ids = tok.encode("你好, world", addSpecialTokens: true)   // [gMASK] <sop> ...
+/// let text = tok.decode(ids, skipSpecialTokens: true)
+/// ```
+public final class GLMTokenizer: @unchecked Sendable {
+    /// Where the tokenizer was loaded from (for messages).
+    public let source: String
+    /// One more than the largest id (vocabulary plus added tokens).
+    public let vocabularySize: Int
+    /// The added tokens marked special, by content.
+    public let specialTokens: [String: Int32]
+    /// All added tokens, by id.
+    public let addedTokens: [GLMAddedToken]
+
+    /// What `addSpecialTokens` wraps around a sequence (tokenizer.json's TemplateProcessing `single`).
+    enum TemplatePiece: Equatable { case tokens([Int32]); case sequence }
+
+    let bpe: BPEModel
+    let template: [TemplatePiece]?
+    private let tokenToID: [String: Int32]
+    private let idToToken: [Int32: String]
+    private let decodeTable: [[UInt8]?]
+    private let specialIDs: Set<Int32>
+    private let rawMatcher: AddedTokenMatcher
+    private let normalizedMatcher: AddedTokenMatcher
+
+    /// Assembles a tokenizer. `vocabulary` maps byte-level spellings (tokenizer.json form) to ids.
+    init(source: String, bpe: BPEModel, vocabulary: [String: Int32], addedTokens: [GLMAddedToken],
+         template: [TemplatePiece]?) {
+        self.source = source
+        self.bpe = bpe
+        self.template = template
+        self.addedTokens = addedTokens.sorted { $0.id < $1.id }
+        var tokenToID = vocabulary
+        var idToToken: [Int32: String] = [:]
+        for (t, id) in vocabulary { idToToken[id] = t }
+        for t in addedTokens { tokenToID[t.content] = t.id; idToToken[t.id] = t.content }
+        self.tokenToID = tokenToID
+        self.idToToken = idToToken
+        let maxID = max(vocabulary.values.max() ?? -1, addedTokens.map(\.id).max() ?? -1)
+        vocabularySize = Int(maxID) + 1
+        var table = [[UInt8]?](repeating: nil, count: vocabularySize)
+        for (t, id) in vocabulary { table[Int(id)] = ByteLevel.decode(t) ?? Array(t.utf8) }
+        // The ByteLevel decoder reads an added token through the byte alphabet when it can, else as UTF-8.
+        for t in addedTokens { table[Int(t.id)] = ByteLevel.decode(t.content) ?? Array(t.content.utf8) }
+        decodeTable = table
+        specialTokens = Dictionary(addedTokens.filter(\.special).map { ($0.content, $0.id) }, uniquingKeysWith: { a, _ in a })
+        specialIDs = Set(addedTokens.filter(\.special).map(\.id))
+        rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized })
+        normalizedMatcher = AddedTokenMatcher(addedTokens.filter { $0.normalized })
+    }
+
+    /// The ids of `text`. With `addSpecialTokens`, the post-processor's tokens are added (`[gMASK]` `<sop>` in
+    /// front for GLM-4), as `tokenizer(text)` does in Python; chat templates write those tokens as text instead.
+    public func encode(_ text: String, addSpecialTokens: Bool = false) -> [Int32] {
+        var ids: [Int32] = []
+        var text = text
+        text.withUTF8 { encodeUTF8($0, into: &ids) }
+        guard addSpecialTokens, let template else { return ids }
+        var out: [Int32] = []
+        out.reserveCapacity(ids.count + 4)
+        for piece in template {
+            switch piece {
+            case .tokens(let t): out.append(contentsOf: t)
+            case .sequence: out.append(contentsOf: ids)
+            }
+        }
+        return out
+    }
+
+    /// Appends the ids of valid UTF-8 text to `ids` (no post-processing).
+    func encodeUTF8(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
+        ids.reserveCapacity(ids.count + text.count / 3 + 1)
+        var pieces: [AddedTokenMatcher.Piece] = []
+        rawMatcher.split(text, 0..<text.count, into: &pieces)
+        if !normalizedMatcher.isEmpty {
+            var refined: [AddedTokenMatcher.Piece] = []
+            for p in pieces {
+                if p.id != nil { refined.append(p) } else { normalizedMatcher.split(text, p.range, into: &refined) }
+            }
+            pieces = refined
+        }
+        var scratch = GLM4PreTokenizer.Scratch()
+        for p in pieces {
+            if let id = p.id { ids.append(id); continue }
+            GLM4PreTokenizer.split(text, p.range, scratch: &scratch) { start, end in
+                bpe.encode(UnsafeBufferPointer(rebasing: text[start..<end]), into: &ids)
+            }
+        }
+    }
+
+    /// The text of `ids`. Bytes that do not form valid UTF-8 (a character cut between tokens) become U+FFFD, as in
+    /// Python; ids outside the vocabulary are skipped. `skipSpecialTokens` drops the special added tokens.
+    public func decode(_ ids: [Int32], skipSpecialTokens: Bool = false) -> String {
+        decodeUTF8Lossy(bytes(ids, skipSpecialTokens: skipSpecialTokens))
+    }
+
+    /// The raw bytes of `ids` (for streaming: decode once a character is complete).
+    public func bytes(_ ids: [Int32], skipSpecialTokens: Bool = false) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(ids.count * 4)
+        for id in ids {
+            guard id >= 0, Int(id) < decodeTable.count, let b = decodeTable[Int(id)] else { continue }
+            if skipSpecialTokens && specialIDs.contains(id) { continue }
+            bytes.append(contentsOf: b)
+        }
+        return bytes
+    }
+
+    /// The id of an added token (`"<|user|>"`) or of a vocabulary entry in its byte-level spelling (`"Ġthe"`).
+    public func tokenID(_ token: String) -> Int32? { tokenToID[token] }
+
+    /// The added token or byte-level vocabulary spelling of `id`.
+    public func token(_ id: Int32) -> String? { idToToken[id] }
+
+    /// Whether `id` is a special added token.
+    public func isSpecial(_ id: Int32) -> Bool { specialIDs.contains(id) }
+
+    /// The chunks GLM-4's pre-tokenizer splits `text` into (no added-token handling), like `pre_tokenize_str` of
+    /// tokenizers' Split pre-tokenizer.
+    public static func preTokenize(_ text: String) -> [String] {
+        var text = text
+        var out: [String] = []
+        text.withUTF8 { buf in
+            var scratch = GLM4PreTokenizer.Scratch()
+            GLM4PreTokenizer.split(buf, 0..<buf.count, scratch: &scratch) { start, end in
+                out.append(String(decoding: UnsafeBufferPointer(rebasing: buf[start..<end]), as: UTF8.self))
+            }
+        }
+        return out
+    }
+}
+
+extension GLMTokenizer {
+    /// Loads the tokenizer of a model directory: `tokenizer.json` when present, else the tiktoken rank file
+    /// `tokenizer.model` with the added tokens of `tokenizer_config.json` (`added_tokens_decoder`), or GLM-4's
+    /// 14 special tokens numbered after the ranks when the config lists none.
+    public static func load(directory: String) throws -> GLMTokenizer {
+        let fm = FileManager.default
+        let json = (directory as NSString).appendingPathComponent("tokenizer.json")
+        if fm.fileExists(atPath: json) { return try load(tokenizerJSON: json) }
+        let ranks = (directory as NSString).appendingPathComponent("tokenizer.model")
+        guard fm.fileExists(atPath: ranks) else {
+            throw GLMError("\(directory): no tokenizer.json or tokenizer.model (tiktoken rank file) in this directory")
+        }
+        let config = (directory as NSString).appendingPathComponent("tokenizer_config.json")
+        let added = fm.fileExists(atPath: config) ? try addedTokens(tokenizerConfig: config) : []
+        return try load(tiktokenRanks: ranks, addedTokens: added.isEmpty ? nil : added)
+    }
+
+    /// GLM-4's special tokens in id order (glm-4-9b-chat numbers them from 151329, right after the ranks).
+    public static let glm4SpecialTokens = [
+        "<|endoftext|>", "[MASK]", "[gMASK]", "[sMASK]", "<sop>", "<eop>", "<|system|>", "<|user|>", "<|assistant|>",
+        "<|observation|>", "<|begin_of_image|>", "<|end_of_image|>", "<|begin_of_video|>", "<|end_of_video|>",
+    ]
+}

@@ -1,0 +1,74 @@
+// `glm-train generate`: text generation with a KV cache (greedy at temperature 0, otherwise sampled).
+import ArgumentParser
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate continuations; several --prompt options run as one batch.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Prompt text (repeat for a batch).")
+    var prompt: [String] = []
+    @Option(help: "Prompt as comma-separated token ids, e.g. 1,2,3 (repeat for a batch).")
+    var promptTokens: [String] = []
+    @Flag(help: "Wrap each prompt as a user message in the GLM-4 chat template, with the assistant prompt.")
+    var chat = false
+    @Option(help: "Maximum number of new tokens.")
+    var maxNewTokens = 128
+    @Option(help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0
+    @Option(help: "Nucleus sampling: keep the most likely tokens up to this total probability.")
+    var topP: Float = 1
+    @Option(help: "Keep only the K most likely tokens (0: all).")
+    var topK = 0
+    @Option(help: "Random seed; the same seed gives the same text.")
+    var seed: UInt64 = 0
+    @Flag(help: "Print one JSON object per prompt.")
+    var json = false
+
+    func run() throws {
+        let sampling = SamplingParameters(temperature: temperature, topP: topP, topK: topK)
+        try sampling.validate()
+        guard prompt.isEmpty != promptTokens.isEmpty else {
+            throw GLMError("give either --prompt or --prompt-tokens (one or more times)")
+        }
+        guard maxNewTokens >= 0 else { throw GLMError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
+        let (model, tokenizer) = try modelOptions.load(needTokenizer: !prompt.isEmpty)
+        var prompts: [[Int32]] = []
+        for text in promptTokens {
+            let ids = try text.split(separator: ",").map { part -> Int32 in
+                guard let v = Int32(part.trimmingCharacters(in: .whitespaces)) else {
+                    throw GLMError("--prompt-tokens: '\(part)' is not an integer token id")
+                }
+                return v
+            }
+            guard !ids.isEmpty else { throw GLMError("--prompt-tokens: empty prompt") }
+            try model.checkTokenIds(ids, source: "--prompt-tokens")
+            prompts.append(ids)
+        }
+        for text in prompt {
+            if chat {
+                prompts.append(try ChatTemplate.glm4.tokenize([ChatMessage(role: .user, content: text)], tokenizer: tokenizer!,
+                                                          addGenerationPrompt: true).ids)
+            } else {
+                prompts.append(tokenizer!.encode(text, addSpecialTokens: true))
+            }
+        }
+        let results = TextGenerator(model: model).generate(prompts: prompts, maxNewTokens: maxNewTokens,
+                                                            sampling: sampling, seed: seed)
+        for (p, r) in zip(prompts, results) {
+            let text = tokenizer?.decode(r.tokens, skipSpecialTokens: true)
+            if json {
+                var obj: [String: Any] = ["prompt_tokens": p.map(Int.init), "tokens": r.tokens.map(Int.init),
+                                          "logprobs": r.logProbs.map(Double.init), "finish_reason": r.finishReason]
+                if let text { obj["text"] = text }
+                print(try JSONLines.encode(obj))
+            } else {
+                print(text ?? r.tokens.map(String.init).joined(separator: ","))
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+// `glm-train score`: per-token log-probabilities of sequences, logprobs[i] = log p(tokens[i+1] | tokens[0...i]).
+import ArgumentParser
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+struct Score: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Per-token log-probabilities of {\"tokens\": [...]} or {\"text\": ...} lines.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @Option(help: "Input JSONL: {\"tokens\": [int, ...]} or {\"text\": \"...\"} per line.")
+    var input: String
+    @Option(help: "Output JSONL (default: standard output); written atomically.")
+    var output: String?
+
+    func run() throws {
+        let lines = try JSONLines.read(input)
+        let needsText = lines.contains { $0.object["text"] != nil }
+        let (model, tokenizer) = try modelOptions.load(needTokenizer: needsText)
+        var sequences: [[Int32]] = []
+        for line in lines {
+            if let tokens = try line.intArray("tokens") {
+                try model.checkTokenIds(tokens, source: line.location)
+                sequences.append(tokens)
+            } else if let text = try line.string("text") {
+                sequences.append(tokenizer!.encode(text, addSpecialTokens: true))
+            } else {
+                throw GLMError("\(line.location): expected a \"tokens\" array or a \"text\" string")
+            }
+        }
+        let scores = model.tokenLogProbs(ids: sequences)
+        try JSONLines.write(try zip(sequences, scores).map { tokens, lp in
+            try JSONLines.encode(["tokens": tokens.map(Int.init), "logprobs": lp.map(Double.init)])
+        }, to: output)
+    }
+}
