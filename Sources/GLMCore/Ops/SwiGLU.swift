@@ -12,10 +12,15 @@ extension Tensor {
         Parallel.forEachChunk(rows, costPerItem: n * 4) { range in
             for r in range {
                 let gr = xp + r * two, ur = gr + n, yr = op + r * n
-                for j in 0..<n {
-                    let g = gr[j]
-                    yr[j] = g / (1 + Foundation.exp(-g)) * ur[j]
+                var j = 0
+                while j + 8 <= n {
+                    let g = UnsafeRawPointer(gr + j).loadUnaligned(as: SIMD8<Float>.self)
+                    let u = UnsafeRawPointer(ur + j).loadUnaligned(as: SIMD8<Float>.self)
+                    let y = g / (1 + FastExp.exp(-g)) * u
+                    UnsafeMutableRawPointer(yr + j).storeBytes(of: y, as: SIMD8<Float>.self)
+                    j += 8
                 }
+                while j < n { let g = gr[j]; yr[j] = g / (1 + FastExp.exp(-g)) * ur[j]; j += 1 }
             }
         }
         return out.recorded(from: [gateUp]) { g in
@@ -25,11 +30,21 @@ extension Tensor {
                 for r in range {
                     let gr = xp + r * two, ur = gr + n, dyr = gp + r * n
                     let dg = dp + r * two, du = dg + n
-                    for j in 0..<n {
-                        let x = gr[j], s = 1 / (1 + Foundation.exp(-x))
-                        let silu = x * s
-                        du[j] = dyr[j] * silu
+                    var j = 0
+                    while j + 8 <= n {
+                        let x = UnsafeRawPointer(gr + j).loadUnaligned(as: SIMD8<Float>.self)
+                        let u = UnsafeRawPointer(ur + j).loadUnaligned(as: SIMD8<Float>.self)
+                        let dy = UnsafeRawPointer(dyr + j).loadUnaligned(as: SIMD8<Float>.self)
+                        let s = 1 / (1 + FastExp.exp(-x))
+                        UnsafeMutableRawPointer(du + j).storeBytes(of: dy * x * s, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(dg + j).storeBytes(of: dy * u * s * (1 + x * (1 - s)), as: SIMD8<Float>.self)
+                        j += 8
+                    }
+                    while j < n {
+                        let x = gr[j], s = 1 / (1 + FastExp.exp(-x))
+                        du[j] = dyr[j] * x * s
                         dg[j] = dyr[j] * ur[j] * s * (1 + x * (1 - s))
+                        j += 1
                     }
                 }
             }

@@ -1,0 +1,112 @@
+// `glm-train bench train` and `bench generate`: whole-model speed on the bench model, next to PyTorch +
+// transformers (Scripts/bench_model.py) measured in the same invocation.
+import ArgumentParser
+import Foundation
+import GLMCore
+import GLMModel
+import GLMTraining
+
+/// The bench model of the issues: vocab 8192, hidden 512, 8 layers, 8 heads / 2 KV heads × 64,
+/// intermediate 1536, partial rotary 0.5, untied embeddings.
+enum BenchModel {
+    static func config() -> GLMConfig {
+        var c = GLMConfig()
+        c.modelType = .glm
+        c.vocabSize = 8192; c.hiddenSize = 512; c.intermediateSize = 1536; c.numHiddenLayers = 8
+        c.numAttentionHeads = 8; c.numKeyValueHeads = 2; c.headDim = 64; c.partialRotaryFactor = 0.5
+        c.tieWordEmbeddings = false; c.attentionBias = true; c.rmsNormEps = 1e-5; c.maxPositionEmbeddings = 4096
+        c.eosTokenIds = [1]; c.padTokenId = 0
+        return c
+    }
+
+    static func peakRSSBytes() -> Int {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Int(usage.ru_maxrss) * 1024
+    }
+
+    static func compare(_ python: String?, noCompare: Bool, _ args: [String]) throws -> [String: Double] {
+        if noCompare { return [:] }
+        guard let py = python ?? ReferenceScript.defaultPython() else {
+            throw GLMError("no Python with torch found: pass --python PATH, create .venv (make venv), or use --no-compare")
+        }
+        let result = try ReferenceScript.run(python: py, script: "Scripts/bench_model.py", arguments: args)
+        return result.compactMapValues { $0 as? Double }
+    }
+
+    static func line(_ name: String, ours: Double, torch: Double?, unit: String, higherIsBetter: Bool = true) -> String {
+        var s = name.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%10.1f %@", ours, unit)
+        if let torch {
+            s += String(format: "   PyTorch %10.1f %@   ratio %.2fx", torch, unit, higherIsBetter ? ours / torch : torch / ours)
+        }
+        return s
+    }
+}
+
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train",
+        abstract: "Tokens/s of a full training step (forward, backward, AdamW) on batch 8 × 256, and peak RSS.")
+    @Option(help: "Python with torch and transformers (default: .venv/bin/python).") var python: String?
+    @Flag(help: "Skip the PyTorch comparison.") var noCompare = false
+    @Option(help: "Timed steps.") var steps = 5
+
+    func run() throws {
+        let (B, T) = (8, 256)
+        let model = try GLMForCausalLM(config: BenchModel.config(), seed: 0)
+        let params = model.parameters.sorted { $0.key < $1.key }.map { name, t -> TrainableParameter in
+            t.setRequiresGrad(true)
+            return TrainableParameter(name: name, tensor: t, weightDecay: 0.01)
+        }
+        var gen = SeededGenerator(seed: 1)
+        let ids = (0..<(B * T)).map { _ in Int32(2 + gen.next() % 8190) }
+        let targets = (0..<(B * T)).map { i in i % T == T - 1 ? ignoreLabel : ids[i + 1] }
+        let opt = AdamW()
+        func step() {
+            model.loss(ids: ids, targets: targets, batch: B, length: T).backward()
+            opt.step(params, lr: 1e-4)
+            for p in params { p.tensor.zeroGrad() }
+        }
+        for _ in 0..<2 { step() }
+        let t0 = Stopwatch.now()
+        for _ in 0..<steps { step() }
+        let dt = (Stopwatch.now() - t0) / Double(steps)
+        let rss = BenchModel.peakRSSBytes()
+        let torch = try BenchModel.compare(python, noCompare: noCompare, ["train", "--steps", "\(steps)"])
+        print("bench train — full-parameter AdamW, batch 8 × 256, OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
+        print(BenchModel.line("training tokens/s", ours: Double(B * T) / dt, torch: torch["tokens_per_s"], unit: "tok/s"))
+        print(BenchModel.line("peak RSS", ours: Double(rss) / 1e6, torch: torch["peak_rss_bytes"].map { $0 / 1e6 },
+                              unit: "MB", higherIsBetter: false))
+    }
+}
+
+struct BenchGenerate: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "generate",
+        abstract: "Prefill and greedy decode tokens/s at batch 1 and 8 (prompt 128 tokens).")
+    @Option(help: "Python with torch and transformers (default: .venv/bin/python).") var python: String?
+    @Flag(help: "Skip the PyTorch comparison.") var noCompare = false
+    @Option(help: "New tokens per prompt.") var newTokens = 64
+
+    func run() throws {
+        let model = try GLMForCausalLM(config: BenchModel.config(), seed: 0)
+        let generator = TextGenerator(model: model)
+        var gen = SeededGenerator(seed: 2)
+        var ours: [String: Double] = [:]
+        for batch in [1, 8] {
+            let prompts = (0..<batch).map { _ in (0..<128).map { _ in Int32(2 + gen.next() % 8190) } }
+            _ = generator.generate(prompts: prompts, maxNewTokens: 2, stopTokens: [])  // warm-up
+            var t0 = Stopwatch.now()
+            _ = generator.generate(prompts: prompts, maxNewTokens: 1, stopTokens: [])
+            let prefill = Stopwatch.now() - t0
+            t0 = Stopwatch.now()
+            _ = generator.generate(prompts: prompts, maxNewTokens: newTokens, stopTokens: [])
+            let decode = max(Stopwatch.now() - t0 - prefill, 1e-9)
+            ours["prefill_tokens_per_s/b\(batch)"] = Double(batch * 128) / prefill
+            ours["decode_tokens_per_s/b\(batch)"] = Double(batch * (newTokens - 1)) / decode
+        }
+        let torch = try BenchModel.compare(python, noCompare: noCompare, ["generate", "--new-tokens", "\(newTokens)"])
+        print("bench generate — greedy, prompt 128, \(newTokens) new tokens, OpenBLAS \(BLAS.coreName)")
+        for key in ["prefill_tokens_per_s/b1", "decode_tokens_per_s/b1", "prefill_tokens_per_s/b8", "decode_tokens_per_s/b8"] {
+            print(BenchModel.line(key, ours: ours[key]!, torch: torch[key], unit: "tok/s"))
+        }
+    }
+}
