@@ -19,6 +19,17 @@ public enum BLAS {
             else if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
             return
         }
+        if m == 1 {
+            // One row: a matrix–vector product. OpenBLAS 0.3.21's sgemm would pack all of B for it.
+            if transB {  // B stored [n, k]: c = B·a
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(n), Int32(k), alpha, b, Int32(ldb),
+                            a, transA ? Int32(lda) : 1, beta, c, 1)
+            } else {     // B stored [k, n]: c = Bᵀ·a
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, b, Int32(ldb),
+                            a, transA ? Int32(lda) : 1, beta, c, 1)
+            }
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }

@@ -35,6 +35,23 @@ final class MatMulGradientTests: XCTestCase {
         XCTAssertEqual(Tensor.matmul(a, a, transposeB: true).scalars, [14, 32, 32, 77])
     }
 
+    func testSingleRowProductsTakeTheMatrixVectorPathCorrectly() {
+        // m = 1 goes through sgemv; compare every transpose combination with a naive product, and check gradients.
+        let (k, n) = (7, 5)
+        for ta in [false, true] {
+            for tb in [false, true] {
+                let ins = GradientCheck.inputs([ta ? [k, 1] : [1, k], tb ? [n, k] : [k, n]])
+                let c = Tensor.matmul(ins[0], ins[1], transposeA: ta, transposeB: tb).scalars
+                for j in 0..<n {
+                    var expected: Float = 0
+                    for i in 0..<k { expected += ins[0].pointer[i] * ins[1].pointer[tb ? j * k + i : i * n + j] }
+                    XCTAssertEqual(c[j], expected, accuracy: 1e-5, "ta \(ta) tb \(tb) [\(j)]")
+                }
+                XCTAssertEqual(GradientCheck.run(ins) { Tensor.matmul($0[0], $0[1], transposeA: ta, transposeB: tb) }, [])
+            }
+        }
+    }
+
     func testLinearWithBias() {
         let ins = GradientCheck.inputs([[2, 3, 5], [4, 5], [4]])
         XCTAssertEqual(GradientCheck.run(ins) { Tensor.linear($0[0], weight: $0[1], bias: $0[2]) }, [])
