@@ -36,6 +36,8 @@ venv:
 
 fixtures: venv
 	$(VENV)/bin/python Scripts/make_core_fixtures.py
+	$(VENV)/bin/python Scripts/make_model_fixtures.py
+	$(VENV)/bin/python Scripts/make_tokenizer_fixtures.py
 
 bench-ops: build venv
 	.build/release/glm-train bench ops --python $(VENV)/bin/python
