@@ -22,9 +22,15 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
+# The tests are XCTest; the closing line restates XCTest's summary as "N passed, N failed, N skipped".
 test: deps
 	$(SWIFT) build -c release --build-tests
-	$(SWIFT) test -c release --skip-build
+	set -o pipefail; $(SWIFT) test -c release --skip-build --disable-swift-testing 2>&1 | tee .build/test.log
+	@line=$$(grep -E "Executed [0-9]+ tests?" .build/test.log | tail -1); \
+		total=$$(echo "$$line" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); \
+		skipped=$$(echo "$$line" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0); \
+		failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failures?.*/\1/'); \
+		echo "$$((total - skipped - failed)) passed, $$failed failed, $$skipped skipped"
 
 quickstart: build
 	.build/release/glm-train doctor
