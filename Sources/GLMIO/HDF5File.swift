@@ -198,14 +198,19 @@ public final class HDF5File {
         }
     }
 
-    /// Writes an int64 dataset; `shape` defaults to one dimension of `values.count` (`[]` is a scalar).
-    public func writeInt64(_ name: String, _ values: [Int64], shape: [Int]? = nil) throws {
+    /// Writes a dataset of 8-byte numbers of HDF5 memory type `type`.
+    private func writeNumbers<T>(_ name: String, _ values: [T], type: hid_t, shape: [Int]?) throws {
         try HDF5Runtime.locked {
             try values.withUnsafeBytes { raw in
-                try writeDataset(name, type: H5T_NATIVE_INT64_g, shape: shape ?? [values.count],
+                try writeDataset(name, type: type, shape: shape ?? [values.count],
                                  bytes: values.isEmpty ? nil : raw.baseAddress, count: values.count)
             }
         }
+    }
+
+    /// Writes an int64 dataset; `shape` defaults to one dimension of `values.count` (`[]` is a scalar).
+    public func writeInt64(_ name: String, _ values: [Int64], shape: [Int]? = nil) throws {
+        try writeNumbers(name, values, type: H5T_NATIVE_INT64_g, shape: shape)
     }
 
     /// Reads an int64 dataset: its values (row-major) and shape.
@@ -215,12 +220,7 @@ public final class HDF5File {
 
     /// Writes a uint64 dataset; `shape` defaults to one dimension of `values.count` (`[]` is a scalar).
     public func writeUInt64(_ name: String, _ values: [UInt64], shape: [Int]? = nil) throws {
-        try HDF5Runtime.locked {
-            try values.withUnsafeBytes { raw in
-                try writeDataset(name, type: H5T_NATIVE_UINT64_g, shape: shape ?? [values.count],
-                                 bytes: values.isEmpty ? nil : raw.baseAddress, count: values.count)
-            }
-        }
+        try writeNumbers(name, values, type: H5T_NATIVE_UINT64_g, shape: shape)
     }
 
     /// Reads a uint64 dataset: its values (row-major) and shape.
@@ -230,12 +230,7 @@ public final class HDF5File {
 
     /// Writes a float64 dataset; `shape` defaults to one dimension of `values.count` (`[]` is a scalar).
     public func writeFloat64(_ name: String, _ values: [Double], shape: [Int]? = nil) throws {
-        try HDF5Runtime.locked {
-            try values.withUnsafeBytes { raw in
-                try writeDataset(name, type: H5T_NATIVE_DOUBLE_g, shape: shape ?? [values.count],
-                                 bytes: values.isEmpty ? nil : raw.baseAddress, count: values.count)
-            }
-        }
+        try writeNumbers(name, values, type: H5T_NATIVE_DOUBLE_g, shape: shape)
     }
 
     /// Reads a float64 dataset: its values (row-major) and shape.
