@@ -7,9 +7,9 @@ import GLMIO
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show config, tensor names, shapes and dtypes of a model, adapter or safetensors file.")
+        abstract: "Show config, tensor names, shapes and dtypes of a model, adapter, safetensors file or HDF5 checkpoint.")
 
-    @Argument(help: "A model or adapter directory, or a .safetensors file.")
+    @Argument(help: "A model or adapter directory, a .safetensors file, or an .h5 training checkpoint.")
     var path: String
 
     @Flag(help: "Print one JSON object instead of a table.")
@@ -32,9 +32,12 @@ struct Inspect: ParsableCommand {
             guard !files.isEmpty || configText != nil else {
                 throw GLMError("\(path): no config.json, adapter_config.json or .safetensors files found")
             }
+        } else if path.hasSuffix(".h5") {
+            try inspectCheckpoint()
+            return
         } else {
             guard path.hasSuffix(".safetensors") else {
-                throw GLMError("\(path): expected a directory or a .safetensors file")
+                throw GLMError("\(path): expected a directory, a .safetensors file or an .h5 checkpoint")
             }
             files = [path]
         }
@@ -61,5 +64,24 @@ struct Inspect: ParsableCommand {
                   + "\(shape)".padding(toLength: 18, withPad: " ", startingAt: 0) + dtype.rawValue)
         }
         print("\(rows.count) tensors, \(parameters) parameters, \(bytes) bytes in \(files.count) file(s)")
+    }
+
+    /// A training checkpoint: step, cursor, RNG, metadata keys, and every tensor with its shape (verified on read).
+    private func inspectCheckpoint() throws {
+        let c = try TrainingCheckpoint.read(from: path)
+        let rows = (c.tensors.map { ("weights", $0.key, $0.value.shape) } + c.optimizerState.map { ("optimizer", $0.key, $0.value.shape) })
+            .sorted { ($0.0, $0.1) < ($1.0, $1.1) }
+        if json {
+            let obj: [String: Any] = ["path": path, "step": c.step, "scalars": c.scalars, "data_cursor": c.dataCursor,
+                                      "rng_state": c.rngState.map { String($0) }, "metadata_keys": c.metadata.keys.sorted(),
+                                      "tensors": rows.map { ["group": $0.0, "name": $0.1, "shape": $0.2, "dtype": "F32"] }]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("training checkpoint \(path) (checksums verified)")
+        print("step: \(c.step)   data cursor: \(c.dataCursor)   scalars: \(c.scalars)")
+        print("metadata: \(c.metadata.keys.sorted().joined(separator: ", "))")
+        for (group, name, shape) in rows { print("\(group.padding(toLength: 10, withPad: " ", startingAt: 0))\(name)  \(shape)") }
+        print("\(rows.count) tensors, \(rows.reduce(0) { $0 + $1.2.reduce(1, *) }) values")
     }
 }
