@@ -33,6 +33,7 @@ let package = Package(
         .testTarget(name: "GLMCoreTests", dependencies: ["GLMCore", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GLMModelTests", dependencies: ["GLMModel", "GLMIO", "GLMCore", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GLMTrainingTests", dependencies: ["GLMTraining", "GLMCore", "TestSupport"]),
+        .testTarget(name: "GLMTrainCLITests", dependencies: ["GLMTrainCLI", "GLMIO", "GLMCore", "TestSupport"]),
         .testTarget(name: "GLMIOTests", dependencies: ["GLMIO", "GLMModel", "GLMCore", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,84 @@
+// The built `glm-train` binary, run as a user runs it: outputs against transformers' fixtures, one-line errors
+// with a non-zero exit, and inspect on an HDF5 training checkpoint.
+import XCTest
+import Foundation
+import GLMCore
+import GLMIO
+import TestSupport
+
+final class CommandLineTests: XCTestCase {
+    struct Result { var status: Int32; var stdout: String; var stderr: String }
+
+    /// Runs the release binary built next to the tests.
+    func glmTrain(_ args: [String]) throws -> Result {
+        let binary = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("glm-train").path
+        let fallback = "\(Fixtures.repositoryRoot)/.build/release/glm-train"
+        let exe = FileManager.default.isExecutableFile(atPath: binary) ? binary : fallback
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: exe), "glm-train not built")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    var fixture: String { "\(Fixtures.repositoryRoot)/Tests/GLMModelTests/Fixtures/glm4" }
+
+    func temporary(_ name: String) -> String { NSTemporaryDirectory() + "glmtrain-cli-\(UUID().uuidString)-\(name)" }
+
+    func testScoreMatchesTransformersLogProbs() throws {
+        let expected = try SafetensorsFile(path: "\(fixture)/expected.safetensors")
+        let ids = try expected.ids("single.ids")
+        let input = temporary("in.jsonl"), output = temporary("out.jsonl")
+        try Data("{\"tokens\": \(ids)}\n".utf8).write(to: URL(fileURLWithPath: input))
+        let r = try glmTrain(["score", "--model", fixture, "--input", input, "--output", output])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let line = try JSONLines.read(output)[0]
+        let got = (line.object["logprobs"] as! [Any]).map { Float(($0 as! NSNumber).doubleValue) }
+        let want = try expected.tensor("single.logprobs").scalars
+        XCTAssertEqual(got.count, want.count)
+        for (g, w) in zip(got, want) { XCTAssertEqual(g, w, accuracy: 1e-4) }
+    }
+
+    func testBadInputGivesOneLineErrorAndNonZeroExit() throws {
+        let input = temporary("bad.jsonl"), output = temporary("never.jsonl")
+        try Data("{\"tokens\": [1, 2]}\n{\"tokens\": [1, 2.5]}\n".utf8).write(to: URL(fileURLWithPath: input))
+        let r = try glmTrain(["score", "--model", fixture, "--input", input, "--output", output])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("error: \(input):2:"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output), "no half-written output")
+        let missing = try glmTrain(["generate", "--model", "/nonexistent-model", "--prompt-tokens", "1"])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.stderr.hasPrefix("error: ") && missing.stderr.contains("/nonexistent-model"), missing.stderr)
+    }
+
+    func testGreedyGenerationIsReproducibleAndJSON() throws {
+        let a = try glmTrain(["generate", "--model", fixture, "--prompt-tokens", "5,17,33", "--max-new-tokens", "5", "--json"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(a.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((obj["tokens"] as! [Int]).count, 5)
+        XCTAssertEqual(obj["prompt_tokens"] as! [Int], [5, 17, 33])
+        let b = try glmTrain(["generate", "--model", fixture, "--prompt-tokens", "5,17,33", "--max-new-tokens", "5", "--json"])
+        XCTAssertEqual(a.stdout, b.stdout)
+    }
+
+    func testInspectReadsATrainingCheckpoint() throws {
+        let path = temporary("step-00000007.h5")
+        var c = TrainingCheckpoint(tensors: ["w": Tensor([1, 2, 3, 4], shape: [2, 2])],
+                                   optimizerState: ["exp_avg/w": Tensor(zeros: [2, 2])], step: 7)
+        c.dataCursor = ["index": 56]
+        try c.write(to: path)
+        let r = try glmTrain(["inspect", path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("step: 7") && r.stdout.contains("exp_avg/w") && r.stdout.contains("[2, 2]"), r.stdout)
+        try Data("torn".utf8).write(to: URL(fileURLWithPath: path))
+        let torn = try glmTrain(["inspect", path])
+        XCTAssertNotEqual(torn.status, 0)
+        XCTAssertTrue(torn.stderr.hasPrefix("error: \(path)"), torn.stderr)
+    }
+}
