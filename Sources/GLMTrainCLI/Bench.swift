@@ -30,6 +30,23 @@ enum Stopwatch {
     }
 }
 
+/// The PyTorch side of a benchmark: which Python runs the committed comparison script, or none.
+struct ComparisonOptions: ParsableArguments {
+    @Option(help: "Python with torch and transformers for the comparison (default: .venv/bin/python if present).")
+    var python: String?
+    @Flag(help: "Skip the PyTorch comparison.")
+    var noCompare = false
+
+    /// The numbers `script` printed (empty with --no-compare).
+    func run(script: String, arguments: [String]) throws -> [String: Double] {
+        if noCompare { return [:] }
+        guard let py = python ?? ReferenceScript.defaultPython() else {
+            throw GLMError("no Python with torch found: pass --python PATH, create .venv (make venv), or use --no-compare")
+        }
+        return try ReferenceScript.run(python: py, script: script, arguments: arguments).compactMapValues { $0 as? Double }
+    }
+}
+
 /// Runs a committed comparison script with the given Python and decodes its JSON output.
 enum ReferenceScript {
     static func defaultPython() -> String? {

@@ -25,15 +25,6 @@ enum BenchModel {
         return Int(usage.ru_maxrss) * 1024
     }
 
-    static func compare(_ python: String?, noCompare: Bool, _ args: [String]) throws -> [String: Double] {
-        if noCompare { return [:] }
-        guard let py = python ?? ReferenceScript.defaultPython() else {
-            throw GLMError("no Python with torch found: pass --python PATH, create .venv (make venv), or use --no-compare")
-        }
-        let result = try ReferenceScript.run(python: py, script: "Scripts/bench_model.py", arguments: args)
-        return result.compactMapValues { $0 as? Double }
-    }
-
     static func line(_ name: String, ours: Double, torch: Double?, unit: String, higherIsBetter: Bool = true) -> String {
         var s = name.padding(toLength: 30, withPad: " ", startingAt: 0) + String(format: "%10.1f %@", ours, unit)
         if let torch {
@@ -46,8 +37,7 @@ enum BenchModel {
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train",
         abstract: "Tokens/s of a full training step (forward, backward, AdamW) on batch 8 × 256, and peak RSS.")
-    @Option(help: "Python with torch and transformers (default: .venv/bin/python).") var python: String?
-    @Flag(help: "Skip the PyTorch comparison.") var noCompare = false
+    @OptionGroup var comparison: ComparisonOptions
     @Option(help: "Timed steps.") var steps = 5
 
     func run() throws {
@@ -71,7 +61,7 @@ struct BenchTrain: ParsableCommand {
         for _ in 0..<steps { step() }
         let dt = (Stopwatch.now() - t0) / Double(steps)
         let rss = BenchModel.peakRSSBytes()
-        let torch = try BenchModel.compare(python, noCompare: noCompare, ["train", "--steps", "\(steps)"])
+        let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--steps", "\(steps)"])
         print("bench train — full-parameter AdamW, batch 8 × 256, OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
         print(BenchModel.line("training tokens/s", ours: Double(B * T) / dt, torch: torch["tokens_per_s"], unit: "tok/s"))
         print(BenchModel.line("peak RSS", ours: Double(rss) / 1e6, torch: torch["peak_rss_bytes"].map { $0 / 1e6 },
@@ -82,8 +72,7 @@ struct BenchTrain: ParsableCommand {
 struct BenchGenerate: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "generate",
         abstract: "Prefill and greedy decode tokens/s at batch 1 and 8 (prompt 128 tokens).")
-    @Option(help: "Python with torch and transformers (default: .venv/bin/python).") var python: String?
-    @Flag(help: "Skip the PyTorch comparison.") var noCompare = false
+    @OptionGroup var comparison: ComparisonOptions
     @Option(help: "New tokens per prompt.") var newTokens = 64
 
     func run() throws {
@@ -103,7 +92,7 @@ struct BenchGenerate: ParsableCommand {
             ours["prefill_tokens_per_s/b\(batch)"] = Double(batch * 128) / prefill
             ours["decode_tokens_per_s/b\(batch)"] = Double(batch * (newTokens - 1)) / decode
         }
-        let torch = try BenchModel.compare(python, noCompare: noCompare, ["generate", "--new-tokens", "\(newTokens)"])
+        let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["generate", "--new-tokens", "\(newTokens)"])
         print("bench generate — greedy, prompt 128, \(newTokens) new tokens, OpenBLAS \(BLAS.coreName)")
         for key in ["prefill_tokens_per_s/b1", "decode_tokens_per_s/b1", "prefill_tokens_per_s/b8", "decode_tokens_per_s/b8"] {
             print(BenchModel.line(key, ours: ours[key]!, torch: torch[key], unit: "tok/s"))

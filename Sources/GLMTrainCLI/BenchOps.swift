@@ -8,10 +8,7 @@ struct BenchOps: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "ops",
         abstract: "Matmul, attention and RMSNorm speed on the bench model's shapes, next to PyTorch.")
 
-    @Option(help: "Python with torch for the comparison (default: .venv/bin/python if present).")
-    var python: String?
-    @Flag(help: "Skip the PyTorch comparison.")
-    var noCompare = false
+    @OptionGroup var comparison: ComparisonOptions
     @Option(help: "Timed repetitions per figure (the median is reported).")
     var repeats = 10
     @Option(help: "Time only this op: matmul, attention or rmsnorm (for profiling; implies --no-compare).")
@@ -62,18 +59,8 @@ struct BenchOps: ParsableCommand {
         }
         ours["rmsnorm"] = try timeOne("rmsnorm", generator: &gen)
 
-        var torch: [String: Double] = [:]
-        var torchPeak: Double?
-        if !noCompare {
-            guard let py = python ?? ReferenceScript.defaultPython() else {
-                throw GLMError("no Python with torch found: pass --python PATH, create .venv (make venv), or use --no-compare")
-            }
-            let result = try ReferenceScript.run(python: py, script: "Scripts/bench_ops.py",
-                                                 arguments: ["--repeats", "\(repeats)"])
-            for (key, value) in result { if let d = value as? Double { torch[key] = d } }
-            torchPeak = torch.removeValue(forKey: "peak_gflops")
-            if let tp = torchPeak { print(String(format: "torch.mm 2048³: %.1f GFLOP/s", tp)) }
-        }
+        var torch = try comparison.run(script: "Scripts/bench_ops.py", arguments: ["--repeats", "\(repeats)"])
+        if let tp = torch.removeValue(forKey: "peak_gflops") { print(String(format: "torch.mm 2048³: %.1f GFLOP/s", tp)) }
 
         print("")
         print(pad("op", 22) + pad("glm-train", 14) + pad("GFLOP/s", 10) + pad("% of peak", 11) + pad("PyTorch", 12) + "speed-up")
