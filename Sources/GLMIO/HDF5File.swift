@@ -273,13 +273,7 @@ public final class HDF5File {
             let space = H5Dget_space(dataset)
             guard space >= 0 else { throw fail("cannot read the shape of dataset", name) }
             defer { H5Sclose(space) }
-            guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) == 0 else {
-                throw GLMError("\(path): dataset '\(name)' is not a fixed-length string")
-            }
-            let spaceClass = H5Sget_simple_extent_type(space)
-            if spaceClass == H5S_NULL { return "" }
-            guard spaceClass == H5S_SCALAR else { throw GLMError("\(path): dataset '\(name)' is not a scalar string") }
-            let size = H5Tget_size(type)
+            guard let size = try scalarStringSize(type: type, space: space, "dataset '\(name)'") else { return "" }
             guard size > 0, H5Dget_storage_size(dataset) == UInt64(size) else {
                 throw GLMError("\(path): dataset '\(name)' stores \(H5Dget_storage_size(dataset)) bytes, expected \(size) (truncated or corrupt)")
             }
@@ -350,15 +344,9 @@ public final class HDF5File {
             let space = H5Aget_space(attr)
             guard space >= 0 else { throw fail("cannot read the shape of attribute '\(attribute)' on", object) }
             defer { H5Sclose(space) }
-            guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) == 0 else {
-                throw GLMError("\(path): attribute '\(attribute)' on '\(object)' is not a fixed-length string")
+            guard let size = try scalarStringSize(type: type, space: space, "attribute '\(attribute)' on '\(object)'") else {
+                return ""
             }
-            let spaceClass = H5Sget_simple_extent_type(space)
-            if spaceClass == H5S_NULL { return "" }
-            guard spaceClass == H5S_SCALAR else {
-                throw GLMError("\(path): attribute '\(attribute)' on '\(object)' is not a scalar string")
-            }
-            let size = H5Tget_size(type)
             guard size > 0, size < 1 << 30 else {
                 throw GLMError("\(path): attribute '\(attribute)' on '\(object)' has an invalid size \(size)")
             }
@@ -432,6 +420,18 @@ public final class HDF5File {
             throw fail("cannot set up link properties for", name)
         }
         return lcpl
+    }
+
+    /// The byte size of a scalar fixed-length string of `type` over `space`, nil for an empty (null) one;
+    /// `what` names the dataset or attribute in the error otherwise.
+    private func scalarStringSize(type: hid_t, space: hid_t, _ what: String) throws -> Int? {
+        guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) == 0 else {
+            throw GLMError("\(path): \(what) is not a fixed-length string")
+        }
+        let spaceClass = H5Sget_simple_extent_type(space)
+        if spaceClass == H5S_NULL { return nil }
+        guard spaceClass == H5S_SCALAR else { throw GLMError("\(path): \(what) is not a scalar string") }
+        return H5Tget_size(type)
     }
 
     private func stringType(_ byteCount: Int, _ name: String) throws -> hid_t {
