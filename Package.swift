@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
@@ -23,7 +24,7 @@ let package = Package(
         .target(name: "GLMCore", dependencies: ["COpenBLAS"]),
         .target(name: "GLMModel", dependencies: ["GLMCore"]),
         .target(name: "GLMIO", dependencies: ["GLMModel", "GLMCore", "CHDF5"]),
-        .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore"]),
+        .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore", .product(name: "Yams", package: "Yams")]),
         .target(name: "GLMRL", dependencies: ["GLMTraining", "GLMIO", "GLMModel", "GLMCore"]),
         .executableTarget(name: "GLMTrainCLI", dependencies: [
             "GLMRL", "GLMTraining", "GLMIO", "GLMModel", "GLMCore",
@@ -32,7 +33,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["GLMIO", "GLMCore"], path: "Tests/TestSupport"),
         .testTarget(name: "GLMCoreTests", dependencies: ["GLMCore", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "GLMModelTests", dependencies: ["GLMModel", "GLMIO", "GLMCore", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "GLMTrainingTests", dependencies: ["GLMTraining", "GLMCore", "TestSupport"]),
+        .testTarget(name: "GLMTrainingTests", dependencies: ["GLMTraining", "GLMIO", "GLMModel", "GLMCore", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "GLMTrainCLITests", dependencies: ["GLMTrainCLI", "GLMIO", "GLMCore", "TestSupport"]),
         .testTarget(name: "GLMIOTests", dependencies: ["GLMIO", "GLMModel", "GLMCore", "TestSupport"], exclude: ["Fixtures"]),
     ],
