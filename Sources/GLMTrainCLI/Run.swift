@@ -1,0 +1,41 @@
+// `glm-train run RECIPE.yaml [--set key=value ...]`: runs a recipe and writes its run directory.
+import ArgumentParser
+import Foundation
+import GLMCore
+import GLMTraining
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a recipe (task: pretrain or sft): train, evaluate, checkpoint, export, plot.")
+
+    @Argument(help: "The recipe (YAML).")
+    var recipe: String
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe key, e.g. --set training.steps=10 (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+    @Flag(help: "Continue from the newest valid checkpoint of the run directory (as training.resume: auto).")
+    var resume = false
+    @Flag(help: "Start again in a run directory that already has checkpoints (they are removed).")
+    var overwrite = false
+
+    func run() throws {
+        let r = try Recipe.load(path: recipe, overrides: overrides)
+        _ = try RecipeRun(recipe: r).run(resume: resume, overwrite: overwrite)
+    }
+}
+
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Write SVG plots of a run's metrics.jsonl into RUN/plots.")
+
+    @Argument(help: "The run directory (with metrics.jsonl).")
+    var runDirectory: String
+    @Option(help: "Where to write the SVG files (default RUN/plots).")
+    var output: String?
+
+    func run() throws {
+        let run = runDirectory
+        let metrics = (run as NSString).appendingPathComponent("metrics.jsonl")
+        guard FileManager.default.fileExists(atPath: metrics) else { throw GLMError("\(run): no metrics.jsonl in this directory") }
+        let files = try MetricsPlot.writeAll(metrics: metrics, to: output ?? (run as NSString).appendingPathComponent("plots"))
+        for f in files { print(f) }
+    }
+}

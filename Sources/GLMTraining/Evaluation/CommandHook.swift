@@ -1,0 +1,51 @@
+// An external evaluator: a command that reads one JSON object on stdin and prints metrics as JSON on stdout.
+import Foundation
+import GLMCore
+import GLMIO
+
+/// Runs `command` (no shell) with `{"step", "run_dir", "model_dir"}` on standard input, where model_dir is the
+/// current model saved as an HF directory (merged, for adapter runs). The last line of standard output must be a
+/// JSON object of numbers: those are the metrics. A non-zero exit or other output is an error naming the hook.
+public final class CommandHook: EvaluationHook {
+    public let name: String
+    let command: [String]
+
+    public init(name: String, command: [String]) {
+        precondition(!command.isEmpty, "command hook without a command")
+        self.name = name; self.command = command
+    }
+
+    public func evaluate(_ context: EvaluationContext) throws -> [String: Double] {
+        let modelDir = (context.runDirectory as NSString).appendingPathComponent("eval-model")
+        try context.exportModel(modelDir)
+        let input = try JSONLines.encode(["step": context.step, "run_dir": context.runDirectory, "model_dir": modelDir])
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = command
+        let stdin = Pipe(), stdout = Pipe()
+        process.standardInput = stdin; process.standardOutput = stdout
+        do { try process.run() } catch {
+            throw GLMError("eval hook '\(name)': cannot run \(command[0]) (\(error.localizedDescription))")
+        }
+        stdin.fileHandleForWriting.write(Data((input + "\n").utf8))
+        try? stdin.fileHandleForWriting.close()
+        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) exited with status \(process.terminationStatus)")
+        }
+        let last = String(decoding: output, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+        guard let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {
+            throw GLMError("eval hook '\(name)': the last line of its output is not a JSON object: '\(last.prefix(80))'")
+        }
+        var metrics: [String: Double] = [:]
+        for (k, v) in obj {
+            guard let n = v as? NSNumber else { continue }
+            metrics[k] = n.doubleValue
+        }
+        guard metrics.count == obj.count else {
+            throw GLMError("eval hook '\(name)': every value of its JSON output must be a number")
+        }
+        return metrics
+    }
+}

@@ -1,0 +1,59 @@
+// Evaluation hooks: run on the model in no-grad mode every `eval.every` steps and return named metrics.
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+/// What a hook sees: the model being trained (adapters applied), its tokenizer, the step and the run directory.
+public struct EvaluationContext {
+    public let model: GLMForCausalLM
+    public let tokenizer: GLMTokenizer?
+    public let step: Int
+    public let runDirectory: String
+    /// Saves the current model (merged, for adapter runs) as an HF directory at the given path.
+    public let exportModel: (String) throws -> Void
+
+    public init(model: GLMForCausalLM, tokenizer: GLMTokenizer?, step: Int, runDirectory: String,
+                exportModel: @escaping (String) throws -> Void) {
+        self.model = model; self.tokenizer = tokenizer; self.step = step; self.runDirectory = runDirectory
+        self.exportModel = exportModel
+    }
+}
+
+public protocol EvaluationHook: AnyObject {
+    /// The hook's name: metrics appear as `eval/<name>/<metric>`.
+    var name: String { get }
+    /// Metrics of the model as it is now. Runs without recording gradients.
+    func evaluate(_ context: EvaluationContext) throws -> [String: Double]
+}
+
+/// Held-out loss and perplexity: the token-weighted mean loss over batches of the evaluation data, made by the
+/// training objective with a fixed order, so every evaluation sees the same tokens.
+public final class HeldOutLossHook: EvaluationHook {
+    public let name: String
+    let makeSource: () -> BatchSource
+    let batches: Int
+
+    /// `makeSource` builds a fresh, unshuffled source over the evaluation examples; `batches` of it are scored.
+    public init(name: String = "loss", batches: Int, makeSource: @escaping () -> BatchSource) {
+        self.name = name; self.batches = max(1, batches); self.makeSource = makeSource
+    }
+
+    public func evaluate(_ context: EvaluationContext) throws -> [String: Double] {
+        let source = makeSource()
+        var sum = 0.0, tokens = 0
+        try Autograd.noGrad {
+            for _ in 0..<batches {
+                let b = try source.nextBatch()
+                let n = b.lossTokenCount
+                guard n > 0 else { continue }
+                let loss = context.model.loss(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
+                                              positions: b.positions, blockPositions: b.blockPositions, mask: b.mask)
+                sum += Double(loss.pointer[0]) * Double(n); tokens += n
+            }
+        }
+        guard tokens > 0 else { throw GLMError("eval hook '\(name)': the evaluation data has no tokens to score") }
+        let mean = sum / Double(tokens)
+        return ["loss": mean, "perplexity": Foundation.exp(mean), "tokens": Double(tokens)]
+    }
+}

@@ -1,0 +1,91 @@
+// Generation-based evaluation: greedy answers to the prompts of a task file, compared with the expected answers.
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+/// How an answer is normalised before comparison.
+public enum AnswerNormalizer: String, Sendable {
+    /// Compared as generated.
+    case exact
+    /// Leading and trailing white space removed.
+    case strip
+    /// Stripped and lower-cased, inner white space collapsed.
+    case lower
+    /// The first number in the text (with sign and decimals), so "The answer is 42." matches "42".
+    case number
+
+    public func apply(_ text: String) -> String {
+        switch self {
+        case .exact: return text
+        case .strip: return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        case .lower:
+            return text.lowercased().split(whereSeparator: { $0.isWhitespace }).joined(separator: " ")
+        case .number:
+            guard let r = text.range(of: #"-?\d+(\.\d+)?"#, options: .regularExpression) else {
+                return text.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            var s = String(text[r])
+            if s.contains(".") { while s.hasSuffix("0") { s.removeLast() }; if s.hasSuffix(".") { s.removeLast() } }
+            return s
+        }
+    }
+}
+
+/// Exact match / accuracy on a task file of `{"prompt" | "messages", "answer"}` lines: each prompt (rendered with
+/// the chat template and its generation prompt when `chat`) is continued greedily up to `maxNewTokens` or a stop
+/// token; the decoded continuation, normalised, must equal the normalised answer.
+public final class ExactMatchHook: EvaluationHook {
+    public let name: String
+    public let prompts: [[Int32]]
+    public let answers: [String]
+    let maxNewTokens: Int
+    let normalizer: AnswerNormalizer
+    let tokenizer: GLMTokenizer
+    let batchSize: Int
+    /// The last evaluation's (prompt index, generated text) pairs, for inspection.
+    public private(set) var lastOutputs: [String] = []
+
+    public init(name: String = "exact_match", file: String, tokenizer: GLMTokenizer, chat: Bool, maxNewTokens: Int,
+                normalizer: AnswerNormalizer, limit: Int? = nil, batchSize: Int = 16) throws {
+        self.name = name; self.tokenizer = tokenizer; self.maxNewTokens = maxNewTokens
+        self.normalizer = normalizer; self.batchSize = batchSize
+        var lines = try JSONLines.read(file)
+        if let limit { lines = Array(lines.prefix(limit)) }
+        guard !lines.isEmpty else { throw GLMError("\(file): the task file has no lines") }
+        var p: [[Int32]] = [], a: [String] = []
+        for line in lines {
+            guard let answerValue = line.object["answer"] else { throw GLMError("\(line.location): missing \"answer\"") }
+            let answer = (answerValue as? String) ?? (answerValue as? NSNumber).map { "\($0)" }
+            guard let answer else { throw GLMError("\(line.location): \"answer\" must be a string or a number") }
+            let messages = try TokenizedDataset.conversation(line, requireCompletion: false)
+            if chat {
+                p.append(try ChatTemplate.glm4.tokenize(messages, tokenizer: tokenizer, addGenerationPrompt: true).ids)
+            } else {
+                guard messages.count == 1 else { throw GLMError("\(line.location): chat: false needs a plain \"prompt\"") }
+                p.append(tokenizer.encode(messages[0].content, addSpecialTokens: true))
+            }
+            a.append(answer)
+        }
+        prompts = p; answers = a
+    }
+
+    public func evaluate(_ context: EvaluationContext) throws -> [String: Double] {
+        let generator = TextGenerator(model: context.model)
+        var correct = 0
+        var outputs: [String] = []
+        Autograd.noGrad {
+            for start in stride(from: 0, to: prompts.count, by: batchSize) {
+                let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
+                let results = generator.generate(prompts: batch, maxNewTokens: maxNewTokens)
+                for (i, r) in results.enumerated() {
+                    let text = tokenizer.decode(r.tokens, skipSpecialTokens: true)
+                    outputs.append(text)
+                    if normalizer.apply(text) == normalizer.apply(answers[start + i]) { correct += 1 }
+                }
+            }
+        }
+        lastOutputs = outputs
+        return ["accuracy": Double(correct) / Double(prompts.count), "correct": Double(correct), "count": Double(prompts.count)]
+    }
+}

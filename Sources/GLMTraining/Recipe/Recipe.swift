@@ -1,0 +1,301 @@
+// A recipe: the YAML file a user runs with `glm-train run`, decoded strictly into typed sections.
+import Foundation
+import GLMCore
+import Yams
+
+public struct Recipe {
+    public enum Task: String { case pretrain, sft, dpo, grpo }
+
+    public struct Model {
+        /// An HF model directory to start from.
+        public var path: String?
+        /// config.json keys of a new model (pretraining from scratch), with `tokenizer:` the directory or file of
+        /// its tokenizer.json.
+        public var initConfig: [String: Any]?
+        public var tokenizer: String?
+        /// Seed of the initial weights (defaults to training.seed).
+        public var initSeed: UInt64?
+    }
+
+    public struct DataSection {
+        public var train: String
+        public var eval: String?
+        public var shuffle: Bool
+        public var packing: Bool
+    }
+
+    public struct BlankInfillingOptions {
+        public var maskRatio: Double
+        public var poissonLambda: Double
+        /// Probabilities of the sentence-level ([sMASK]) and document-level ([gMASK]) variants; the rest is span-level.
+        public var sentenceProbability: Double
+        public var documentProbability: Double
+    }
+
+    public enum Objective {
+        case causal
+        case blankInfilling(BlankInfillingOptions)
+    }
+
+    public struct Training {
+        public var steps: Int
+        public var batchSize: Int
+        public var seqLen: Int
+        public var gradAccum: Int
+        public var maxGradNorm: Double
+        public var seed: UInt64
+        public var resume: Bool
+        public var logEvery: Int
+    }
+
+    public struct OptimizerSection {
+        public var name: String          // adamw | muon
+        public var lr: Double
+        public var weightDecay: Double
+        public var betas: (Double, Double)
+        public var eps: Double
+        /// Muon: momentum, Newton–Schulz steps, update scale rule, and the AdamW learning rate of the
+        /// parameters Muon does not take (embeddings, head, norms, biases).
+        public var momentum: Double
+        public var nsSteps: Int
+        public var muonScale: String     // default | moonlight
+        public var adamwLR: Double?
+    }
+
+    public struct Schedule {
+        public var name: String          // constant | linear | cosine
+        public var warmupSteps: Int
+    }
+
+    public struct LoRA {
+        public var rank: Int
+        public var alpha: Double
+        public var dropout: Double
+        public var targets: [String]
+        public var rslora: Bool
+        public var layers: [Int]?
+    }
+
+    public struct Checkpointing {
+        public var every: Int
+        public var keep: Int
+    }
+
+    public struct EvalHook {
+        public var type: String          // loss | exact_match | infilling | command
+        public var name: String
+        public var file: String?
+        public var maxNewTokens: Int
+        public var normalize: String     // exact | strip | lower | number
+        public var limit: Int?
+        public var chat: Bool
+        public var command: [String]
+    }
+
+    public struct Eval {
+        public var every: Int
+        public var hooks: [EvalHook]
+        public var bestMetric: String?
+        public var bestMode: String      // min | max
+        public var earlyStopPatience: Int?
+        public var atStart: Bool
+    }
+
+    public var file: String
+    public var task: Task
+    public var model: Model
+    public var data: DataSection
+    public var objective: Objective
+    public var training: Training
+    public var optimizer: OptimizerSection
+    public var schedule: Schedule
+    public var lora: LoRA?
+    public var checkpoint: Checkpointing
+    public var eval: Eval
+    public var outputDir: String
+    /// The YAML tree with overrides applied: what `run` saves as RUN/recipe.yaml.
+    public var resolved: Node
+
+    /// Reads `path`, applies `overrides` ("key.sub=value"), and decodes strictly.
+    public static func load(path: String, overrides: [String] = []) throws -> Recipe {
+        guard let data = FileManager.default.contents(atPath: path) else { throw GLMError("\(path): cannot read the recipe") }
+        guard let text = String(data: data, encoding: .utf8) else { throw GLMError("\(path): the recipe is not UTF-8 text") }
+        var node = try RecipeReader.document(text, file: path)
+        for o in overrides { node = try RecipeOverride.apply(o, to: node, file: path) }
+        return try Recipe(node: node, file: path)
+    }
+
+    public init(node: Node, file: String) throws {
+        self.file = file; self.resolved = node
+        let r = try RecipeReader(file: file, path: "", node: node)
+        guard let taskName = try r.choice("task", ["pretrain", "sft", "dpo", "grpo"]) else {
+            throw RecipeReader.error(file: file, node: node, key: "task", "missing (pretrain, sft, dpo or grpo)")
+        }
+        task = Task(rawValue: taskName)!
+
+        guard let m = try r.section("model") else {
+            throw RecipeReader.error(file: file, node: node, key: "model", "missing (model: {path: DIR} or model: {init: {...}})")
+        }
+        let initNode = m.node("init")
+        model = Model(path: try m.string("path"), initConfig: try initNode.map { try Recipe.plainValue($0, file: file, key: "model.init") as? [String: Any] ?? [:] },
+                      tokenizer: try m.string("tokenizer"), initSeed: try m.int("init_seed").map { UInt64($0) })
+        try m.finish()
+        if (model.path == nil) == (model.initConfig == nil) {
+            throw m.fail("path", nil, "give exactly one of model.path (a model directory) and model.init (a new config)")
+        }
+
+        guard let d = try r.section("data") else { throw RecipeReader.error(file: file, node: node, key: "data", "missing (data: {train: FILE.jsonl})") }
+        guard let train = try d.string("train") else { throw d.fail("train", nil, "missing (a JSONL file)") }
+        data = DataSection(train: train, eval: try d.string("eval"), shuffle: try d.bool("shuffle", default: true),
+                           packing: try d.bool("packing", default: false))
+        try d.finish()
+
+        objective = try Recipe.readObjective(r, task: task)
+
+        let t = try r.section("training")
+        training = Training(steps: try t?.int("steps", default: 100, min: 1) ?? 100,
+                            batchSize: try t?.int("batch_size", default: 8, min: 1) ?? 8,
+                            seqLen: try t?.int("seq_len", default: 256, min: 2) ?? 256,
+                            gradAccum: try t?.int("grad_accum", default: 1, min: 1) ?? 1,
+                            maxGradNorm: try t?.double("max_grad_norm", default: 1.0, min: 0) ?? 1.0,
+                            seed: UInt64(try t?.int("seed", default: 0, min: 0) ?? 0),
+                            resume: try Recipe.readResume(t),
+                            logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1)
+        try t?.finish()
+
+        let o = try r.section("optimizer")
+        let name = try o?.choice("name", ["adamw", "muon"], default: "adamw") ?? "adamw"
+        let betas = try o?.doubles("betas") ?? [0.9, 0.95]
+        if betas.count != 2 || betas.contains(where: { $0 < 0 || $0 >= 1 }) {
+            throw o!.fail("betas", nil, "expected two numbers in [0, 1), got \(betas)")
+        }
+        optimizer = OptimizerSection(name: name, lr: try o?.double("lr", default: 3e-4, min: 0) ?? 3e-4,
+                                     weightDecay: try o?.double("weight_decay", default: 0.01, min: 0) ?? 0.01,
+                                     betas: (betas[0], betas[1]), eps: try o?.double("eps", default: 1e-8, min: 0) ?? 1e-8,
+                                     momentum: try o?.double("momentum", default: 0.95, min: 0, max: 1) ?? 0.95,
+                                     nsSteps: try o?.int("ns_steps", default: 5, min: 1) ?? 5,
+                                     muonScale: try o?.choice("muon_scale", ["default", "moonlight"], default: "default") ?? "default",
+                                     adamwLR: try o?.double("adamw_lr"))
+        if name == "adamw", let o, o.has("momentum") || o.has("ns_steps") || o.has("adamw_lr") || o.has("muon_scale") {
+            throw o.fail("name", nil, "momentum, ns_steps, muon_scale and adamw_lr are Muon keys; set optimizer.name: muon")
+        }
+        try o?.finish()
+
+        let s = try r.section("schedule")
+        schedule = Schedule(name: try s?.choice("name", ["constant", "linear", "cosine"], default: "cosine") ?? "cosine",
+                            warmupSteps: try s?.int("warmup_steps", default: 0, min: 0) ?? 0)
+        try s?.finish()
+
+        if let l = try r.section("lora") {
+            let targets = try l.strings("targets") ?? ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"]
+            let allowed = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj", "all-linear"]
+            for t in targets where !allowed.contains(t) {
+                throw l.fail("targets", nil, "unknown target '\(t)'; expected some of \(allowed.joined(separator: ", "))")
+            }
+            lora = LoRA(rank: try l.int("rank", default: 16, min: 1), alpha: try l.double("alpha", default: 32, min: 0),
+                        dropout: try l.double("dropout", default: 0, min: 0, max: 0.99), targets: targets,
+                        rslora: try l.bool("rslora", default: false),
+                        layers: try l.list("layers").map { try $0.map { n in
+                            guard case .scalar(let sc) = n, let v = Int(sc.string), v >= 0 else { throw l.fail("layers", n, "expected a list of layer indices") }
+                            return v } })
+            try l.finish()
+        } else { lora = nil }
+
+        let c = try r.section("checkpoint")
+        checkpoint = Checkpointing(every: try c?.int("every", default: 0, min: 0) ?? 0, keep: try c?.int("keep", default: 3, min: 1) ?? 3)
+        try c?.finish()
+
+        eval = try Recipe.readEval(try r.section("eval"))
+        outputDir = try r.string("output_dir") ?? "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        try r.finish()
+
+        if task == .dpo || task == .grpo {
+            throw RecipeReader.error(file: file, node: node, key: "task", "'\(task.rawValue)' recipes are not implemented yet (pretrain and sft are)")
+        }
+        if case .blankInfilling = objective, data.packing {
+            throw RecipeReader.error(file: file, node: node, key: "data.packing", "packing applies to the causal objective only")
+        }
+    }
+
+    static func readResume(_ t: RecipeReader?) throws -> Bool {
+        guard let t, let n = t.node("resume"), case .scalar(let s) = n else { return false }
+        switch s.string.lowercased() {
+        case "auto", "true", "yes": return true
+        case "false", "no", "never", "": return false
+        default: throw t.fail("resume", n, "expected auto or false, got '\(s.string)'")
+        }
+    }
+
+    static func readObjective(_ r: RecipeReader, task: Task) throws -> Objective {
+        guard let n = r.node("objective") else { return .causal }
+        if task != .pretrain { throw r.fail("objective", n, "only pretrain recipes choose an objective (\(task.rawValue) has its own)") }
+        var name: String, opts = BlankInfillingOptions(maskRatio: 0.15, poissonLambda: 3, sentenceProbability: 0, documentProbability: 0)
+        if case .scalar(let s) = n { name = s.string }
+        else {
+            let o = try RecipeReader(file: r.file, path: "objective", node: n)
+            name = try o.string("name") ?? "causal"
+            opts.maskRatio = try o.double("mask_ratio", default: 0.15, min: 0.01, max: 0.9)
+            opts.poissonLambda = try o.double("poisson_lambda", default: 3, min: 0.1)
+            opts.sentenceProbability = try o.double("sentence_prob", default: 0, min: 0, max: 1)
+            opts.documentProbability = try o.double("document_prob", default: 0, min: 0, max: 1)
+            if opts.sentenceProbability + opts.documentProbability > 1 {
+                throw o.fail("document_prob", nil, "sentence_prob + document_prob must be at most 1")
+            }
+            try o.finish()
+        }
+        switch name {
+        case "causal": return .causal
+        case "blank_infilling": return .blankInfilling(opts)
+        default: throw r.fail("objective", n, "expected causal or blank_infilling, got '\(name)'")
+        }
+    }
+
+    static func readEval(_ e: RecipeReader?) throws -> Eval {
+        guard let e else { return Eval(every: 0, hooks: [], bestMetric: nil, bestMode: "min", earlyStopPatience: nil, atStart: false) }
+        var hooks: [EvalHook] = []
+        for (i, n) in (try e.list("hooks") ?? []).enumerated() {
+            let h = try e.element("hooks", index: i, n)
+            guard let type = try h.choice("type", ["loss", "exact_match", "infilling", "command"]) else {
+                throw h.fail("type", n, "missing (loss, exact_match, infilling or command)")
+            }
+            let hook = EvalHook(type: type, name: try h.string("name", default: type), file: try h.string("file"),
+                                maxNewTokens: try h.int("max_new_tokens", default: 16, min: 1),
+                                normalize: try h.choice("normalize", ["exact", "strip", "lower", "number"], default: "strip")!,
+                                limit: try h.int("limit"), chat: try h.bool("chat", default: true),
+                                command: try h.strings("command") ?? [])
+            if type == "exact_match" && hook.file == nil { throw h.fail("file", n, "exact_match needs a task file of {\"prompt\", \"answer\"} lines") }
+            if type == "command" && hook.command.isEmpty { throw h.fail("command", n, "a command hook needs command: [program, args...]") }
+            try h.finish()
+            hooks.append(hook)
+        }
+        let eval = Eval(every: try e.int("every", default: 0, min: 0), hooks: hooks, bestMetric: try e.string("best_metric"),
+                        bestMode: try e.choice("best_mode", ["min", "max"], default: "min")!,
+                        earlyStopPatience: try e.int("early_stop_patience"), atStart: try e.bool("at_start", default: true))
+        try e.finish()
+        return eval
+    }
+
+    /// A YAML node as plain Swift values (String, Int, Double, Bool, [Any], [String: Any]) for model.init.
+    static func plainValue(_ node: Node, file: String, key: String) throws -> Any {
+        switch node {
+        case .scalar(let s):
+            if s.style == .plain {
+                if let i = Int(s.string) { return i }
+                if let d = Double(s.string) { return d }
+                switch s.string { case "true": return true; case "false": return false; case "null", "~": return NSNull(); default: break }
+            }
+            return s.string
+        case .sequence(let seq): return try seq.enumerated().map { try plainValue($1, file: file, key: "\(key)[\($0)]") }
+        case .mapping(let m):
+            var out: [String: Any] = [:]
+            for (k, v) in m {
+                guard case .scalar(let ks) = k else { throw RecipeReader.error(file: file, node: k, key: key, "keys must be strings") }
+                out[ks.string] = try plainValue(v, file: file, key: key + "." + ks.string)
+            }
+            return out
+        }
+    }
+
+    /// The resolved recipe as YAML text.
+    public func resolvedYAML() throws -> String { try Yams.serialize(node: resolved) }
+}

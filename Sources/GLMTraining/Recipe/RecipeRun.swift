@@ -1,0 +1,201 @@
+// `glm-train run`: builds the model, data, objective, optimizer and hooks a recipe describes, trains, and writes
+// the run directory (resolved recipe, metrics, checkpoints, the final model or adapter, plots).
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+public final class RecipeRun {
+    public let recipe: Recipe
+    public let runDirectory: String
+    public private(set) var model: GLMForCausalLM!
+    public private(set) var config: GLMConfig!
+    public private(set) var tokenizer: GLMTokenizer?
+    /// The directory tokenizer and generation files are copied from when the model is saved.
+    public private(set) var assetDirectory: String?
+    public private(set) var trainable: [TrainableParameter] = []
+
+    public init(recipe: Recipe) {
+        self.recipe = recipe
+        runDirectory = recipe.outputDir
+    }
+
+    var path: (String) -> String { { (self.runDirectory as NSString).appendingPathComponent($0) } }
+
+    /// Runs the recipe. `resume` (or `training.resume: auto`) continues from the newest checkpoint; otherwise an
+    /// existing run directory with checkpoints is an error unless `overwrite`.
+    public func run(resume resumeFlag: Bool = false, overwrite: Bool = false) throws -> Trainer.Summary {
+        let resume = resumeFlag || recipe.training.resume
+        let fm = FileManager.default
+        let ckptDir = path("checkpoints")
+        if !resume, let existing = try? fm.contentsOfDirectory(atPath: ckptDir), existing.contains(where: { $0.hasSuffix(".h5") }) {
+            guard overwrite else {
+                throw GLMError("\(runDirectory): this run directory already has checkpoints; pass --resume to continue it, --overwrite to start again, or set output_dir")
+            }
+            try? fm.removeItem(atPath: ckptDir)
+            try? fm.removeItem(atPath: path("best"))
+        }
+        do { try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true) }
+        catch { throw GLMError("\(runDirectory): cannot create the run directory (\(error.localizedDescription))") }
+        try AtomicFile.write(Data(try recipe.resolvedYAML().utf8), to: path("recipe.yaml"))
+
+        try loadModel()
+        let train = try loadExamples(recipe.data.train, key: "data.train")
+        let source = try makeSource(train, shuffle: recipe.data.shuffle, seed: recipe.training.seed)
+        let eval = try recipe.data.eval.map { try loadExamples($0, key: "data.eval") }
+        let hooks = try makeHooks(eval: eval)
+        try prepareTrainable()
+        let optimizer = try OptimizerFactory.make(recipe.optimizer, parameters: &trainable)
+        let schedule = try LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: recipe.schedule.name)!,
+                                                baseRate: recipe.optimizer.lr, warmupSteps: recipe.schedule.warmupSteps,
+                                                totalSteps: recipe.training.steps)
+        var options = Trainer.Options(steps: recipe.training.steps)
+        options.gradAccum = recipe.training.gradAccum
+        options.maxGradNorm = recipe.training.maxGradNorm
+        options.logEvery = recipe.training.logEvery
+        options.checkpointEvery = recipe.checkpoint.every
+        options.keep = recipe.checkpoint.keep
+        options.evalEvery = recipe.eval.every
+        options.evalAtStart = recipe.eval.atStart
+        options.bestMetric = recipe.eval.bestMetric
+        options.bestMode = recipe.eval.bestMode
+        options.earlyStopPatience = recipe.eval.earlyStopPatience
+        options.progressLabel = recipe.task.rawValue
+        let trainer = Trainer(model: model, parameters: trainable, optimizer: optimizer, schedule: schedule, source: source,
+                              hooks: hooks, runDirectory: runDirectory, options: options)
+        trainer.tokenizer = tokenizer
+        trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
+                                      "base_model": recipe.model.path ?? ""]
+        trainer.exportModel = { [unowned self] dir in try self.saveModel(to: dir) }
+        FileHandle.standardError.write(Data(("\(recipe.task.rawValue): \(model.parameterCount) parameters, "
+            + "\(trainable.reduce(0) { $0 + $1.tensor.count }) trainable; \(train.count) training examples; run directory \(runDirectory)\n").utf8))
+        let summary = try trainer.train(resume: resume)
+        try finish(summary)
+        return summary
+    }
+
+    /// The final export and the plots.
+    func finish(_ summary: Trainer.Summary) throws {
+        try saveModel(to: path("model"))
+        let plots = try MetricsPlot.writeAll(metrics: path("metrics.jsonl"), to: path("plots"))
+        FileHandle.standardError.write(Data(("done: step \(summary.finalStep)"
+            + (summary.lastLoss.map { String(format: ", loss %.4f", $0) } ?? "")
+            + "; model in \(path("model")), \(plots.count) plots in \(path("plots"))\n").utf8))
+    }
+
+    public func saveModel(to dir: String) throws {
+        try ModelDirectory.save(model, config: config, to: dir, copyingFilesFrom: assetDirectory)
+    }
+
+    func loadModel() throws {
+        if let dir = recipe.model.path {
+            let (c, m) = try ModelDirectory.load(dir)
+            config = c; model = m; assetDirectory = dir
+            let fm = FileManager.default
+            if fm.fileExists(atPath: dir + "/tokenizer.json") || fm.fileExists(atPath: dir + "/tokenizer.model") {
+                tokenizer = try GLMTokenizer.load(directory: dir)
+            }
+        } else if let initConfig = recipe.model.initConfig {
+            let data = try JSONSerialization.data(withJSONObject: initConfig, options: [.sortedKeys])
+            config = try GLMConfig.decode(data, source: "\(recipe.file): model.init")
+            model = try GLMForCausalLM(config: config, seed: recipe.model.initSeed ?? recipe.training.seed)
+        }
+        if let t = recipe.model.tokenizer {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: t, isDirectory: &isDir) else {
+                throw GLMError("\(recipe.file): model.tokenizer: '\(t)' does not exist")
+            }
+            let dir = isDir.boolValue ? t : (t as NSString).deletingLastPathComponent
+            tokenizer = try GLMTokenizer.load(directory: dir)
+            assetDirectory = assetDirectory ?? dir
+        }
+        if let tokenizer, tokenizer.vocabularySize > config.vocabSize {
+            throw GLMError("\(recipe.file): the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocab_size is \(config.vocabSize)")
+        }
+    }
+
+    func loadExamples(_ file: String, key: String) throws -> [TokenizedExample] {
+        guard FileManager.default.fileExists(atPath: file) else {
+            throw GLMError("\(recipe.file): \(key): '\(file)' does not exist")
+        }
+        let examples: [TokenizedExample]
+        switch recipe.task {
+        case .pretrain:
+            let eot = tokenizer?.tokenID("<|endoftext|>") ?? config.eosTokenIds.first.map(Int32.init)
+            examples = try TokenizedDataset.pretraining(path: file, tokenizer: tokenizer, endOfText: eot, vocabularySize: config.vocabSize)
+        case .sft:
+            guard let tokenizer else { throw GLMError("\(recipe.file): sft needs a tokenizer (tokenizer.json in the model directory or model.tokenizer)") }
+            examples = try TokenizedDataset.sft(path: file, tokenizer: tokenizer, vocabularySize: config.vocabSize)
+        case .dpo, .grpo:
+            throw GLMError("\(recipe.file): task \(recipe.task.rawValue) is not implemented yet")
+        }
+        guard !examples.isEmpty else { throw GLMError("\(file): no examples (\(key))") }
+        return examples
+    }
+
+    var padID: Int32 { Int32(config.padTokenId ?? config.eosTokenIds.first ?? 0) }
+
+    func makeSource(_ examples: [TokenizedExample], shuffle: Bool, seed: UInt64) throws -> BatchSource {
+        let t = recipe.training
+        switch recipe.objective {
+        case .causal:
+            if recipe.data.packing {
+                return try ObjectiveSources.packedCausal(examples, batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle,
+                                                        seed: seed, padID: padID)
+            }
+            return CausalRowSource(examples: examples, batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed, padID: padID)
+        case .blankInfilling(let options):
+            return try ObjectiveSources.blankInfilling(examples, options: options, tokenizer: tokenizer, config: config,
+                                                     batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed, padID: padID)
+        }
+    }
+
+    func makeHooks(eval: [TokenizedExample]?) throws -> [EvaluationHook] {
+        var hooks: [EvaluationHook] = []
+        var names = Set<String>()
+        for (i, h) in recipe.eval.hooks.enumerated() {
+            let key = "eval.hooks[\(i)]"
+            guard names.insert(h.name).inserted else { throw GLMError("\(recipe.file): \(key).name: '\(h.name)' is used twice") }
+            switch h.type {
+            case "loss", "infilling":
+                guard let eval else { throw GLMError("\(recipe.file): \(key): a \(h.type) hook needs data.eval") }
+                var examples = eval
+                if let limit = h.limit { examples = Array(examples.prefix(limit)) }
+                let batches = (examples.count + recipe.training.batchSize - 1) / recipe.training.batchSize
+                if h.type == "loss" {
+                    hooks.append(HeldOutLossHook(name: h.name, batches: batches) { [unowned self] in
+                        try! self.makeSource(examples, shuffle: false, seed: self.recipe.training.seed ^ 0xE7A1)
+                    })
+                } else {
+                    hooks.append(try ObjectiveSources.infillingHook(name: h.name, examples: examples, run: self, batches: batches))
+                }
+            case "exact_match":
+                guard let tokenizer else { throw GLMError("\(recipe.file): \(key): exact_match needs a tokenizer") }
+                guard let file = h.file, FileManager.default.fileExists(atPath: file) else {
+                    throw GLMError("\(recipe.file): \(key).file: '\(h.file ?? "")' does not exist")
+                }
+                hooks.append(try ExactMatchHook(name: h.name, file: file, tokenizer: tokenizer, chat: h.chat,
+                                                maxNewTokens: h.maxNewTokens, normalizer: AnswerNormalizer(rawValue: h.normalize)!,
+                                                limit: h.limit))
+            case "command":
+                hooks.append(CommandHook(name: h.name, command: h.command))
+            default:
+                throw GLMError("\(recipe.file): \(key).type: unknown hook type '\(h.type)'")
+            }
+        }
+        return hooks
+    }
+
+    /// Full fine-tuning: every parameter trains, with weight decay on matrices only (not norms or biases).
+    func prepareTrainable() throws {
+        if recipe.lora != nil {
+            throw GLMError("\(recipe.file): lora: adapters are not wired into run yet")
+        }
+        let wd = Float(recipe.optimizer.weightDecay)
+        trainable = model.parameters.keys.sorted().map { name in
+            let t = model.parameters[name]!
+            t.setRequiresGrad(true)
+            return TrainableParameter(name: name, tensor: t, weightDecay: t.shape.count >= 2 ? wd : 0)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+// RUN/metrics.jsonl: one JSON object per line, flushed as it is written, cut back to a step on resume.
+import Foundation
+import GLMCore
+import GLMIO
+
+public final class MetricsLog {
+    public let path: String
+    private var handle: FileHandle?
+
+    /// Opens `path` for appending. With `keepThrough`, lines of later steps (written after the checkpoint a run
+    /// resumes from) are dropped first, by rewriting the file atomically; without it the file starts empty.
+    public init(path: String, keepThrough step: Int?) throws {
+        self.path = path
+        let fm = FileManager.default
+        if let step, let data = fm.contents(atPath: path) {
+            var kept: [Substring] = []
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                guard let obj = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let s = (obj["step"] as? NSNumber)?.intValue else { continue }  // a torn last line
+                if s <= step { kept.append(line) }
+            }
+            try AtomicFile.write(Data((kept.map { $0 + "\n" }.joined()).utf8), to: path)
+        } else {
+            try AtomicFile.write(Data(), to: path)
+        }
+        handle = FileHandle(forWritingAtPath: path)
+        guard handle != nil else { throw GLMError("\(path): cannot open for writing") }
+        handle?.seekToEndOfFile()
+    }
+
+    public func append(_ record: [String: Any]) throws {
+        let line = try JSONLines.encode(record) + "\n"
+        handle?.write(Data(line.utf8))
+    }
+
+    /// Reads a metrics file into its records (skipping a torn last line).
+    public static func read(_ path: String) throws -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw GLMError("\(path): cannot read") }
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+
+    deinit { try? handle?.close() }
+}

@@ -1,0 +1,202 @@
+// The training loop: micro-batches with gradient accumulation, clipping, the optimizer step, metrics, progress,
+// evaluation hooks, and HDF5 checkpoints from which a killed run resumes bit-identically.
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+public final class Trainer {
+    public struct Options {
+        public var steps: Int
+        public var gradAccum = 1
+        /// 0 disables clipping.
+        public var maxGradNorm: Double = 1
+        public var logEvery = 1
+        /// 0: no periodic checkpoints (one is still written at the end).
+        public var checkpointEvery = 0
+        public var keep = 3
+        /// 0: evaluate only at the end (and at the start with `evalAtStart`).
+        public var evalEvery = 0
+        public var evalAtStart = false
+        /// A metric key such as `eval/loss/loss`; its best checkpoint is kept in RUN/best/.
+        public var bestMetric: String?
+        public var bestMode = "min"
+        public var earlyStopPatience: Int?
+        public var progressLabel = "train"
+
+        public init(steps: Int) { self.steps = steps }
+    }
+
+    /// What a finished (or early-stopped) run did.
+    public struct Summary {
+        public var finalStep: Int
+        public var resumedFrom: Int?
+        public var lastLoss: Double?
+        public var lastEval: [String: Double]
+        public var bestValue: Double?
+        public var stoppedEarly: Bool
+    }
+
+    public let model: GLMForCausalLM
+    public let parameters: [TrainableParameter]
+    public let optimizer: Optimizer
+    public let schedule: LearningRateSchedule
+    public let source: BatchSource
+    public let hooks: [EvaluationHook]
+    public let runDirectory: String
+    public let options: Options
+    /// Strings stored in every checkpoint (the recipe, the base model, an adapter config, ...).
+    public var checkpointMetadata: [String: String] = [:]
+    /// Called before each optimizer step's first micro-batch with the step number (e.g. to seed dropout).
+    public var beforeStep: ((Int) -> Void)?
+    /// Saves the model (merged, for adapter runs) as an HF directory; used by command hooks.
+    public var exportModel: (String) throws -> Void = { _ in throw GLMError("this run cannot export its model") }
+    public var tokenizer: GLMTokenizer?
+
+    public init(model: GLMForCausalLM, parameters: [TrainableParameter], optimizer: Optimizer, schedule: LearningRateSchedule,
+                source: BatchSource, hooks: [EvaluationHook], runDirectory: String, options: Options) {
+        self.model = model; self.parameters = parameters; self.optimizer = optimizer; self.schedule = schedule
+        self.source = source; self.hooks = hooks; self.runDirectory = runDirectory; self.options = options
+    }
+
+    var checkpoints: CheckpointDirectory { CheckpointDirectory((runDirectory as NSString).appendingPathComponent("checkpoints")) }
+    var metricsPath: String { (runDirectory as NSString).appendingPathComponent("metrics.jsonl") }
+
+    private var bestValue: Double?
+    private var evalsSinceBest = 0
+
+    /// Trains to `options.steps`. With `resume`, continues from the newest valid checkpoint of the run (torn or
+    /// corrupt ones are skipped with a warning).
+    public func train(resume: Bool) throws -> Summary {
+        let fm = FileManager.default
+        try? fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        var step = 0
+        var resumedFrom: Int?
+        if resume {
+            let scan = try checkpoints.newestValid()
+            for w in scan.warnings { warn(w) }
+            if let ckpt = scan.checkpoint {
+                try restore(ckpt)
+                step = ckpt.step; resumedFrom = step
+                note("resuming from \(scan.file!.path) (step \(step))")
+            }
+        }
+        let metrics = try MetricsLog(path: metricsPath, keepThrough: resumedFrom)
+        let progress = ProgressReporter(total: options.steps, label: options.progressLabel, startingAt: step,
+                                        plainEvery: options.logEvery)
+        var summary = Summary(finalStep: step, resumedFrom: resumedFrom, lastLoss: nil, lastEval: [:], bestValue: bestValue, stoppedEarly: false)
+
+        if step == 0 && options.evalAtStart && !hooks.isEmpty {
+            summary.lastEval = try evaluate(step: 0, metrics: metrics, progress: progress)
+        }
+        let trainable = parameters.map(\.tensor)
+        while step < options.steps {
+            let started = Date()
+            beforeStep?(step)
+            var lossSum = 0.0, tokens = 0, lossTokens = 0
+            for _ in 0..<options.gradAccum {
+                let b = try source.nextBatch()
+                let loss = model.loss(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
+                                      positions: b.positions, blockPositions: b.blockPositions, mask: b.mask)
+                lossSum += Double(loss.pointer[0])
+                tokens += b.batch * b.length; lossTokens += b.lossTokenCount
+                loss.backward(seed: Tensor([1 / Float(options.gradAccum)], shape: loss.shape))
+            }
+            let gradNorm = options.maxGradNorm > 0
+                ? GradientClipping.clip(trainable, maxNorm: Float(options.maxGradNorm))
+                : GradientClipping.globalNorm(trainable)
+            let lr = schedule.rate(at: step)
+            optimizer.step(parameters, lr: Float(lr))
+            for t in trainable { t.zeroGrad() }
+            step += 1
+            let seconds = Date().timeIntervalSince(started)
+            let loss = lossSum / Double(options.gradAccum)
+            summary.lastLoss = loss
+            guard loss.isFinite else {
+                throw GLMError("step \(step): the loss is \(loss); lower optimizer.lr or check the data")
+            }
+            try metrics.append(["step": step, "loss": loss, "lr": lr, "grad_norm": Double(gradNorm),
+                                "tokens_per_s": Double(tokens) / max(seconds, 1e-9), "loss_tokens": lossTokens,
+                                "epoch": source.cursor["epoch"] ?? 0, "truncated": source.truncatedCount])
+            progress.update(step, fields: [String(format: "loss %.4f", loss), String(format: "lr %.2e", lr),
+                                           String(format: "%.0f tok/s", Double(tokens) / max(seconds, 1e-9))])
+            let evalNow = !hooks.isEmpty && ((options.evalEvery > 0 && step % options.evalEvery == 0) || step == options.steps)
+            if evalNow {
+                summary.lastEval = try evaluate(step: step, metrics: metrics, progress: progress)
+            }
+            if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || step == options.steps {
+                let save = try checkpoints.save(checkpoint(step: step), keep: options.keep)
+                for w in save.warnings { warn(w) }
+            }
+            if evalNow, let patience = options.earlyStopPatience, evalsSinceBest >= patience, step < options.steps {
+                note("early stop at step \(step): \(options.bestMetric ?? "the metric") has not improved for \(patience) evaluations")
+                let save = try checkpoints.save(checkpoint(step: step), keep: options.keep)
+                for w in save.warnings { warn(w) }
+                summary.stoppedEarly = true
+                break
+            }
+        }
+        summary.finalStep = step; summary.bestValue = bestValue
+        return summary
+    }
+
+    /// Runs every hook once and logs `eval/<hook>/<metric>`; keeps the best checkpoint by `bestMetric`.
+    func evaluate(step: Int, metrics: MetricsLog, progress: ProgressReporter?) throws -> [String: Double] {
+        let context = EvaluationContext(model: model, tokenizer: tokenizer, step: step, runDirectory: runDirectory,
+                                        exportModel: exportModel)
+        var record: [String: Any] = ["step": step]
+        var values: [String: Double] = [:]
+        for hook in hooks {
+            for (k, v) in try hook.evaluate(context) { values["eval/\(hook.name)/\(k)"] = v }
+        }
+        for (k, v) in values { record[k] = v }
+        try metrics.append(record)
+        progress?.message("eval step \(step): " + values.keys.sorted().filter { !$0.hasSuffix("/count") && !$0.hasSuffix("/tokens") }
+            .map { "\($0) \(String(format: "%.4f", values[$0]!))" }.joined(separator: ", "))
+        if let key = options.bestMetric {
+            guard let v = values[key] else {
+                throw GLMError("eval.best_metric: '\(key)' is not among the metrics (\(values.keys.sorted().joined(separator: ", ")))")
+            }
+            let better = bestValue.map { options.bestMode == "min" ? v < $0 : v > $0 } ?? true
+            if better {
+                bestValue = v; evalsSinceBest = 0
+                if step > 0 {
+                    let path = ((runDirectory as NSString).appendingPathComponent("best") as NSString).appendingPathComponent("checkpoint.h5")
+                    try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+                    try checkpoint(step: step).write(to: path)
+                }
+            } else { evalsSinceBest += 1 }
+        }
+        return values
+    }
+
+    func checkpoint(step: Int) -> TrainingCheckpoint {
+        var tensors: [String: Tensor] = [:]
+        for p in parameters { tensors[p.name] = p.tensor }
+        var scalars: [String: Double] = ["evals_since_best": Double(evalsSinceBest)]
+        if let bestValue { scalars["best_value"] = bestValue }
+        return TrainingCheckpoint(tensors: tensors, optimizerState: optimizer.stateTensors(), step: step, scalars: scalars,
+                                  rngState: [], dataCursor: source.cursor, metadata: checkpointMetadata)
+    }
+
+    func restore(_ c: TrainingCheckpoint) throws {
+        for p in parameters {
+            guard let t = c.tensors[p.name] else { throw GLMError("checkpoint step \(c.step): missing trained tensor '\(p.name)'") }
+            guard t.shape == p.tensor.shape else {
+                throw GLMError("checkpoint step \(c.step): '\(p.name)' has shape \(t.shape), the model expects \(p.tensor.shape)")
+            }
+            p.tensor.pointer.update(from: t.pointer, count: t.count)
+        }
+        if c.tensors.count != parameters.count {
+            let extra = Set(c.tensors.keys).subtracting(parameters.map(\.name)).sorted()
+            throw GLMError("checkpoint step \(c.step): tensors the run does not train: \(extra.prefix(3).joined(separator: ", "))")
+        }
+        try optimizer.restoreState(step: c.step, tensors: c.optimizerState)
+        try source.restore(cursor: c.dataCursor)
+        bestValue = c.scalars["best_value"]
+        evalsSinceBest = Int(c.scalars["evals_since_best"] ?? 0)
+    }
+
+    func warn(_ s: String) { FileHandle.standardError.write(Data("warning: \(s)\n".utf8)) }
+    func note(_ s: String) { FileHandle.standardError.write(Data("\(s)\n".utf8)) }
+}
