@@ -7,28 +7,11 @@ import GLMIO
 import TestSupport
 
 final class CommandLineTests: XCTestCase {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
-
-    /// Runs the release binary built next to the tests.
-    func glmTrain(_ args: [String]) throws -> Result {
-        let binary = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("glm-train").path
-        let fallback = "\(Fixtures.repositoryRoot)/.build/release/glm-train"
-        let exe = FileManager.default.isExecutableFile(atPath: binary) ? binary : fallback
-        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: exe), "glm-train not built")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out; p.standardError = err
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
-    }
+    func glmTrain(_ args: [String]) throws -> GLMTrainBinary.Result { try GLMTrainBinary.run(args) }
 
     var fixture: String { "\(Fixtures.repositoryRoot)/Tests/GLMModelTests/Fixtures/glm4" }
 
-    func temporary(_ name: String) -> String { NSTemporaryDirectory() + "glmtrain-cli-\(UUID().uuidString)-\(name)" }
+    func temporary(_ name: String) -> String { GLMTrainBinary.temporary(name) }
 
     func testScoreMatchesTransformersLogProbs() throws {
         let expected = try SafetensorsFile(path: "\(fixture)/expected.safetensors")

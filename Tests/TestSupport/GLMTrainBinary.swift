@@ -1,0 +1,56 @@
+// Runs the built `glm-train` executable as a user would, for the CLI tests.
+import Foundation
+import XCTest
+
+public enum GLMTrainBinary {
+    public struct Result {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    /// The release binary built next to the tests (or in .build/release).
+    public static func path() throws -> String {
+        let binary = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("glm-train").path
+        let fallback = "\(Fixtures.repositoryRoot)/.build/release/glm-train"
+        let exe = FileManager.default.isExecutableFile(atPath: binary) ? binary : fallback
+        try XCTSkipUnless(FileManager.default.isExecutableFile(atPath: exe), "glm-train not built")
+        return exe
+    }
+
+    /// Starts `glm-train args` without waiting; standard output and error go to the given files (or nowhere).
+    public static func start(_ args: [String], stdout: String? = nil, stderr: String? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try path())
+        p.arguments = args
+        p.standardOutput = stdout.map { FileManager.default.createFile(atPath: $0, contents: nil); return FileHandle(forWritingAtPath: $0)! } ?? FileHandle.nullDevice
+        p.standardError = stderr.map { FileManager.default.createFile(atPath: $0, contents: nil); return FileHandle(forWritingAtPath: $0)! } ?? FileHandle.nullDevice
+        try p.run()
+        return p
+    }
+
+    /// Runs `glm-train args` to the end and captures its output.
+    public static func run(_ args: [String]) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try path())
+        p.arguments = args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        try p.run()
+        // Read both pipes concurrently so a full stderr pipe cannot block the child.
+        final class Box: @unchecked Sendable { var data = Data() }
+        let e = Box()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { e.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        group.wait()
+        p.waitUntilExit()
+        return Result(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e.data, as: UTF8.self))
+    }
+
+    /// A fresh temporary path.
+    public static func temporary(_ name: String) -> String {
+        NSTemporaryDirectory() + "glmtrain-cli-\(UUID().uuidString)-\(name)"
+    }
+}
