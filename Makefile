@@ -44,6 +44,7 @@ fixtures: venv
 	$(VENV)/bin/python Scripts/make_core_fixtures.py
 	$(VENV)/bin/python Scripts/make_model_fixtures.py
 	$(VENV)/bin/python Scripts/make_tokenizer_fixtures.py
+	$(VENV)/bin/python Scripts/make_optimizer_fixtures.py
 
 bench-ops: build venv
 	.build/release/glm-train bench ops --python $(VENV)/bin/python
