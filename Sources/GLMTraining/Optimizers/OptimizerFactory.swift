@@ -6,6 +6,11 @@ public enum OptimizerFactory {
         switch o.name {
         case "adamw":
             return AdamW(beta1: Float(o.betas.0), beta2: Float(o.betas.1), eps: Float(o.eps))
+        case "muon":
+            // The recipe's lr is the scheduled rate of the Muon group; adamw_lr (default: the same) that of the rest.
+            let muon = Muon(momentum: Float(o.momentum), nsSteps: o.nsSteps, scale: o.muonScale == "moonlight" ? .moonlight : .original)
+            return MuonWithAdamW(muon: muon, adamW: AdamW(beta1: Float(o.betas.0), beta2: Float(o.betas.1), eps: Float(o.eps)),
+                                 adamWLearningRateScale: o.lr > 0 ? Float((o.adamwLR ?? o.lr) / o.lr) : 1)
         default:
             throw GLMError("optimizer.name: '\(o.name)' is not available yet")
         }

@@ -141,12 +141,12 @@ public final class RecipeRun {
         case .causal:
             if recipe.data.packing {
                 return try ObjectiveSources.packedCausal(examples, batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle,
-                                                        seed: seed, padID: padID)
+                                                         seed: seed, padID: padID, truncate: recipe.task != .pretrain)
             }
             return CausalRowSource(examples: examples, batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed, padID: padID)
         case .blankInfilling(let options):
             return try ObjectiveSources.blankInfilling(examples, options: options, tokenizer: tokenizer, config: config,
-                                                     batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed, padID: padID)
+                                                      batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed)
         }
     }
 
@@ -167,7 +167,16 @@ public final class RecipeRun {
                         try! self.makeSource(examples, shuffle: false, seed: self.recipe.training.seed ^ 0xE7A1)
                     })
                 } else {
-                    hooks.append(try ObjectiveSources.infillingHook(name: h.name, examples: examples, run: self, batches: batches))
+                    guard case .blankInfilling(let options) = recipe.objective else {
+                        throw GLMError("\(recipe.file): \(key): an infilling hook needs objective: blank_infilling")
+                    }
+                    let eop = tokenizer?.tokenID("<eop>") ?? -1
+                    let (cfg, tok, seqLen, B, seed) = (config!, tokenizer, recipe.training.seqLen, recipe.training.batchSize, recipe.training.seed ^ 0xE7A1)
+                    _ = try ObjectiveSources.objective(options, tokenizer: tok, config: cfg, seqLen: seqLen)  // fail early
+                    hooks.append(InfillingAccuracyHook(name: h.name, batches: batches, endOfPiece: eop) {
+                        try! ObjectiveSources.blankInfilling(examples, options: options, tokenizer: tok, config: cfg, batchSize: B,
+                                                             seqLen: seqLen, shuffle: false, seed: seed)
+                    })
                 }
             case "exact_match":
                 guard let tokenizer else { throw GLMError("\(recipe.file): \(key): exact_match needs a tokenizer") }
