@@ -10,6 +10,7 @@ struct Generate: ParsableCommand {
         abstract: "Generate continuations; several --prompt options run as one batch.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @Option(help: "Prompt text (repeat for a batch).")
     var prompt: [String] = []
     @Option(help: "Prompt as comma-separated token ids, e.g. 1,2,3 (repeat for a batch).")
@@ -37,6 +38,7 @@ struct Generate: ParsableCommand {
         }
         guard maxNewTokens >= 0 else { throw GLMError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
         let (model, tokenizer) = try modelOptions.load(needTokenizer: !prompt.isEmpty)
+        try adapterOptions.apply(to: model)
         var prompts: [[Int32]] = []
         for text in promptTokens {
             let ids = try text.split(separator: ",").map { part -> Int32 in

@@ -1,4 +1,4 @@
-// Options shared by the commands that load a model (`score`, `generate`, `tokenize`).
+// Options shared by the commands that load a model (`score`, `generate`, `tokenize`), and `--adapter` (`score`, `generate`).
 import ArgumentParser
 import Foundation
 import GLMCore
@@ -23,5 +23,23 @@ struct ModelOptions: ParsableArguments {
             return nil
         }
         return try GLMTokenizer.load(directory: model)
+    }
+}
+
+/// `--adapter DIR` for the commands that run a model (`score`, `generate`).
+struct AdapterOptions: ParsableArguments {
+    @Option(help: "A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors) to apply to the model.")
+    var adapter: String?
+
+    /// Merges the adapter into `model`'s weights (W + scale·B·A in f32): the same outputs as running the adapter
+    /// beside the base, at the base model's speed. Errors name the adapter file and key.
+    func apply(to model: GLMForCausalLM) throws {
+        guard let adapter else { return }
+        let loaded = try PEFTAdapter.load(directory: adapter, model: model.config)
+        let merged = try loaded.merged(into: model.parameters)
+        for (l, m) in loaded.modules {
+            let name = m.moduleName(layer: l) + ".weight"
+            try model.replaceParameter(name, with: merged[name]!)
+        }
     }
 }

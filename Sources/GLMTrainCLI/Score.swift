@@ -10,6 +10,7 @@ struct Score: ParsableCommand {
         abstract: "Per-token log-probabilities of {\"tokens\": [...]} or {\"text\": ...} lines.")
 
     @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var adapterOptions: AdapterOptions
     @Option(help: "Input JSONL: {\"tokens\": [int, ...]} or {\"text\": \"...\"} per line.")
     var input: String
     @Option(help: "Output JSONL (default: standard output); written atomically.")
@@ -19,6 +20,7 @@ struct Score: ParsableCommand {
         let lines = try JSONLines.read(input)
         let needsText = lines.contains { $0.object["text"] != nil }
         let (model, tokenizer) = try modelOptions.load(needTokenizer: needsText)
+        try adapterOptions.apply(to: model)
         var sequences: [[Int32]] = []
         for line in lines {
             if let tokens = try line.intArray("tokens") {

@@ -1,0 +1,255 @@
+// adapter_config.json of a PEFT LoRA adapter: the fields GLMTrain understands, checked strictly, and the file
+// written with every key peft 0.21 writes (so peft, vLLM and llama.cpp read it as one of their own).
+import Foundation
+import GLMCore
+import GLMModel
+
+/// PEFT's `target_modules`: a list of names (each matches a module whose name equals it or ends with "." + it),
+/// `"all-linear"`, or another string, which is a regular expression the whole module name must match.
+public enum AdapterTargets: Equatable, Sendable {
+    case list([String])
+    case allLinear
+    case regex(String)
+
+    /// The JSON value peft writes.
+    var json: AdapterJSON {
+        switch self {
+        case .list(let l): return .array(l.map { .string($0) })
+        case .allLinear: return .string("all-linear")
+        case .regex(let r): return .string(r)
+        }
+    }
+
+    /// Whether the module `name` (e.g. "model.layers.0.self_attn.q_proj") is targeted.
+    public func matches(_ name: String) -> Bool {
+        switch self {
+        case .allLinear: return true
+        case .list(let l): return l.contains { name == $0 || name.hasSuffix("." + $0) }
+        case .regex(let r): return AdapterTargets.fullMatch(r, name)
+        }
+    }
+
+    static func fullMatch(_ pattern: String, _ s: String) -> Bool {
+        guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") else { return false }
+        return re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+    }
+}
+
+/// The fields of a PEFT `LoraConfig` that matter to GLMTrain. Other keys read from a file are kept in `extra`
+/// and written back unchanged.
+public struct AdapterConfig: Equatable, Sendable {
+    public var peftType = "LORA"
+    public var taskType: String? = "CAUSAL_LM"
+    /// The base model: a Hugging Face id or a directory (llama.cpp's converter reads its config.json).
+    public var baseModelNameOrPath: String? = nil
+    public var r = 8
+    public var loraAlpha: Double = 8
+    public var loraDropout: Double = 0
+    public var targetModules: AdapterTargets = .list([])
+    public var excludeModules: AdapterTargets? = nil
+    /// Scale α/√r instead of α/r.
+    public var useRslora = false
+    /// Only these layer indices carry adapters (nil: all layers).
+    public var layersToTransform: [Int]? = nil
+    public var layersPattern: AdapterJSON = .null
+    public var bias = "none"
+    public var fanInFanOut = false
+    public var modulesToSave: AdapterJSON = .null
+    public var useDora = false
+    public var rankPattern: [String: AdapterJSON] = [:]
+    public var alphaPattern: [String: AdapterJSON] = [:]
+    public var inferenceMode = true
+    public var initLoraWeights: AdapterJSON = .bool(true)
+    public var revision: String? = nil
+    /// Keys not modelled above, as read.
+    public var extra: [String: AdapterJSON] = [:]
+
+    public init(r: Int = 8, loraAlpha: Double = 8, loraDropout: Double = 0, targetModules: AdapterTargets = .list([]),
+                useRslora: Bool = false, layersToTransform: [Int]? = nil, baseModelNameOrPath: String? = nil) {
+        self.r = r; self.loraAlpha = loraAlpha; self.loraDropout = loraDropout; self.targetModules = targetModules
+        self.useRslora = useRslora; self.layersToTransform = layersToTransform; self.baseModelNameOrPath = baseModelNameOrPath
+    }
+
+    /// The factor on B·A: α/r, or α/√r with rsLoRA.
+    public var scale: Double { useRslora ? loraAlpha / Double(r).squareRoot() : loraAlpha / Double(r) }
+
+    /// The alpha that gives the same scale under the plain α/r rule (llama.cpp's): α·√r with rsLoRA.
+    public var effectiveAlpha: Double { useRslora ? loraAlpha * Double(r).squareRoot() : loraAlpha }
+
+    /// Whether `module` of `layer` carries an adapter under this config.
+    public func targets(layer: Int, module: LoRAModule) -> Bool {
+        let name = module.moduleName(layer: layer)
+        if let layers = layersToTransform, !layers.contains(layer) { return false }
+        if let ex = excludeModules, ex.matches(name) { return false }
+        return targetModules.matches(name)
+    }
+
+    /// Every (layer, module) targeted in a model of `config`, layer-major in canonical module order.
+    public func targetedModules(_ config: GLMConfig) -> [(layer: Int, module: LoRAModule)] {
+        (0..<config.numHiddenLayers).flatMap { l in LoRAModule.allCases.filter { targets(layer: l, module: $0) }.map { (l, $0) } }
+    }
+
+    // MARK: reading
+
+    /// Parses adapter_config.json; `source` names the file in errors. Checks what GLMTrain cannot honour:
+    /// a non-LoRA type, DoRA, trained biases, fan_in_fan_out, modules_to_save, per-module rank/alpha patterns.
+    public static func decode(_ data: Data, source: String) throws -> AdapterConfig {
+        guard case .object(let o) = try AdapterJSON.parse(data, source: source) else {
+            throw GLMError("\(source): expected a JSON object")
+        }
+        func fail(_ key: String, _ what: String) -> GLMError { GLMError("\(source): key '\(key)': \(what)") }
+        func string(_ key: String) throws -> String? {
+            switch o[key] {
+            case nil, .null?: return nil
+            case .string(let s)?: return s
+            default: throw fail(key, "expected a string")
+            }
+        }
+        func number(_ key: String) throws -> Double? {
+            switch o[key] {
+            case nil, .null?: return nil
+            case .int(let i)?: return Double(i)
+            case .double(let d)?: return d
+            default: throw fail(key, "expected a number")
+            }
+        }
+        func bool(_ key: String) throws -> Bool? {
+            switch o[key] {
+            case nil, .null?: return nil
+            case .bool(let b)?: return b
+            default: throw fail(key, "expected true or false")
+            }
+        }
+        func targets(_ key: String) throws -> AdapterTargets? {
+            switch o[key] {
+            case nil, .null?: return nil
+            case .string(let s)?:
+                if s == "all-linear" { return .allLinear }
+                guard (try? NSRegularExpression(pattern: s)) != nil else { throw fail(key, "'\(s)' is not a valid regular expression") }
+                return .regex(s)
+            case .array(let a)?:
+                return .list(try a.map { v -> String in
+                    guard case .string(let s) = v else { throw fail(key, "expected a list of module names") }
+                    return s
+                })
+            default: throw fail(key, "expected a list of module names or a string")
+            }
+        }
+        var c = AdapterConfig()
+        let known: Set<String> = ["peft_type", "task_type", "base_model_name_or_path", "r", "lora_alpha", "lora_dropout",
+                                  "target_modules", "exclude_modules", "use_rslora", "layers_to_transform", "layers_pattern",
+                                  "bias", "fan_in_fan_out", "modules_to_save", "use_dora", "rank_pattern", "alpha_pattern",
+                                  "inference_mode", "init_lora_weights", "revision"]
+        c.peftType = try string("peft_type") ?? "LORA"
+        guard c.peftType == "LORA" else { throw fail("peft_type", "'\(c.peftType)' is not supported (expected LORA)") }
+        c.taskType = try string("task_type")
+        c.baseModelNameOrPath = try string("base_model_name_or_path")
+        guard let r = try number("r") else { throw fail("r", "missing (the LoRA rank)") }
+        guard r >= 1, r.rounded() == r else { throw fail("r", "expected a positive integer rank, got \(r)") }
+        c.r = Int(r)
+        c.loraAlpha = try number("lora_alpha") ?? 8
+        c.loraDropout = try number("lora_dropout") ?? 0
+        guard c.loraDropout >= 0 && c.loraDropout < 1 else { throw fail("lora_dropout", "expected 0 ≤ p < 1, got \(c.loraDropout)") }
+        guard let t = try targets("target_modules") else { throw fail("target_modules", "missing") }
+        c.targetModules = t
+        c.excludeModules = try targets("exclude_modules")
+        c.useRslora = try bool("use_rslora") ?? false
+        switch o["layers_to_transform"] {
+        case nil, .null?: c.layersToTransform = nil
+        case .int(let i)?: c.layersToTransform = [i]
+        case .array(let a)?:
+            c.layersToTransform = try a.map { v -> Int in
+                guard case .int(let i) = v, i >= 0 else { throw fail("layers_to_transform", "expected layer indices") }
+                return i
+            }
+        default: throw fail("layers_to_transform", "expected a layer index or a list of them")
+        }
+        c.layersPattern = o["layers_pattern"] ?? .null
+        if case .string(let p) = c.layersPattern, p != "layers" {
+            throw fail("layers_pattern", "'\(p)' does not name GLM's decoder layers (model.layers)")
+        }
+        c.bias = try string("bias") ?? "none"
+        guard c.bias == "none" else { throw fail("bias", "'\(c.bias)' is not supported (only \"none\": no trained biases)") }
+        c.fanInFanOut = try bool("fan_in_fan_out") ?? false
+        guard !c.fanInFanOut else { throw fail("fan_in_fan_out", "true is for Conv1D weights; GLM's linears are [out, in]") }
+        c.modulesToSave = o["modules_to_save"] ?? .null
+        switch c.modulesToSave {
+        case .null: break
+        case .array(let a) where a.isEmpty: break
+        default: throw fail("modules_to_save", "fully trained modules are not supported (vLLM and llama.cpp reject them too)")
+        }
+        c.useDora = try bool("use_dora") ?? false
+        guard !c.useDora else { throw fail("use_dora", "DoRA is not supported") }
+        for key in ["rank_pattern", "alpha_pattern"] {
+            switch o[key] {
+            case nil, .null?: break
+            case .object(let p)?:
+                guard p.isEmpty else { throw fail(key, "per-module patterns are not supported") }
+            default: throw fail(key, "expected an object")
+            }
+        }
+        c.inferenceMode = try bool("inference_mode") ?? true
+        c.initLoraWeights = o["init_lora_weights"] ?? .bool(true)
+        c.revision = try string("revision")
+        for (k, v) in o where !known.contains(k) {
+            if k == "use_qalora" || k == "lora_bias" || k == "use_bdlora", case .bool(true) = v {
+                throw fail(k, "true is not supported")
+            }
+            c.extra[k] = v
+        }
+        return c
+    }
+
+    /// Reads `path` (an adapter_config.json).
+    public static func load(path: String) throws -> AdapterConfig {
+        guard let data = FileManager.default.contents(atPath: path) else { throw GLMError("\(path): missing or unreadable") }
+        return try decode(data, source: path)
+    }
+
+    /// Checks the targets against a base model: a list entry that names no linear module of the model, or a
+    /// layer index beyond it, is an error naming it (PEFT would adapt some other module, or none).
+    public func validate(against model: GLMConfig, source: String) throws {
+        let n = model.numHiddenLayers
+        let names = (0..<n).flatMap { l in LoRAModule.allCases.map { $0.moduleName(layer: l) } }
+        if case .list(let l) = targetModules {
+            guard !l.isEmpty else { throw GLMError("\(source): key 'target_modules': empty list") }
+            for t in l where !names.contains(where: { $0 == t || $0.hasSuffix("." + t) }) {
+                throw GLMError("\(source): key 'target_modules': unknown target '\(t)' (GLM linear modules: \(LoRAModule.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+        }
+        if let layers = layersToTransform, let bad = layers.first(where: { $0 >= n }) {
+            throw GLMError("\(source): key 'layers_to_transform': layer \(bad) does not exist (the model has \(n) layers)")
+        }
+        if targetedModules(model).isEmpty {
+            throw GLMError("\(source): key 'target_modules': targets no linear module of the model")
+        }
+    }
+
+    // MARK: writing
+
+    /// Every key peft 0.21.2 writes for a LoRA adapter, with this config's values.
+    public var jsonObject: [String: AdapterJSON] {
+        var o: [String: AdapterJSON] = [
+            "alora_invocation_tokens": .null, "alpha_pattern": .object(alphaPattern), "arrow_config": .null,
+            "auto_mapping": .null, "base_model_name_or_path": baseModelNameOrPath.map { .string($0) } ?? .null,
+            "bias": .string(bias), "corda_config": .null, "ensure_weight_tying": .bool(false), "eva_config": .null,
+            "exclude_modules": excludeModules?.json ?? .null, "fan_in_fan_out": .bool(fanInFanOut),
+            "inference_mode": .bool(inferenceMode), "init_lora_weights": initLoraWeights, "kasa_config": .null,
+            "layer_replication": .null, "layers_pattern": layersPattern,
+            "layers_to_transform": layersToTransform.map { .array($0.map { .int($0) }) } ?? .null,
+            "loftq_config": .object([:]), "lora_alpha": AdapterJSON.number(loraAlpha), "lora_bias": .bool(false),
+            "lora_dropout": .double(loraDropout), "lora_ga_config": .null, "megatron_config": .null,
+            "megatron_core": .string("megatron.core"), "modules_to_save": modulesToSave, "monteclora_config": .null,
+            "peft_type": .string(peftType), "peft_version": .string("0.21.2"), "qalora_group_size": .int(16),
+            "r": .int(r), "rank_pattern": .object(rankPattern), "revision": revision.map { .string($0) } ?? .null,
+            "target_modules": targetModules.json, "target_parameters": .null,
+            "task_type": taskType.map { .string($0) } ?? .null, "trainable_token_indices": .null, "use_bdlora": .null,
+            "use_dora": .bool(useDora), "use_qalora": .bool(false), "use_rslora": .bool(useRslora), "velora_config": .null,
+        ]
+        for (k, v) in extra { o[k] = v }
+        return o
+    }
+
+    /// The file text, laid out as peft writes it (`json.dumps(indent=2, sort_keys=True)`).
+    public var jsonText: String { AdapterJSON.object(jsonObject).rendered() }
+}

@@ -1,0 +1,231 @@
+// PEFT LoRA adapter directories (adapter_config.json + adapter_model.safetensors) read and written strictly,
+// the vLLM flavour (gate_up_proj split into gate_proj/up_proj), and merging into the base weights.
+import Foundation
+import GLMCore
+import GLMModel
+
+/// A LoRA adapter as plain data: its config and its matrices by PEFT name without the "base_model.model."
+/// prefix ("model.layers.N.self_attn.q_proj.lora_A.weight" `[r, in]`, "….lora_B.weight" `[out, r]`), in f32.
+public struct PEFTAdapter {
+    public static let configFile = "adapter_config.json"
+    public static let weightsFile = "adapter_model.safetensors"
+    /// The prefix PEFT puts before the model's own parameter names in adapter files.
+    public static let keyPrefix = "base_model.model."
+    /// Ranks vLLM accepts as `--max-lora-rank` (vllm/config/lora.py); an adapter's r must not exceed the one chosen.
+    public static let vllmMaxLoRARanks = [1, 8, 16, 32, 64, 128, 256, 320, 512]
+
+    public var config: AdapterConfig
+    public var tensors: [String: Tensor]
+
+    public init(config: AdapterConfig, tensors: [String: Tensor]) {
+        self.config = config
+        self.tensors = tensors
+    }
+
+    /// The adapted modules present in `tensors`, layer-major in canonical module order.
+    public var modules: [(layer: Int, module: LoRAModule)] {
+        var seen: Set<String> = []
+        var out: [(layer: Int, module: LoRAModule)] = []
+        for name in tensors.keys {
+            guard let (l, m, _) = LoRAModule.parse(tensorName: name), seen.insert(m.moduleName(layer: l)).inserted else { continue }
+            out.append((l, m))
+        }
+        return out.sorted { ($0.layer, $0.module) < ($1.layer, $1.module) }
+    }
+
+    /// A and B of one module.
+    public func matrices(layer: Int, module: LoRAModule) -> (a: Tensor, b: Tensor)? {
+        guard let a = tensors[LoRAModule.tensorName(layer: layer, module: module, isB: false)],
+              let b = tensors[LoRAModule.tensorName(layer: layer, module: module, isB: true)] else { return nil }
+        return (a, b)
+    }
+
+    // MARK: reading
+
+    /// Reads a PEFT adapter directory. With `model`, everything is checked against the base model (see `validate`).
+    /// Only `adapter_model.safetensors` is read; errors name the file and the key.
+    public static func load(directory: String, model: GLMConfig? = nil) throws -> PEFTAdapter {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw GLMError("\(directory): not a directory (expected a PEFT adapter with \(configFile) and \(weightsFile))")
+        }
+        let configPath = "\(directory)/\(configFile)", weightsPath = "\(directory)/\(weightsFile)"
+        guard fm.fileExists(atPath: configPath) else { throw GLMError("\(configPath): missing (not a PEFT adapter directory)") }
+        let config = try AdapterConfig.load(path: configPath)
+        guard fm.fileExists(atPath: weightsPath) else {
+            let bin = fm.fileExists(atPath: "\(directory)/adapter_model.bin")
+            throw GLMError("\(weightsPath): missing\(bin ? "; adapter_model.bin is not supported, save the adapter with safe_serialization=True" : "")")
+        }
+        let file = try SafetensorsFile(path: weightsPath)
+        var tensors: [String: Tensor] = [:]
+        for key in file.names {
+            guard key.hasPrefix(keyPrefix) else {
+                throw GLMError("\(weightsPath): tensor '\(key)': expected a PEFT name starting with '\(keyPrefix)'")
+            }
+            tensors[String(key.dropFirst(keyPrefix.count))] = try file.tensor(key)
+        }
+        let adapter = PEFTAdapter(config: config, tensors: tensors)
+        if let model {
+            try config.validate(against: model, source: configPath)
+            try adapter.validateTensors(against: model, source: weightsPath, keyPrefix: keyPrefix)
+        } else {
+            try adapter.validateTensors(against: nil, source: weightsPath, keyPrefix: keyPrefix)
+        }
+        return adapter
+    }
+
+    /// Checks config and tensors against a base model: known targets, every targeted module has both matrices,
+    /// no others, rank `r`, and the base weight's in/out sizes.
+    public func validate(against model: GLMConfig, source: String = "adapter") throws {
+        try config.validate(against: model, source: source)
+        try validateTensors(against: model, source: source, keyPrefix: "")
+    }
+
+    func validateTensors(against model: GLMConfig?, source: String, keyPrefix: String) throws {
+        let r = config.r
+        func fail(_ name: String, _ what: String) -> GLMError { GLMError("\(source): tensor '\(keyPrefix)\(name)': \(what)") }
+        for name in tensors.keys.sorted() {
+            guard let (layer, module, isB) = LoRAModule.parse(tensorName: name) else {
+                throw fail(name, "not a lora_A/lora_B matrix of a GLM linear module (expected model.layers.N.{self_attn.q_proj|k_proj|v_proj|o_proj, mlp.gate_up_proj|down_proj}.lora_A|lora_B.weight)")
+            }
+            let t = tensors[name]!
+            guard t.rank == 2 else { throw fail(name, "shape \(t.shape); expected a matrix") }
+            let partner = LoRAModule.tensorName(layer: layer, module: module, isB: !isB)
+            guard tensors[partner] != nil else {
+                throw fail(name, "\(isB ? "lora_B without its lora_A" : "lora_A without its lora_B") ('\(keyPrefix)\(partner)' is missing)")
+            }
+            let rank = isB ? t.shape[1] : t.shape[0]
+            guard rank == r else { throw fail(name, "rank mismatch: shape \(t.shape) has rank \(rank) but r is \(r) in \(PEFTAdapter.configFile)") }
+            guard config.targets(layer: layer, module: module) else {
+                throw fail(name, "module \(module.moduleName(layer: layer)) is not targeted by target_modules/layers_to_transform")
+            }
+            guard let model else { continue }
+            guard layer < model.numHiddenLayers else {
+                throw fail(name, "layer \(layer) does not exist in the base model (\(model.numHiddenLayers) layers)")
+            }
+            let w = module.weightShape(model)
+            let expected = isB ? [w[0], r] : [r, w[1]]
+            guard t.shape == expected else {
+                throw fail(name, "shape \(t.shape) does not match the base model: \(module.rawValue) weight is \(w), so expected \(expected)")
+            }
+        }
+        if let model {
+            for (l, m) in config.targetedModules(model) where matrices(layer: l, module: m) == nil {
+                throw GLMError("\(source): no tensor '\(keyPrefix)\(LoRAModule.tensorName(layer: l, module: m, isB: false))' although \(PEFTAdapter.configFile) targets \(m.moduleName(layer: l))")
+            }
+        }
+    }
+
+    // MARK: writing
+
+    /// Writes `directory` (created if needed) as peft's save_pretrained does: adapter_config.json,
+    /// adapter_model.safetensors (f32, names with the "base_model.model." prefix, metadata format pt) and the
+    /// README.md model card front matter peft writes (read by llama.cpp's converter for the GGUF metadata).
+    public func save(to directory: String) throws {
+        try PEFTAdapter.createDirectory(directory)
+        try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: tensors.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
+                                    to: "\(directory)/\(PEFTAdapter.weightsFile)")
+        try AtomicFile.write(Data(config.jsonText.utf8), to: "\(directory)/\(PEFTAdapter.configFile)")
+        try AtomicFile.write(Data(modelCard.utf8), to: "\(directory)/README.md")
+    }
+
+    /// The YAML front matter of peft's model card.
+    var modelCard: String {
+        var s = "---\n"
+        if let base = config.baseModelNameOrPath { s += "base_model: \(base)\n" }
+        s += "library_name: peft\npipeline_tag: text-generation\ntags:\n"
+        if let base = config.baseModelNameOrPath { s += "- base_model:adapter:\(base)\n" }
+        s += "- lora\n- transformers\n---\n\n# LoRA adapter\n\nWritten by GLMTrain in the PEFT layout.\n"
+        return s
+    }
+
+    /// The smallest `--max-lora-rank` vLLM accepts for this adapter, or nil when r is above all of them.
+    public var vllmMaxLoRARank: Int? { PEFTAdapter.vllmMaxLoRARanks.first { $0 >= config.r } }
+
+    /// The vLLM flavour of the adapter: vLLM's GLM models pack `gate_proj`/`up_proj` and expect LoRAs on those
+    /// two, so each gate_up_proj adapter becomes two sharing A, with B split by rows (gate rows first).
+    /// `target_modules` lists the module kinds present. Errors when vLLM cannot serve the rank.
+    public func vllmAdapter(model: GLMConfig) throws -> (config: AdapterConfig, tensors: [String: Tensor]) {
+        guard vllmMaxLoRARank != nil else {
+            throw GLMError("rank \(config.r) is above what vLLM serves (max_lora_rank at most \(PEFTAdapter.vllmMaxLoRARanks.last!))")
+        }
+        let I = model.intermediateSize
+        var out: [String: Tensor] = [:]
+        var kinds: [String] = []
+        for (l, m) in modules {
+            let (a, b) = matrices(layer: l, module: m)!
+            let stem = GLMWeights.layerPrefix(l)
+            if m == .gateUpProj {
+                guard b.shape[0] == 2 * I else { throw GLMError("\(m.moduleName(layer: l)): lora_B has \(b.shape[0]) rows; expected 2 × intermediate_size = \(2 * I)") }
+                let (gate, up) = Autograd.noGrad { (b.slice(axis: 0, start: 0, length: I), b.slice(axis: 0, start: I, length: I)) }
+                out[stem + "mlp.gate_proj.lora_A.weight"] = a
+                out[stem + "mlp.gate_proj.lora_B.weight"] = gate
+                out[stem + "mlp.up_proj.lora_A.weight"] = a
+                out[stem + "mlp.up_proj.lora_B.weight"] = up
+                for k in ["gate_proj", "up_proj"] where !kinds.contains(k) { kinds.append(k) }
+            } else {
+                out[LoRAModule.tensorName(layer: l, module: m, isB: false)] = a
+                out[LoRAModule.tensorName(layer: l, module: m, isB: true)] = b
+                if !kinds.contains(m.rawValue) { kinds.append(m.rawValue) }
+            }
+        }
+        var c = config
+        c.targetModules = .list(kinds)
+        c.excludeModules = nil
+        return (c, out)
+    }
+
+    /// Writes the vLLM flavour (see `vllmAdapter`) in the PEFT layout.
+    public func saveVLLM(to directory: String, model: GLMConfig) throws {
+        let (c, t) = try vllmAdapter(model: model)
+        try PEFTAdapter.createDirectory(directory)
+        try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: t.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
+                                    to: "\(directory)/\(PEFTAdapter.weightsFile)")
+        try AtomicFile.write(Data(c.jsonText.utf8), to: "\(directory)/\(PEFTAdapter.configFile)")
+    }
+
+    // MARK: merging
+
+    /// `weights` with every adapted W replaced by W + scale·B·A (computed in f32; the inputs are not modified).
+    public func merged(into weights: [String: Tensor]) throws -> [String: Tensor] {
+        var out = weights
+        let s = Float(config.scale)
+        for (l, m) in modules {
+            let name = m.moduleName(layer: l) + ".weight"
+            guard let w = weights[name] else { throw GLMError("\(name): not in the base model weights") }
+            let (a, b) = matrices(layer: l, module: m)!
+            guard w.shape == [b.shape[0], a.shape[1]] else {
+                throw GLMError("\(name): base weight \(w.shape) does not match lora_B·lora_A \([b.shape[0], a.shape[1]])")
+            }
+            out[name] = Autograd.noGrad { w + Tensor.matmul(b, a).scaled(s) }
+        }
+        return out
+    }
+
+    /// Loads the base model directory, merges, and writes a full Hugging Face model directory to `output` in the
+    /// base model's storage dtype (its config.json `dtype`), with its tokenizer and generation files.
+    public func saveMerged(baseDirectory: String, to output: String) throws {
+        let (config, base) = try ModelDirectory.load(baseDirectory)
+        try validate(against: config, source: baseDirectory)
+        let weights = try merged(into: base.parameters)
+        let model: GLMForCausalLM
+        do { model = try GLMForCausalLM(config: config, weights: weights) }
+        catch let e as GLMError { throw GLMError("\(baseDirectory): \(e.message)") }
+        try ModelDirectory.save(model, to: output, dtype: PEFTAdapter.storageDType(config.dtype), copyingFilesFrom: baseDirectory)
+    }
+
+    /// The storage type named by a config's `dtype` ("bfloat16", "float16"; anything else f32).
+    public static func storageDType(_ name: String?) -> StorageDType {
+        switch name {
+        case "bfloat16": return .bfloat16
+        case "float16": return .float16
+        default: return .float32
+        }
+    }
+
+    static func createDirectory(_ path: String) throws {
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        catch { throw GLMError("\(path): cannot create directory (\(error.localizedDescription))") }
+    }
+}

@@ -1,0 +1,308 @@
+// GGUF v3 (llama.cpp's file format): a little-endian header, ordered key/value metadata, tensor infos, then
+// tensor data aligned to `general.alignment` (default 32). Written byte for byte as gguf-py's GGUFWriter writes
+// it; read with bounds checks whose errors name the file.
+import Foundation
+import GLMCore
+
+/// The type tag of a GGUF metadata value.
+public enum GGUFValueType: UInt32, Sendable {
+    case uint8 = 0, int8 = 1, uint16 = 2, int16 = 3, uint32 = 4, int32 = 5, float32 = 6, bool = 7, string = 8
+    case array = 9, uint64 = 10, int64 = 11, float64 = 12
+}
+
+/// A GGUF metadata value.
+public indirect enum GGUFValue: Equatable, Sendable, CustomStringConvertible {
+    case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32), float32(Float), bool(Bool)
+    case string(String), uint64(UInt64), int64(Int64), float64(Double)
+    /// An array with its element type (every element has that type).
+    case array(GGUFValueType, [GGUFValue])
+
+    public var type: GGUFValueType {
+        switch self {
+        case .uint8: return .uint8
+        case .int8: return .int8
+        case .uint16: return .uint16
+        case .int16: return .int16
+        case .uint32: return .uint32
+        case .int32: return .int32
+        case .float32: return .float32
+        case .bool: return .bool
+        case .string: return .string
+        case .uint64: return .uint64
+        case .int64: return .int64
+        case .float64: return .float64
+        case .array: return .array
+        }
+    }
+
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+
+    /// The value as an integer, for any integer type.
+    public var intValue: Int? {
+        switch self {
+        case .uint8(let v): return Int(v)
+        case .int8(let v): return Int(v)
+        case .uint16(let v): return Int(v)
+        case .int16(let v): return Int(v)
+        case .uint32(let v): return Int(v)
+        case .int32(let v): return Int(v)
+        case .uint64(let v): return Int(exactly: v)
+        case .int64(let v): return Int(v)
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .uint8(let v): return "\(v)"
+        case .int8(let v): return "\(v)"
+        case .uint16(let v): return "\(v)"
+        case .int16(let v): return "\(v)"
+        case .uint32(let v): return "\(v)"
+        case .int32(let v): return "\(v)"
+        case .float32(let v): return "\(v)"
+        case .bool(let v): return "\(v)"
+        case .string(let s): return "'\(s)'"
+        case .uint64(let v): return "\(v)"
+        case .int64(let v): return "\(v)"
+        case .float64(let v): return "\(v)"
+        case .array(_, let a):
+            let shown = a.prefix(8).map(\.description).joined(separator: ", ")
+            return "[\(shown)\(a.count > 8 ? ", … (\(a.count) items)" : "")]"
+        }
+    }
+}
+
+/// ggml tensor types GLMTrain reads and writes.
+public enum GGMLType: UInt32, Sendable {
+    case f32 = 0, f16 = 1, bf16 = 30
+
+    public var byteCount: Int { self == .f32 ? 4 : 2 }
+    public var name: String { self == .f32 ? "F32" : self == .f16 ? "F16" : "BF16" }
+}
+
+/// One tensor of a GGUF file.
+public struct GGUFTensorInfo: Equatable, Sendable {
+    public var name: String
+    /// ggml `ne` order: `ne[0]` is the innermost (contiguous) dimension.
+    public var dimensions: [Int]
+    /// The raw ggml type id (see `GGMLType` for the ones whose data can be read).
+    public var typeID: UInt32
+    /// Byte offset of the data from the start of the data section.
+    public var offset: Int
+    /// The row-major (PyTorch) shape: `dimensions` reversed.
+    public var shape: [Int] { dimensions.reversed() }
+    public var type: GGMLType? { GGMLType(rawValue: typeID) }
+}
+
+/// A GGUF file read into memory (metadata in file order, tensor infos, data on demand).
+public final class GGUFFile {
+    public static let magic: UInt32 = 0x4655_4747  // "GGUF" little-endian
+    public let path: String
+    public let version: UInt32
+    /// Key/value metadata in file order.
+    public let metadata: [(key: String, value: GGUFValue)]
+    public let tensors: [GGUFTensorInfo]
+    public let alignment: Int
+    let data: Data
+    let dataStart: Int
+
+    /// Reads and checks `path`; errors name the file and what is wrong.
+    public init(path: String) throws {
+        self.path = path
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
+        catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
+        var r = GGUFReader(data: data, path: path)
+        guard try r.u32() == GGUFFile.magic else { throw GLMError("\(path): not a GGUF file (bad magic)") }
+        version = try r.u32()
+        guard version == 2 || version == 3 else { throw GLMError("\(path): GGUF version \(version) is not supported (expected 3)") }
+        let nTensors = try r.count("tensor count"), nKV = try r.count("metadata count")
+        var kv: [(key: String, value: GGUFValue)] = []
+        for _ in 0..<nKV {
+            let key = try r.string()
+            let type = try r.u32()
+            kv.append((key, try r.value(type: type, key: key)))
+        }
+        metadata = kv
+        var alignment = 32
+        if let a = kv.first(where: { $0.key == "general.alignment" })?.value.intValue {
+            guard a > 0 && a & (a - 1) == 0 else { throw GLMError("\(path): general.alignment \(a) is not a power of two") }
+            alignment = a
+        }
+        self.alignment = alignment
+        var infos: [GGUFTensorInfo] = []
+        for _ in 0..<nTensors {
+            let name = try r.string()
+            let nDims = Int(try r.u32())
+            guard nDims >= 1 && nDims <= 4 else { throw GLMError("\(path): tensor '\(name)' has \(nDims) dimensions (expected 1–4)") }
+            var dims: [Int] = []
+            for _ in 0..<nDims { dims.append(try r.count("dimension of '\(name)'")) }
+            let type = try r.u32()
+            let offset = try r.count("offset of '\(name)'")
+            infos.append(GGUFTensorInfo(name: name, dimensions: dims, typeID: type, offset: offset))
+        }
+        tensors = infos
+        dataStart = (r.position + alignment - 1) / alignment * alignment
+        self.data = data
+        for t in infos {
+            guard let type = t.type else { continue }
+            let end = dataStart + t.offset + t.dimensions.reduce(1, *) * type.byteCount
+            guard t.offset % alignment == 0, end <= data.count else {
+                throw GLMError("\(path): tensor '\(t.name)' data [\(t.offset), \(end - dataStart)) lies outside the file (truncated?)")
+            }
+        }
+    }
+
+    /// The first value stored under `key`.
+    public func value(_ key: String) -> GGUFValue? { metadata.first { $0.key == key }?.value }
+
+    /// The tensor `name` as f32 in its row-major shape.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let info = tensors.first(where: { $0.name == name }) else { throw GLMError("\(path): no tensor named '\(name)'") }
+        guard let type = info.type else { throw GLMError("\(path): tensor '\(name)' has ggml type \(info.typeID); only F32, F16 and BF16 are read") }
+        let out = Tensor(uninitialized: info.shape)
+        let n = out.count
+        data.withUnsafeBytes { raw in
+            let src = raw.baseAddress! + dataStart + info.offset
+            switch type {
+            case .f32: UnsafeMutableRawPointer(out.pointer).copyMemory(from: src, byteCount: n * 4)
+            case .f16: for i in 0..<n { out.pointer[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
+            case .bf16: for i in 0..<n { out.pointer[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+            }
+        }
+        return out
+    }
+}
+
+/// A cursor over GGUF bytes.
+struct GGUFReader {
+    let data: Data
+    let path: String
+    var position = 0
+
+    mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
+        let size = MemoryLayout<T>.size
+        guard position + size <= data.count else { throw GLMError("\(path): truncated GGUF file (at offset \(position))") }
+        let v = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: position, as: T.self) }
+        position += size
+        return T(littleEndian: v)
+    }
+
+    mutating func u32() throws -> UInt32 { try load(UInt32.self) }
+
+    /// A uint64 count that must fit the file.
+    mutating func count(_ what: String) throws -> Int {
+        let v = try load(UInt64.self)
+        guard v < UInt64(Int32.max) * 64 else { throw GLMError("\(path): implausible \(what) \(v) at offset \(position - 8)") }
+        return Int(v)
+    }
+
+    mutating func string() throws -> String {
+        let n = try count("string length")
+        guard position + n <= data.count else { throw GLMError("\(path): truncated GGUF file (string of \(n) bytes at offset \(position))") }
+        let s = String(decoding: data[data.startIndex + position ..< data.startIndex + position + n], as: UTF8.self)
+        position += n
+        return s
+    }
+
+    mutating func value(type raw: UInt32, key: String) throws -> GGUFValue {
+        guard let type = GGUFValueType(rawValue: raw) else { throw GLMError("\(path): key '\(key)' has unknown value type \(raw)") }
+        switch type {
+        case .uint8: return .uint8(try load(UInt8.self))
+        case .int8: return .int8(try load(Int8.self))
+        case .uint16: return .uint16(try load(UInt16.self))
+        case .int16: return .int16(try load(Int16.self))
+        case .uint32: return .uint32(try load(UInt32.self))
+        case .int32: return .int32(try load(Int32.self))
+        case .float32: return .float32(Float(bitPattern: try load(UInt32.self)))
+        case .bool: return .bool(try load(UInt8.self) != 0)
+        case .string: return .string(try string())
+        case .uint64: return .uint64(try load(UInt64.self))
+        case .int64: return .int64(try load(Int64.self))
+        case .float64: return .float64(Double(bitPattern: try load(UInt64.self)))
+        case .array:
+            let elementRaw = try u32()
+            guard let element = GGUFValueType(rawValue: elementRaw) else {
+                throw GLMError("\(path): key '\(key)' has an array of unknown type \(elementRaw)")
+            }
+            let n = try count("array length of '\(key)'")
+            var items: [GGUFValue] = []
+            items.reserveCapacity(min(n, 1 << 20))
+            for _ in 0..<n { items.append(try value(type: elementRaw, key: key)) }
+            return .array(element, items)
+        }
+    }
+}
+
+/// Builds a GGUF v3 file: metadata in the order added, then tensors in the order added.
+public struct GGUFWriter {
+    public var metadata: [(key: String, value: GGUFValue)] = []
+    public var tensors: [(name: String, tensor: Tensor, type: GGMLType)] = []
+    public var alignment = 32
+
+    public init() {}
+
+    public mutating func add(_ key: String, _ value: GGUFValue) { metadata.append((key, value)) }
+    public mutating func add(tensor: Tensor, name: String, type: GGMLType = .f32) { tensors.append((name, tensor, type)) }
+
+    /// The file bytes.
+    public func data() -> Data {
+        var out = Data()
+        func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        func string(_ s: String) { let b = Array(s.utf8); u64(UInt64(b.count)); out.append(contentsOf: b) }
+        func value(_ v: GGUFValue) {
+            switch v {
+            case .uint8(let x): out.append(x)
+            case .int8(let x): out.append(UInt8(bitPattern: x))
+            case .uint16(let x): withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) }
+            case .int16(let x): withUnsafeBytes(of: x.littleEndian) { out.append(contentsOf: $0) }
+            case .uint32(let x): u32(x)
+            case .int32(let x): u32(UInt32(bitPattern: x))
+            case .float32(let x): u32(x.bitPattern)
+            case .bool(let x): out.append(x ? 1 : 0)
+            case .string(let s): string(s)
+            case .uint64(let x): u64(x)
+            case .int64(let x): u64(UInt64(bitPattern: x))
+            case .float64(let x): u64(x.bitPattern)
+            case .array(let t, let items):
+                u32(t.rawValue); u64(UInt64(items.count))
+                for item in items { value(item) }
+            }
+        }
+        func pad() { while out.count % alignment != 0 { out.append(0) } }
+        u32(GGUFFile.magic); u32(3); u64(UInt64(tensors.count)); u64(UInt64(metadata.count))
+        for (k, v) in metadata { string(k); u32(v.type.rawValue); value(v) }
+        var offset = 0
+        for t in tensors {
+            string(t.name)
+            let dims = t.tensor.shape.reversed()
+            u32(UInt32(dims.count))
+            for d in dims { u64(UInt64(d)) }
+            u32(t.type.rawValue)
+            u64(UInt64(offset))
+            let bytes = t.tensor.count * t.type.byteCount
+            offset += (bytes + alignment - 1) / alignment * alignment
+        }
+        pad()
+        for t in tensors {
+            let x = t.tensor, n = x.count
+            switch t.type {
+            case .f32: out.append(Data(bytes: x.pointer, count: n * 4))
+            case .f16, .bf16:
+                var bits = [UInt16](repeating: 0, count: n)
+                bits.withUnsafeMutableBufferPointer { b in
+                    if t.type == .bf16 { DTypeConversion.floatToBF16(x.pointer, b.baseAddress!, n) }
+                    else { DTypeConversion.floatToF16(x.pointer, b.baseAddress!, n) }
+                }
+                bits.withUnsafeBytes { out.append(contentsOf: $0) }
+            }
+            pad()
+        }
+        return out
+    }
+
+    /// Writes the file atomically.
+    public func write(to path: String) throws { try AtomicFile.write(data(), to: path) }
+}

@@ -1,0 +1,236 @@
+// LoRA adapters as llama.cpp's GGUF adapter files: what convert_lora_to_gguf.py (llama.cpp, with gguf-py 0.19)
+// writes for a PEFT adapter directory, without Python.
+//
+// Metadata, in the converter's order: general.architecture ("glm4" for Glm4ForCausalLM, "chatglm" for
+// GlmForCausalLM), general.type "adapter", adapter.type "lora", general.name (+ version, finetune, basename,
+// size_label when gguf-py's naming heuristics find them in the adapter directory's name), general.base_model.*
+// and general.tags from the PEFT model card, adapter.lora.alpha, general.quantization_version 2.
+// Tensors: `blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_up|ffn_down>.weight.lora_a` `[r, in]` and `.lora_b`
+// `[out, r]` (ggml ne order reversed), ordered by the PEFT module name as safetensors sorts it, A before B.
+//
+// One deliberate difference: the converter writes lora_alpha as it is, so an rsLoRA adapter (scale α/√r) is
+// mis-scaled by llama.cpp (scale α/r). GLMTrain writes the effective alpha α·√r instead, which llama.cpp's
+// α/r turns into the adapter's true scale.
+import Foundation
+import GLMCore
+import GLMModel
+
+public enum GGUFLoRA {
+    /// llama.cpp's architecture name for a GLM model type (convert_hf_to_gguf's registration).
+    public static func architecture(_ type: GLMModelType) -> String { type == .glm4 ? "glm4" : "chatglm" }
+
+    /// The GGUF tensor name of one LoRA matrix: "blk.3.attn_q.weight.lora_a".
+    public static func tensorName(layer: Int, module: LoRAModule, isB: Bool) -> String {
+        "blk.\(layer).\(module.ggufName).weight.lora_\(isB ? "b" : "a")"
+    }
+
+    /// The file gguf-py writes for `adapter` on a base model of `model`. `name` is what the converter takes
+    /// the model name from: the adapter directory's name.
+    public static func writer(adapter: PEFTAdapter, model: GLMConfig, name: String, type: GGMLType = .f32) throws -> GGUFWriter {
+        try adapter.validate(against: model)
+        var w = GGUFWriter()
+        w.add("general.architecture", .string(architecture(model.modelType)))
+        w.add("general.type", .string("adapter"))
+        w.add("adapter.type", .string("lora"))
+        // Tensors in the converter's order: PEFT names sorted as strings (safetensors' order), A then B.
+        let modules = adapter.modules.sorted { $0.module.moduleName(layer: $0.layer) < $1.module.moduleName(layer: $1.layer) }
+        var totalParameters = 0
+        for (l, m) in modules {
+            let (a, b) = adapter.matrices(layer: l, module: m)!
+            w.add(tensor: a, name: tensorName(layer: l, module: m, isB: false), type: type)
+            w.add(tensor: b, name: tensorName(layer: l, module: m, isB: true), type: type)
+            totalParameters += b.shape[0] * a.shape[1]
+        }
+        // gguf-py's heuristics: a LoRA's parameter count is negated ("likely not exact").
+        let naming = GGUFNaming.components(of: name, totalParameters: -totalParameters)
+        w.add("general.name", .string(GGUFNaming.title(naming.fullName ?? name)))
+        if let v = naming.version { w.add("general.version", .string(v)) }
+        if let o = naming.organization { w.add("general.organization", .string(GGUFNaming.title(o))) }
+        if let f = naming.finetune { w.add("general.finetune", .string(f)) }
+        if let b = naming.basename { w.add("general.basename", .string(b)) }
+        if let s = naming.sizeLabel { w.add("general.size_label", .string(s)) }
+        if let base = adapter.config.baseModelNameOrPath {
+            w.add("general.base_model.count", .uint32(1))
+            for (k, v) in GGUFNaming.baseModelEntry(base, totalParameters: -totalParameters) {
+                w.add("general.base_model.0.\(k)", .string(v))
+            }
+        }
+        var tags: [GGUFValue] = []
+        if let base = adapter.config.baseModelNameOrPath { tags.append(.string("base_model:adapter:\(base)")) }
+        tags += [.string("lora"), .string("transformers"), .string("text-generation")]
+        w.add("general.tags", .array(.string, tags))
+        w.add("adapter.lora.alpha", .float32(Float(adapter.config.effectiveAlpha)))
+        w.add("general.quantization_version", .uint32(2))
+        return w
+    }
+
+    /// Writes the GGUF adapter file to `path` (atomically).
+    public static func write(adapter: PEFTAdapter, model: GLMConfig, to path: String, name: String, type: GGMLType = .f32) throws {
+        try writer(adapter: adapter, model: model, name: name, type: type).write(to: path)
+    }
+
+    /// Reads a GGUF LoRA adapter back as a PEFT adapter (ranks from the tensors, alpha as written, so the
+    /// scale α/r is llama.cpp's). Errors name the file and the tensor.
+    public static func read(path: String, model: GLMConfig) throws -> PEFTAdapter {
+        let file = try GGUFFile(path: path)
+        guard file.value("general.type")?.stringValue == "adapter", file.value("adapter.type")?.stringValue == "lora" else {
+            throw GLMError("\(path): not a LoRA adapter (general.type/adapter.type are not adapter/lora)")
+        }
+        let arch = architecture(model.modelType)
+        guard file.value("general.architecture")?.stringValue == arch else {
+            throw GLMError("\(path): general.architecture is \(file.value("general.architecture")?.description ?? "missing"); the base model needs '\(arch)'")
+        }
+        var byName: [String: (Int, LoRAModule, Bool)] = [:]
+        for l in 0..<model.numHiddenLayers { for m in LoRAModule.allCases { for b in [false, true] { byName[tensorName(layer: l, module: m, isB: b)] = (l, m, b) } } }
+        var tensors: [String: Tensor] = [:]
+        var rank: Int?
+        for info in file.tensors {
+            guard let (l, m, isB) = byName[info.name] else { throw GLMError("\(path): tensor '\(info.name)' is not a LoRA matrix of a GLM linear module") }
+            let t = try file.tensor(info.name)
+            let r = isB ? t.shape.last! : t.shape.first!
+            if let rank, rank != r { throw GLMError("\(path): tensor '\(info.name)' has rank \(r); other tensors have \(rank)") }
+            rank = r
+            tensors[LoRAModule.tensorName(layer: l, module: m, isB: isB)] = t
+        }
+        guard let r = rank else { throw GLMError("\(path): no LoRA tensors") }
+        let alpha = Double(file.value("adapter.lora.alpha").flatMap { if case .float32(let a) = $0 { return a }; return nil } ?? Float(r))
+        let names = Set(tensors.keys.compactMap { LoRAModule.parse(tensorName: $0) }.map { $0.module.moduleName(layer: $0.layer) })
+        let config = AdapterConfig(r: r, loraAlpha: alpha, targetModules: .list(names.sorted()))
+        let adapter = PEFTAdapter(config: config, tensors: tensors)
+        try adapter.validate(against: model, source: path)
+        return adapter
+    }
+}
+
+/// gguf-py's model-naming heuristics (gguf/metadata.py: `get_model_id_components`, `id_to_title`, the base
+/// model entries of the model card), so that names come out as the converter writes them.
+enum GGUFNaming {
+    struct Components {
+        var fullName, organization, basename, finetune, version, sizeLabel: String?
+    }
+
+    /// `Metadata.id_to_title`: words (split at '-' and spaces) in all-lowercase, not a version or number, are
+    /// title-cased.
+    static func title(_ s: String) -> String {
+        let words = s.replacingOccurrences(of: "-", with: " ").split(whereSeparator: { $0.isWhitespace }).map(String.init)
+        return words.map { w in
+            let isLower = w.contains { $0.isCased } && !w.contains { $0.isUppercase || ($0.isCased && !$0.isLowercase) }
+            return isLower && !fullMatch(#"(v\d+(?:\.\d+)*|\d.*)"#, w, caseInsensitive: false) ? pythonTitle(w) : w
+        }.joined(separator: " ")
+    }
+
+    /// Python's str.title(): a cased letter after an uncased character is upper-cased, others lower-cased.
+    static func pythonTitle(_ s: String) -> String {
+        var out = "", previousCased = false
+        for c in s {
+            out += previousCased ? c.lowercased() : c.uppercased()
+            previousCased = c.isCased
+        }
+        return out
+    }
+
+    /// `Metadata.get_model_id_components(model_id, total_params)`.
+    static func components(of id: String, totalParameters total: Int) -> Components {
+        if id.contains(" ") { return Components(fullName: id) }
+        var org: String?, full: String
+        if let slash = id.firstIndex(of: "/") { org = String(id[..<slash]); full = String(id[id.index(after: slash)...]) }
+        else { full = id }
+        if let o = org, o.first == "." { org = nil }
+        var parts = full.split(separator: "-", omittingEmptySubsequences: true).map(String.init)
+        var types = [Set<String>](repeating: [], count: parts.count)
+        for i in parts.indices {
+            var part = parts[i]
+            if fullMatch(#"(v|iter)?\d+([.]\d+)*"#, part) {
+                types[i].insert("version")
+            } else if fullMatch(#"i?q\d(_\w)*|b?fp?(16|32)"#, part) {
+                types[i].insert("type")
+                parts[i] = part.uppercased()
+            } else if i > 0 && fullMatch(#"(([A]|\d+[x])?\d+([._]\d+)?[KMBT][\d]?|small|mini|medium|large|x?xl)"#, part) {
+                part = part.replacingOccurrences(of: "_", with: ".")
+                var chars = Array(part)
+                if chars.last!.isDecimalDigit, chars.count >= 2 {  // bloom-7b1 → 7.1B
+                    chars = Array(chars[..<(chars.count - 2)]) + [".", chars[chars.count - 1], chars[chars.count - 2]]
+                }
+                if chars.count > 1 && chars[chars.count - 2].isDecimalDigit && "kmbt".contains(chars.last!) {
+                    chars[chars.count - 1] = Character(chars.last!.uppercased())
+                }
+                part = String(chars)
+                if total != 0, let number = Double(String(part.dropLast())) {
+                    let index = Array(" KMBT").firstIndex(of: part.last!) ?? -1
+                    let label = number * Foundation.pow(1000, Double(index))
+                    if (total < 0 && label < Double(abs(total) / 8)) || (total > 0 && abs(label - Double(total)) > Double(7 * total / 8)) {
+                        types[i].insert("finetune")
+                        part = String(part.dropLast()) + part.last!.lowercased()
+                    }
+                }
+                if types[i].isEmpty { types[i].insert("size_label") }
+                parts[i] = part
+            } else if i > 0 && fullMatch("chat|instruct|vision|lora", part) {
+                types[i].insert(total < 0 && part.lowercased() == "lora" ? "type" : "finetune")
+            }
+        }
+        if zip(parts, types).contains(where: { $1.contains("size_label") && $0.contains { $0.isDecimalDigit } }) {
+            for i in parts.indices where types[i].contains("size_label") && parts[i].allSatisfy({ $0.isLetter }) {
+                types[i].remove("size_label")
+            }
+        }
+        var atStart = true
+        for i in parts.indices {
+            if atStart && ((types[i].isEmpty && parts[i].first!.isLetter) || types[i].contains("version")) {
+                types[i].insert("basename")
+            } else {
+                atStart = false
+                if types[i].isEmpty { types[i].insert("finetune") }
+            }
+        }
+        for i in parts.indices.reversed() {
+            if types[i].contains("basename") && types[i].count > 1 { types[i].remove("basename") } else { break }
+        }
+        func joined(_ kind: String, unique: Bool = false, excluding: String? = nil) -> String? {
+            var chosen: [String] = []
+            for (p, t) in zip(parts, types) where t.contains(kind) && !(excluding.map { t.contains($0) } ?? false) {
+                if !unique || !chosen.contains(p) { chosen.append(p) }
+            }
+            return chosen.isEmpty ? nil : chosen.joined(separator: "-")
+        }
+        var c = Components(fullName: full, organization: org)
+        c.basename = joined("basename")
+        c.sizeLabel = joined("size_label", unique: true)
+        c.finetune = joined("finetune")
+        c.version = joined("version", excluding: "basename")
+        if c.sizeLabel == nil && c.finetune == nil && c.version == nil { c.basename = nil }
+        return c
+    }
+
+    /// The `general.base_model.0.*` entries gguf-py derives from a model card's `base_model`, in write order.
+    static func baseModelEntry(_ id: String, totalParameters: Int) -> [(String, String)] {
+        var name: String?, organization: String?, version: String?, repoURL: String?
+        if id.hasPrefix("http://") || id.hasPrefix("https://") || id.hasPrefix("ssh://") {
+            repoURL = id
+            if id.contains("huggingface.co"), let r = id.range(of: #"^https?://huggingface.co/([^/]+/[^/]+)$"#, options: .regularExpression) {
+                let path = String(id[r].split(separator: "/", maxSplits: 3, omittingEmptySubsequences: true).dropFirst(2).joined(separator: "/"))
+                let c = components(of: path, totalParameters: totalParameters)
+                name = c.fullName.map(title); organization = c.organization.map(title); version = c.version
+            }
+        } else {
+            let c = components(of: id, totalParameters: totalParameters)
+            name = c.fullName.map(title); organization = c.organization.map(title); version = c.version
+            if let o = c.organization, let f = c.fullName { repoURL = "https://huggingface.co/\(o)/\(f)" }
+        }
+        var out: [(String, String)] = []
+        if let name { out.append(("name", name)) }
+        if let version { out.append(("version", version)) }
+        if let organization { out.append(("organization", organization)) }
+        if let repoURL { out.append(("repo_url", repoURL)) }
+        return out
+    }
+
+    static func fullMatch(_ pattern: String, _ s: String, caseInsensitive: Bool = true) -> Bool {
+        guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: caseInsensitive ? [.caseInsensitive] : []) else { return false }
+        return re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+    }
+}
+
+private extension Character {
+    var isDecimalDigit: Bool { unicodeScalars.count == 1 && unicodeScalars.first!.properties.numericType == .decimal }
+}

@@ -1,0 +1,156 @@
+// `glm-train export`: a trained adapter (from a run, a training checkpoint or a PEFT directory) written for
+// inference engines: PEFT (transformers/peft, vLLM for q/k/v/o/down targets, SGLang, llama.cpp's converter),
+// the vLLM flavour (gate_up_proj split into gate_proj/up_proj), a merged Hugging Face model, or a llama.cpp
+// GGUF LoRA adapter. Full fine-tuning checkpoints (no adapter) export as merged models.
+import ArgumentParser
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a LoRA adapter (or full fine-tune) as peft, merged, gguf-lora or vllm.",
+        discussion: """
+        Sources: --run DIR (the newest valid checkpoint in DIR/checkpoints), --checkpoint FILE (an HDF5 training \
+        checkpoint), or --adapter DIR (a PEFT adapter directory). The base model is --model, else the checkpoint's \
+        base_model, else the adapter's base_model_name_or_path.
+        Formats: peft (adapter_config.json + adapter_model.safetensors), vllm (PEFT layout with gate_up_proj split \
+        into gate_proj/up_proj), merged (a full Hugging Face model in the base model's dtype), gguf-lora (a llama.cpp \
+        adapter: --output DIR writes DIR/adapter.gguf, --output FILE.gguf writes that file).
+        """)
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case peft, merged, ggufLoRA = "gguf-lora", vllm
+    }
+
+    @Option(name: .customLong("run"), help: "A run directory: exports its newest valid checkpoint (RUN/checkpoints).")
+    var runDirectory: String?
+    @Option(help: "An HDF5 training checkpoint file.")
+    var checkpoint: String?
+    @Option(help: "A PEFT adapter directory.")
+    var adapter: String?
+    @Option(help: "peft | merged | gguf-lora | vllm")
+    var format: Format
+    @Option(help: "Output directory (gguf-lora: a directory or a .gguf file).")
+    var output: String
+    @Option(help: "The base model directory (default: recorded in the checkpoint or adapter).")
+    var model: String?
+    @Option(help: "gguf-lora tensor type: f32 (llama.cpp converter's default), f16 or bf16.")
+    var ggufType = "f32"
+    @Option(help: "gguf-lora general.name source (default: the adapter or run directory's name, as llama.cpp's converter does).")
+    var name: String?
+
+    func run() throws {
+        let sources = [runDirectory, checkpoint, adapter].compactMap { $0 }
+        guard sources.count == 1 else { throw GLMError("give exactly one of --run, --checkpoint, --adapter") }
+        let ggmlType: GGMLType
+        switch ggufType {
+        case "f32": ggmlType = .f32
+        case "f16": ggmlType = .f16
+        case "bf16": ggmlType = .bf16
+        default: throw GLMError("--gguf-type: '\(ggufType)' is not one of f32, f16, bf16")
+        }
+
+        // The source: an adapter (config + tensors) or, for full fine-tunes, plain weights.
+        var adapterConfig: AdapterConfig?
+        var tensors: [String: Tensor] = [:]
+        var recordedBase: String?
+        var sourceLabel: String
+        var defaultName: String
+        if let dir = adapter {
+            let loaded = try PEFTAdapter.load(directory: dir, model: nil)
+            adapterConfig = loaded.config
+            tensors = loaded.tensors
+            recordedBase = loaded.config.baseModelNameOrPath
+            sourceLabel = "\(dir)/\(PEFTAdapter.configFile)"
+            defaultName = Export.baseName(dir)
+        } else {
+            let file: String
+            if let run = runDirectory {
+                let scan = try CheckpointDirectory("\(run)/checkpoints").newestValid()
+                for w in scan.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+                guard let f = scan.file else { throw GLMError("\(run)/checkpoints: no valid training checkpoint") }
+                file = f.path
+                defaultName = Export.baseName(run)
+            } else {
+                file = checkpoint!
+                let parent = (file as NSString).deletingLastPathComponent
+                defaultName = (parent as NSString).lastPathComponent == "checkpoints"
+                    ? Export.baseName((parent as NSString).deletingLastPathComponent)
+                    : ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+            }
+            let ckpt = try TrainingCheckpoint.read(from: file)
+            tensors = ckpt.tensors
+            recordedBase = ckpt.metadata["base_model"]
+            sourceLabel = "\(file): metadata adapter_config"
+            if let text = ckpt.metadata["adapter_config"] {
+                adapterConfig = try AdapterConfig.decode(Data(text.utf8), source: sourceLabel)
+            }
+            sourceLabel = file
+        }
+
+        // The base model.
+        let baseDir = model ?? recordedBase
+        var baseConfig: GLMConfig?
+        if let baseDir {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: baseDir, isDirectory: &isDir), isDir.boolValue {
+                baseConfig = try ModelDirectory.loadConfig(baseDir)
+            } else if format != .peft || model != nil {
+                throw GLMError("\(baseDir): base model directory not found\(model == nil ? " (recorded in \(sourceLabel); pass --model)" : "")")
+            }
+        } else if format != .peft {
+            throw GLMError("\(sourceLabel): no base model recorded; pass --model BASEDIR")
+        }
+
+        guard var config = adapterConfig else {
+            // A full fine-tune: the checkpoint holds model weights.
+            guard format == .merged else {
+                throw GLMError("\(sourceLabel): no adapter_config in the checkpoint (a full fine-tune); only --format merged applies")
+            }
+            let (_, base) = try ModelDirectory.load(baseDir!)
+            for (n, t) in tensors { try base.replaceParameter(n, with: t) }
+            try ModelDirectory.save(base, to: output, dtype: PEFTAdapter.storageDType(base.config.dtype), copyingFilesFrom: baseDir!)
+            print("wrote merged model (\(tensors.count) trained tensors over \(baseDir!)) to \(output)")
+            return
+        }
+        if config.baseModelNameOrPath == nil { config.baseModelNameOrPath = baseDir }
+        // Checkpoints may carry more than the adapter (nothing else is exported).
+        let loraTensors = tensors.filter { LoRAModule.parse(tensorName: $0.key) != nil }
+        let exported = PEFTAdapter(config: config, tensors: adapter == nil ? loraTensors : tensors)
+        if let baseConfig { try exported.validate(against: baseConfig, source: sourceLabel) }
+        let summary = "\(exported.modules.count) modules, r=\(config.r), alpha=\(Export.number(config.loraAlpha))\(config.useRslora ? ", rsLoRA" : "")"
+
+        switch format {
+        case .peft:
+            try exported.save(to: output)
+            print("wrote PEFT adapter (\(summary)) to \(output)")
+        case .vllm:
+            try exported.saveVLLM(to: output, model: baseConfig!)
+            print("wrote vLLM adapter (\(summary); gate_up_proj split into gate_proj/up_proj) to \(output); serve with --enable-lora --max-lora-rank \(exported.vllmMaxLoRARank!)")
+        case .merged:
+            try exported.saveMerged(baseDirectory: baseDir!, to: output)
+            print("wrote merged model (\(summary)) to \(output)")
+        case .ggufLoRA:
+            let path: String
+            if output.hasSuffix(".gguf") {
+                path = output
+                let parent = (output as NSString).deletingLastPathComponent
+                if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+            } else {
+                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+                path = "\(output)/adapter.gguf"
+            }
+            try GGUFLoRA.write(adapter: exported, model: baseConfig!, to: path, name: name ?? defaultName, type: ggmlType)
+            print("wrote GGUF LoRA adapter (\(summary), arch \(GGUFLoRA.architecture(baseConfig!.modelType)), adapter.lora.alpha \(Export.number(config.effectiveAlpha))) to \(path)")
+        }
+    }
+
+    static func baseName(_ path: String) -> String {
+        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
+        return (trimmed as NSString).lastPathComponent
+    }
+
+    static func number(_ x: Double) -> String { x.rounded() == x ? String(Int(x)) : String(x) }
+}

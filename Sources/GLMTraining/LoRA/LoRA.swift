@@ -1,0 +1,208 @@
+// LoRA (Hu et al. 2021) as PEFT implements it: y = x·Wᵀ + b + scale·(dropout(x)·Aᵀ)·Bᵀ on chosen linear modules
+// of chosen layers, A `[r, in]` Kaiming-uniform (a = √5, as nn.Linear), B `[out, r]` zero (so step 0 is the base
+// model), scale α/r or α/√r (rsLoRA). The base model stays frozen; A and B are the trainable parameters, named
+// as PEFT names them without the "base_model.model." prefix.
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+/// What to adapt and how (the `lora:` block of a recipe; PEFT's LoraConfig).
+public struct LoRAConfig: Equatable, Sendable {
+    public var rank: Int
+    public var alpha: Float
+    /// Dropout probability on the adapter's input (training only).
+    public var dropout: Float
+    public var targets: [LoRAModule]
+    /// Only these layers get adapters (nil: every layer).
+    public var layersToTransform: [Int]?
+    /// Scale α/√r instead of α/r.
+    public var useRSLoRA: Bool
+
+    public init(rank: Int = 16, alpha: Float = 32, dropout: Float = 0, targets: [LoRAModule] = LoRAModule.allCases,
+                layersToTransform: [Int]? = nil, useRSLoRA: Bool = false) {
+        self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets
+        self.layersToTransform = layersToTransform; self.useRSLoRA = useRSLoRA
+    }
+
+    /// The factor on B·A.
+    public var scale: Float { useRSLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
+
+    /// Module kinds from recipe names: "q_proj", ..., or "all-linear" (all six). Unknown names are errors.
+    public static func targets(from names: [String]) throws -> [LoRAModule] {
+        var out: [LoRAModule] = []
+        for n in names {
+            if n == "all-linear" { out += LoRAModule.allCases; continue }
+            guard let m = LoRAModule(rawValue: n) else {
+                throw GLMError("unknown LoRA target '\(n)' (expected all-linear or some of \(LoRAModule.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            out.append(m)
+        }
+        return LoRAModule.allCases.filter(out.contains)
+    }
+
+    /// Checks ranges and layers against the model.
+    public func validate(for model: GLMConfig) throws {
+        guard rank >= 1 else { throw GLMError("lora rank must be ≥ 1, got \(rank)") }
+        guard alpha.isFinite && alpha > 0 else { throw GLMError("lora alpha must be > 0, got \(alpha)") }
+        guard dropout >= 0 && dropout < 1 else { throw GLMError("lora dropout must be in [0, 1), got \(dropout)") }
+        guard !targets.isEmpty else { throw GLMError("lora targets: no module chosen") }
+        if let layers = layersToTransform {
+            guard !layers.isEmpty else { throw GLMError("lora layers_to_transform: empty list") }
+            if let bad = layers.first(where: { $0 < 0 || $0 >= model.numHiddenLayers }) {
+                throw GLMError("lora layers_to_transform: layer \(bad) does not exist (the model has \(model.numHiddenLayers) layers)")
+            }
+        }
+    }
+
+    /// The adapted (layer, module) pairs of a model, layer-major in canonical module order.
+    public func modules(for model: GLMConfig) -> [(layer: Int, module: LoRAModule)] {
+        (0..<model.numHiddenLayers).filter { layersToTransform?.contains($0) ?? true }
+            .flatMap { l in LoRAModule.allCases.filter(targets.contains).map { (l, $0) } }
+    }
+
+    /// The PEFT adapter_config.json for this config.
+    public func adapterConfig(baseModel: String?) -> AdapterConfig {
+        AdapterConfig(r: rank, loraAlpha: Double(alpha), loraDropout: Double(dropout), targetModules: .list(targets.map(\.rawValue)),
+                             useRslora: useRSLoRA, layersToTransform: layersToTransform, baseModelNameOrPath: baseModel)
+    }
+
+    /// The config of a PEFT adapter (targets: the module kinds the adapter has tensors for).
+    public init(_ adapter: PEFTAdapter) {
+        let c = adapter.config
+        let kinds = Set(adapter.modules.map(\.module))
+        self.init(rank: c.r, alpha: Float(c.loraAlpha), dropout: Float(c.loraDropout),
+                  targets: LoRAModule.allCases.filter(kinds.contains), layersToTransform: c.layersToTransform,
+                  useRSLoRA: c.useRslora)
+    }
+}
+
+/// One adapted module: its trainable A `[r, in]` and B `[out, r]`.
+public struct LoRAPair {
+    public let layer: Int
+    public let module: LoRAModule
+    public let a: Tensor
+    public let b: Tensor
+    /// "model.layers.N.self_attn.q_proj" (the `GLMForCausalLM.adapters` key).
+    public var moduleName: String { module.moduleName(layer: layer) }
+}
+
+/// The LoRA matrices of a model and the closures that apply them (attach to a `GLMForCausalLM`).
+public final class LoRA {
+    public let config: LoRAConfig
+    public let modelConfig: GLMConfig
+    public private(set) var pairs: [LoRAPair]
+    /// Dropout is applied only while this is true (set it false for evaluation). Adapters made for training
+    /// start in training mode, adapters read from files in evaluation mode.
+    public var training: Bool
+    /// Draws the dropout masks; its state belongs in training checkpoints.
+    public var dropoutGenerator: SeededGenerator
+    /// The adapter_config.json these adapters were read with (kept for export: exact targets, extra keys).
+    public private(set) var sourceAdapterConfig: AdapterConfig?
+
+    /// New adapters with PEFT's initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform_ with a = √5), B = 0,
+    /// drawn from `seed` layer by layer in canonical module order. Dropout masks use a generator derived from it.
+    public init(modelConfig: GLMConfig, config: LoRAConfig, seed: UInt64) throws {
+        try config.validate(for: modelConfig)
+        self.config = config
+        self.modelConfig = modelConfig
+        var gen = SeededGenerator(seed: seed)
+        pairs = config.modules(for: modelConfig).map { (l, m) in
+            let shape = m.weightShape(modelConfig)
+            let bound = 1 / Float(shape[1]).squareRoot()
+            let a = Tensor.randomUniform([config.rank, shape[1]], low: -bound, high: bound, generator: &gen, requiresGrad: true)
+            let b = Tensor(zeros: [shape[0], config.rank], requiresGrad: true)
+            return LoRAPair(layer: l, module: m, a: a, b: b)
+        }
+        training = true
+        dropoutGenerator = SeededGenerator(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// Adapters from a PEFT adapter (copied, trainable), checked against the model.
+    public init(adapter: PEFTAdapter, modelConfig: GLMConfig, seed: UInt64 = 0) throws {
+        try adapter.validate(against: modelConfig)
+        config = LoRAConfig(adapter)
+        self.modelConfig = modelConfig
+        pairs = adapter.modules.map { (l, m) in
+            let (a, b) = adapter.matrices(layer: l, module: m)!
+            let ca = a.copy(), cb = b.copy()
+            ca.setRequiresGrad(true); cb.setRequiresGrad(true)
+            return LoRAPair(layer: l, module: m, a: ca, b: cb)
+        }
+        training = false
+        dropoutGenerator = SeededGenerator(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
+        sourceAdapterConfig = adapter.config
+    }
+
+    /// Adapters from tensors named as `tensors` names them (e.g. a training checkpoint's) and an adapter config.
+    public convenience init(tensors: [String: Tensor], adapterConfig: AdapterConfig, modelConfig: GLMConfig, seed: UInt64 = 0) throws {
+        try self.init(adapter: PEFTAdapter(config: adapterConfig, tensors: tensors), modelConfig: modelConfig, seed: seed)
+    }
+
+    /// The trainable parameters, named "model.layers.N.<module>.lora_A.weight" / "….lora_B.weight" (no weight decay
+    /// set here: the trainer decides).
+    public var parameters: [TrainableParameter] {
+        pairs.flatMap { p in
+            [TrainableParameter(name: LoRAModule.tensorName(layer: p.layer, module: p.module, isB: false), tensor: p.a),
+             TrainableParameter(name: LoRAModule.tensorName(layer: p.layer, module: p.module, isB: true), tensor: p.b)]
+        }
+    }
+
+    /// The matrices by parameter name.
+    public var tensors: [String: Tensor] {
+        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.tensor) })
+    }
+
+    /// The adapter term of one module: scale·(dropout(x)·Aᵀ)·Bᵀ, with autodiff through A and B (and x).
+    public func delta(_ pair: LoRAPair, _ x: Tensor) -> Tensor {
+        var input = x
+        if training && config.dropout > 0 && Autograd.isRecording {
+            let p = config.dropout, keep = 1 / (1 - p)
+            let mask = Tensor(uninitialized: x.shape)
+            let mp = mask.pointer
+            for i in 0..<mask.count { mp[i] = dropoutGenerator.nextUniform() < p ? 0 : keep }
+            input = x * mask
+        }
+        let down = Tensor.matmul(input, pair.a, transposeB: true).scaled(config.scale)
+        return Tensor.matmul(down, pair.b, transposeB: true)
+    }
+
+    /// Freezes every base parameter (no gradient buffers) and routes the adapted modules through the adapters.
+    /// Replaces any adapters the model had.
+    public func attach(to model: GLMForCausalLM) throws {
+        guard model.config.numHiddenLayers == modelConfig.numHiddenLayers, model.config.hiddenSize == modelConfig.hiddenSize,
+              model.config.queryWidth == modelConfig.queryWidth, model.config.keyValueWidth == modelConfig.keyValueWidth,
+              model.config.intermediateSize == modelConfig.intermediateSize else {
+            throw GLMError("LoRA adapters were made for another model shape")
+        }
+        for t in model.parameters.values where t.requiresGrad && !t.isOnTape { t.setRequiresGrad(false) }
+        var adapters: [String: (Tensor) -> Tensor] = [:]
+        for pair in pairs { adapters[pair.moduleName] = { x in self.delta(pair, x) } }
+        model.adapters = adapters
+    }
+
+    /// Removes the adapters from `model` (the base stays frozen).
+    public static func detach(from model: GLMForCausalLM) { model.adapters = [:] }
+
+    /// The adapter as plain data for the IO layer (tensors shared, not copied). Adapters read from a file keep
+    /// that file's config (with `baseModel` when given).
+    public func peftAdapter(baseModel: String?) -> PEFTAdapter {
+        var c = config.adapterConfig(baseModel: baseModel)
+        if var source = sourceAdapterConfig {
+            if let baseModel { source.baseModelNameOrPath = baseModel }
+            c = source
+        }
+        return PEFTAdapter(config: c, tensors: tensors)
+    }
+
+    /// The base weights of `model` with every adapted W replaced by W + scale·B·A (f32; cast to the storage
+    /// dtype when saved).
+    public func mergedWeights(_ model: GLMForCausalLM) throws -> [String: Tensor] {
+        try peftAdapter(baseModel: nil).merged(into: model.parameters)
+    }
+
+    /// A new model whose weights are the merged ones (no adapters).
+    public func merged(_ model: GLMForCausalLM) throws -> GLMForCausalLM {
+        try GLMForCausalLM(config: model.config, weights: try mergedWeights(model))
+    }
+}
