@@ -14,6 +14,8 @@ public final class RecipeRun {
     /// The directory tokenizer and generation files are copied from when the model is saved.
     public private(set) var assetDirectory: String?
     public private(set) var trainable: [TrainableParameter] = []
+    /// The adapter of a LoRA run.
+    public private(set) var lora: LoRA?
 
     public init(recipe: Recipe) {
         self.recipe = recipe
@@ -67,6 +69,12 @@ public final class RecipeRun {
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
                                       "base_model": recipe.model.path ?? ""]
         trainer.exportModel = { [unowned self] dir in try self.saveModel(to: dir) }
+        if let lora {
+            trainer.checkpointMetadata["adapter_config"] = try lora.peftAdapter(baseModel: recipe.model.path).config.jsonText
+            let seed = recipe.training.seed
+            trainer.beforeStep = { step in lora.dropoutGenerator = SeededGenerator(seed: ExampleOrder.mix(seed, UInt64(step), 0xD809)) }
+            trainer.setTraining = { lora.training = $0 }
+        }
         FileHandle.standardError.write(Data(("\(recipe.task.rawValue): \(model.parameterCount) parameters, "
             + "\(trainable.reduce(0) { $0 + $1.tensor.count }) trainable; \(train.count) training examples; run directory \(runDirectory)\n").utf8))
         let summary = try trainer.train(resume: resume)
@@ -74,17 +82,26 @@ public final class RecipeRun {
         return summary
     }
 
-    /// The final export and the plots.
+    /// The final export (RUN/adapter for LoRA runs, RUN/model otherwise) and the plots.
     func finish(_ summary: Trainer.Summary) throws {
-        try saveModel(to: path("model"))
+        let output: String
+        if let lora {
+            output = path("adapter")
+            try lora.peftAdapter(baseModel: recipe.model.path).save(to: output)
+        } else {
+            output = path("model")
+            try saveModel(to: output)
+        }
         let plots = try MetricsPlot.writeAll(metrics: path("metrics.jsonl"), to: path("plots"))
         FileHandle.standardError.write(Data(("done: step \(summary.finalStep)"
             + (summary.lastLoss.map { String(format: ", loss %.4f", $0) } ?? "")
-            + "; model in \(path("model")), \(plots.count) plots in \(path("plots"))\n").utf8))
+            + "; \(lora == nil ? "model" : "adapter") in \(output), \(plots.count) plots in \(path("plots"))\n").utf8))
     }
 
+    /// Saves the model as an HF directory; a LoRA run saves the base with the adapter merged in.
     public func saveModel(to dir: String) throws {
-        try ModelDirectory.save(model, config: config, to: dir, copyingFilesFrom: assetDirectory)
+        let m = try lora.map { try $0.merged(model) } ?? model!
+        try ModelDirectory.save(m, config: config, to: dir, copyingFilesFrom: assetDirectory)
     }
 
     func loadModel() throws {
@@ -195,12 +212,20 @@ public final class RecipeRun {
         return hooks
     }
 
-    /// Full fine-tuning: every parameter trains, with weight decay on matrices only (not norms or biases).
+    /// LoRA (`lora:` present): the base is frozen and only the adapter matrices train. Full fine-tuning otherwise:
+    /// every parameter trains. Weight decay applies to matrices only (not norms or biases).
     func prepareTrainable() throws {
-        if recipe.lora != nil {
-            throw GLMError("\(recipe.file): lora: adapters are not wired into run yet")
-        }
         let wd = Float(recipe.optimizer.weightDecay)
+        if let l = recipe.lora {
+            let c = LoRAConfig(rank: l.rank, alpha: Float(l.alpha), dropout: Float(l.dropout),
+                               targets: try LoRAConfig.targets(from: l.targets), layersToTransform: l.layers, useRSLoRA: l.rslora)
+            do { try c.validate(for: config) } catch let e as GLMError { throw GLMError("\(recipe.file): lora: \(e.message)") }
+            let adapter = try LoRA(modelConfig: config, config: c, seed: recipe.training.seed)
+            try adapter.attach(to: model)
+            lora = adapter
+            trainable = adapter.parameters.map { var p = $0; p.weightDecay = wd; return p }
+            return
+        }
         trainable = model.parameters.keys.sorted().map { name in
             let t = model.parameters[name]!
             t.setRequiresGrad(true)

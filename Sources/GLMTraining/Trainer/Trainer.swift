@@ -49,6 +49,8 @@ public final class Trainer {
     public var checkpointMetadata: [String: String] = [:]
     /// Called before each optimizer step's first micro-batch with the step number (e.g. to seed dropout).
     public var beforeStep: ((Int) -> Void)?
+    /// Switches training-only behaviour (dropout) on and off around evaluations.
+    public var setTraining: ((Bool) -> Void)?
     /// Saves the model (merged, for adapter runs) as an HF directory; used by command hooks.
     public var exportModel: (String) throws -> Void = { _ in throw GLMError("this run cannot export its model") }
     public var tokenizer: GLMTokenizer?
@@ -142,6 +144,8 @@ public final class Trainer {
 
     /// Runs every hook once and logs `eval/<hook>/<metric>`; keeps the best checkpoint by `bestMetric`.
     func evaluate(step: Int, metrics: MetricsLog, progress: ProgressReporter?) throws -> [String: Double] {
+        setTraining?(false)
+        defer { setTraining?(true) }
         let context = EvaluationContext(model: model, tokenizer: tokenizer, step: step, runDirectory: runDirectory,
                                         exportModel: exportModel)
         var record: [String: Any] = ["step": step]
@@ -151,7 +155,7 @@ public final class Trainer {
         }
         for (k, v) in values { record[k] = v }
         try metrics.append(record)
-        progress?.message("eval step \(step): " + values.keys.sorted().filter { !$0.hasSuffix("/count") && !$0.hasSuffix("/tokens") }
+        progress?.message("eval step \(step): " + values.keys.sorted().filter { !$0.hasSuffix("/count") && !$0.hasSuffix("/tokens") && !$0.hasSuffix("/correct") }
             .map { "\($0) \(String(format: "%.4f", values[$0]!))" }.joined(separator: ", "))
         if let key = options.bestMetric {
             guard let v = values[key] else {
