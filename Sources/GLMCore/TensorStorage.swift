@@ -23,8 +23,10 @@ public final class TensorStorage {
     }
 }
 
-/// Keeps freed buffers of 64 KiB and more, keyed by exact element count, up to a byte budget, and hands
-/// them out again. Smaller buffers go straight to the system allocator.
+/// Keeps freed buffers of 64 KiB and more, up to a byte budget, and hands them out again. Buffers are allocated in
+/// size classes (8 per power of two, so at most 12.5% is unused), so that batches whose length changes from step
+/// to step (dynamic padding) reuse each other's buffers instead of filling the pool with one-off sizes.
+/// Smaller buffers go straight to the system allocator.
 public final class StoragePool: @unchecked Sendable {
     public static let shared = StoragePool()
     /// Largest number of bytes kept idle in the pool.
@@ -34,7 +36,15 @@ public final class StoragePool: @unchecked Sendable {
     private let lock = NSLock()
     private let minimumPooled = 16_384  // elements (64 KiB)
 
-    func take(_ count: Int) -> UnsafeMutablePointer<Float> {
+    /// The element count actually allocated for a request of `count`.
+    @inline(__always) func sizeClass(_ count: Int) -> Int {
+        guard count >= minimumPooled else { return count }
+        let step = (1 << (Int.bitWidth - 1 - count.leadingZeroBitCount)) >> 3
+        return (count + step - 1) / step * step
+    }
+
+    func take(_ request: Int) -> UnsafeMutablePointer<Float> {
+        let count = sizeClass(request)
         if count >= minimumPooled {
             lock.lock()
             if let p = free[count]?.popLast() {
@@ -48,7 +58,8 @@ public final class StoragePool: @unchecked Sendable {
         return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
-    func give(_ p: UnsafeMutablePointer<Float>, _ count: Int) {
+    func give(_ p: UnsafeMutablePointer<Float>, _ request: Int) {
+        let count = sizeClass(request)
         if count >= minimumPooled {
             lock.lock()
             if idleBytes + count * 4 <= budgetBytes {
