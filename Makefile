@@ -9,7 +9,7 @@ ifeq ($(AVX512),yes)
 export OPENBLAS_CORETYPE ?= SkylakeX
 endif
 
-.PHONY: deps build test quickstart bench-ops venv fixtures clean
+.PHONY: deps build test quickstart pretrain-tiny bench-ops venv fixtures clean
 
 # System libraries (OpenBLAS, HDF5, pkg-config), installed only when missing.
 deps:
@@ -32,8 +32,27 @@ test: deps
 		failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failures?.*/\1/'); \
 		echo "$$((total - skipped - failed)) passed, $$failed failed, $$skipped skipped"
 
+# The main job: LoRA SFT of the bundled tiny GLM on Data/quickstart (exact match before/after), then the exports.
+QS := Checkpoints/runs/quickstart
 quickstart: build
-	.build/release/glm-train doctor
+	.build/release/glm-train run Recipes/quickstart.yaml --overwrite
+	.build/release/glm-train export --run $(QS) --format gguf-lora --output $(QS)/adapter.gguf
+	.build/release/glm-train export --run $(QS) --format vllm --output $(QS)/adapter-vllm
+	@echo ""
+	@echo "Exact-match accuracy on Data/quickstart/task.jsonl (step 0 = base model):"
+	@grep '"eval/task/accuracy"' $(QS)/metrics.jsonl | sed -E 's/.*"eval\/task\/accuracy":([0-9.e-]+).*"step":([0-9]+).*/  step \2: \1/'
+	@echo ""
+	@echo "PEFT adapter:  $(QS)/adapter        (score or chat with it here:"
+	@echo "               .build/release/glm-train generate --model Checkpoints/glm-tiny --adapter $(QS)/adapter --chat --prompt 'What is 23 plus 45?')"
+	@echo "vLLM/SGLang:   vllm serve Checkpoints/glm-tiny --enable-lora --lora-modules quickstart=$(QS)/adapter-vllm --max-lora-rank 16"
+	@echo "               (SGLang: python -m sglang.launch_server --model-path Checkpoints/glm-tiny --lora-paths quickstart=$(QS)/adapter)"
+	@echo "llama.cpp:     python convert_hf_to_gguf.py Checkpoints/glm-tiny --outfile glm-tiny.gguf   # base model, once"
+	@echo "               llama-server -m glm-tiny.gguf --lora $(QS)/adapter.gguf"
+	@echo "Plots:         $(QS)/plots/*.svg"
+
+# Pretrains the bundled model again (the result is committed in Checkpoints/glm-tiny).
+pretrain-tiny: build
+	.build/release/glm-train run Recipes/pretrain-tiny.yaml --overwrite
 
 # Python with torch/transformers/peft, for fixture scripts and benchmark comparisons only.
 venv:

@@ -40,6 +40,8 @@ struct Export: ParsableCommand {
     var ggufType = "f32"
     @Option(help: "gguf-lora general.name source (default: the adapter or run directory's name, as llama.cpp's converter does).")
     var name: String?
+    @Option(help: "merged exports of full fine-tunes: the saved dtype, float32 | bfloat16 | float16 (default: the base model's).")
+    var dtype: String?
 
     func run() throws {
         let sources = [runDirectory, checkpoint, adapter].compactMap { $0 }
@@ -111,7 +113,13 @@ struct Export: ParsableCommand {
             }
             let (_, base) = try ModelDirectory.load(baseDir!)
             for (n, t) in tensors { try base.replaceParameter(n, with: t) }
-            try ModelDirectory.save(base, to: output, dtype: PEFTAdapter.storageDType(base.config.dtype), copyingFilesFrom: baseDir!)
+            let chosen = try dtype.map { name -> StorageDType in
+                guard let d = ["float32": StorageDType.float32, "bfloat16": .bfloat16, "float16": .float16][name] else {
+                    throw GLMError("--dtype: '\(name)' is not one of float32, bfloat16, float16")
+                }
+                return d
+            }
+            try ModelDirectory.save(base, to: output, dtype: chosen ?? PEFTAdapter.storageDType(base.config.dtype), copyingFilesFrom: baseDir!)
             print("wrote merged model (\(tensors.count) trained tensors over \(baseDir!)) to \(output)")
             return
         }

@@ -8,7 +8,7 @@ struct GLMTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "glm-train",
         abstract: "Fine-tune and post-train GLM models on CPUs.",
-        subcommands: [Run.self, Plot.self, Score.self, Generate.self, Tokenize.self, Inspect.self, Export.self, Doctor.self, Bench.self])
+        subcommands: [Run.self, Eval.self, Plot.self, Score.self, Generate.self, Tokenize.self, Inspect.self, Export.self, Doctor.self, Bench.self])
 
     static func main() {
         BLASCoreSelection.reexecIfUseful()

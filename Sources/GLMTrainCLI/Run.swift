@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import GLMCore
+import GLMIO
 import GLMTraining
 
 struct Run: ParsableCommand {
@@ -37,5 +38,25 @@ struct Plot: ParsableCommand {
         guard FileManager.default.fileExists(atPath: metrics) else { throw GLMError("\(run): no metrics.jsonl in this directory") }
         let files = try MetricsPlot.writeAll(metrics: metrics, to: output ?? (run as NSString).appendingPathComponent("plots"))
         for f in files { print(f) }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a recipe's evaluation hooks once on a model (and adapter); print the metrics as one JSON line.")
+
+    @Option(help: "A model directory (default: the recipe's model.path).")
+    var model: String?
+    @Option(help: "A PEFT adapter directory to apply.")
+    var adapter: String?
+    @Option(help: "The recipe whose eval.hooks and data.eval to use.")
+    var recipe: String
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a recipe key (repeatable).", valueName: "key=value"))
+    var overrides: [String] = []
+
+    func run() throws {
+        let r = try Recipe.load(path: recipe, overrides: overrides)
+        let values = try RecipeRun(recipe: r).evaluate(modelPath: model, adapter: adapter)
+        print(try JSONLines.encode(values))
     }
 }

@@ -15,6 +15,8 @@ public struct Recipe {
         public var tokenizer: String?
         /// Seed of the initial weights (defaults to training.seed).
         public var initSeed: UInt64?
+        /// The dtype the final model is saved in: float32 (default), bfloat16 or float16.
+        public var saveDType: String
     }
 
     public struct DataSection {
@@ -138,7 +140,8 @@ public struct Recipe {
         }
         let initNode = m.node("init")
         model = Model(path: try m.string("path"), initConfig: try initNode.map { try Recipe.plainValue($0, file: file, key: "model.init") as? [String: Any] ?? [:] },
-                      tokenizer: try m.string("tokenizer"), initSeed: try m.int("init_seed").map { UInt64($0) })
+                      tokenizer: try m.string("tokenizer"), initSeed: try m.int("init_seed").map { UInt64($0) },
+                      saveDType: try m.choice("save_dtype", ["float32", "bfloat16", "float16"], default: "float32")!)
         try m.finish()
         if (model.path == nil) == (model.initConfig == nil) {
             throw m.fail("path", nil, "give exactly one of model.path (a model directory) and model.init (a new config)")

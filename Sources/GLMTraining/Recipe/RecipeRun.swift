@@ -82,6 +82,34 @@ public final class RecipeRun {
         return summary
     }
 
+    /// `glm-train eval`: runs the recipe's evaluation hooks once on the model at `modelPath` (default the recipe's),
+    /// with a PEFT adapter merged in when given; returns `eval/<hook>/<metric>` values.
+    public func evaluate(modelPath: String?, adapter: String?) throws -> [String: Double] {
+        var r = recipe
+        if let modelPath { r.model.path = modelPath; r.model.initConfig = nil }
+        guard r.model.path != nil else { throw GLMError("\(recipe.file): eval needs --model (the recipe builds a new model)") }
+        let run = RecipeRun(recipe: r)
+        try run.loadModel()
+        if let adapter {
+            let loaded = try PEFTAdapter.load(directory: adapter, model: run.model.config)
+            let merged = try loaded.merged(into: run.model.parameters)
+            for (l, m) in loaded.modules {
+                let name = m.moduleName(layer: l) + ".weight"
+                try run.model.replaceParameter(name, with: merged[name]!)
+            }
+        }
+        let eval = try r.data.eval.map { try run.loadExamples($0, key: "data.eval") }
+        let hooks = try run.makeHooks(eval: eval)
+        guard !hooks.isEmpty else { throw GLMError("\(recipe.file): eval.hooks is empty; nothing to evaluate") }
+        let context = EvaluationContext(model: run.model, tokenizer: run.tokenizer, step: 0, runDirectory: runDirectory,
+                                        exportModel: { dir in try run.saveModel(to: dir) })
+        var values: [String: Double] = [:]
+        for hook in hooks {
+            for (k, v) in try hook.evaluate(context) { values["eval/\(hook.name)/\(k)"] = v }
+        }
+        return values
+    }
+
     /// The final export (RUN/adapter for LoRA runs, RUN/model otherwise) and the plots.
     func finish(_ summary: Trainer.Summary) throws {
         let output: String
@@ -101,7 +129,8 @@ public final class RecipeRun {
     /// Saves the model as an HF directory; a LoRA run saves the base with the adapter merged in.
     public func saveModel(to dir: String) throws {
         let m = try lora.map { try $0.merged(model) } ?? model!
-        try ModelDirectory.save(m, config: config, to: dir, copyingFilesFrom: assetDirectory)
+        let dtype: StorageDType = ["bfloat16": .bfloat16, "float16": .float16][recipe.model.saveDType] ?? .float32
+        try ModelDirectory.save(m, config: config, to: dir, dtype: dtype, copyingFilesFrom: assetDirectory)
     }
 
     func loadModel() throws {
