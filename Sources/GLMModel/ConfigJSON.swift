@@ -1,14 +1,23 @@
 // A small JSON tree for config files: typed accessors that throw one-line GLMErrors naming the key, and a
-// writer that lays files out as transformers does (sorted keys, two-space indent, floats keep their ".0").
+// writer that lays files out as transformers does (sorted keys, two-space indent, floats keep their ".0") or as
+// Python's `json.dumps(obj, indent=2, sort_keys=True)` does (peft's adapter_config.json).
 import Foundation
 import GLMCore
 
 /// A parsed JSON value. Integers and floats are kept apart so that writing preserves `64` vs `64.0`.
-enum ConfigJSON: Codable, Equatable {
+public enum ConfigJSON: Codable, Equatable, Sendable {
+    /// How `rendered` writes floats and non-ASCII text.
+    public enum Style: Sendable {
+        /// transformers' config.json: Swift's shortest float digits with ".0", UTF-8 text as is.
+        case transformers
+        /// Python's json.dumps: float repr (exponent below 1e-4 and from 1e16), ASCII with \uXXXX escapes.
+        case python
+    }
+
     case null, bool(Bool), int(Int), double(Double), string(String)
     case array([ConfigJSON]), object([String: ConfigJSON])
 
-    init(from decoder: Decoder) throws {
+    public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
@@ -19,7 +28,7 @@ enum ConfigJSON: Codable, Equatable {
         else { self = .object(try c.decode([String: ConfigJSON].self)) }
     }
 
-    func encode(to encoder: Encoder) throws {
+    public func encode(to encoder: Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
         case .null: try c.encodeNil()
@@ -33,36 +42,66 @@ enum ConfigJSON: Codable, Equatable {
     }
 
     /// Parses `data` as one JSON value; `source` names the file in errors.
-    static func parse(_ data: Data, source: String) throws -> ConfigJSON {
+    public static func parse(_ data: Data, source: String) throws -> ConfigJSON {
         do { return try JSONDecoder().decode(ConfigJSON.self, from: data) }
         catch { throw GLMError("\(source): not valid JSON") }
     }
 
     var isNull: Bool { self == .null }
 
+    /// A float written as Python writes it, an integral one as an int (`lora_alpha: 16`).
+    public static func number(_ d: Double) -> ConfigJSON {
+        d.rounded() == d && abs(d) < 1e15 ? .int(Int(d)) : .double(d)
+    }
+
     /// JSON text: keys sorted, two-space indent, a float always written with a fraction or exponent.
-    func rendered(indent: Int = 0) -> String {
+    public func rendered(indent: Int = 0, style: Style = .transformers) -> String {
         let pad = String(repeating: " ", count: indent + 2), end = String(repeating: " ", count: indent)
         switch self {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .int(let i): return String(i)
         case .double(let d):
+            if style == .python {
+                if d.isNaN { return "NaN" }
+                if d.isInfinite { return d > 0 ? "Infinity" : "-Infinity" }
+                return ConfigJSON.pythonRepr(d)
+            }
             guard d.isFinite else { return "null" }
             let s = "\(d)"
             return s.contains(".") || s.contains("e") ? s : s + ".0"
-        case .string(let s): return ConfigJSON.quoted(s)
+        case .string(let s): return ConfigJSON.quoted(s, ascii: style == .python)
         case .array(let a):
             if a.isEmpty { return "[]" }
-            return "[\n" + a.map { pad + $0.rendered(indent: indent + 2) }.joined(separator: ",\n") + "\n" + end + "]"
+            return "[\n" + a.map { pad + $0.rendered(indent: indent + 2, style: style) }.joined(separator: ",\n") + "\n" + end + "]"
         case .object(let o):
             if o.isEmpty { return "{}" }
-            let items = o.keys.sorted().map { pad + ConfigJSON.quoted($0) + ": " + o[$0]!.rendered(indent: indent + 2) }
+            let items = o.keys.sorted().map { pad + ConfigJSON.quoted($0, ascii: style == .python) + ": " + o[$0]!.rendered(indent: indent + 2, style: style) }
             return "{\n" + items.joined(separator: ",\n") + "\n" + end + "}"
         }
     }
 
-    static func quoted(_ s: String) -> String {
+    /// Python's float repr: shortest round-trip digits, exponent form below 1e-4 and from 1e16.
+    static func pythonRepr(_ d: Double) -> String {
+        if d == 0 { return d.sign == .minus ? "-0.0" : "0.0" }
+        let a = abs(d)
+        if a >= 1e-4 && a < 1e16 {
+            var s = "\(d)"  // Swift prints the shortest round-trip digits, in plain form in this range
+            if s.contains("e") { s = String(format: "%.17g", d) }
+            return s.contains(".") ? s : s + ".0"
+        }
+        // Exponent form: digits from Swift's description, exponent written as Python does (e-05, e+16).
+        let swift = "\(d)"
+        guard let e = swift.firstIndex(where: { $0 == "e" || $0 == "E" }) else { return swift }
+        var mantissa = String(swift[..<e]), exponent = Int(swift[swift.index(after: e)...]) ?? 0
+        if mantissa.hasSuffix(".0") { mantissa.removeLast(2) }
+        let sign = exponent < 0 ? "-" : "+"
+        exponent = abs(exponent)
+        return mantissa + "e" + sign + (exponent < 10 ? "0" : "") + String(exponent)
+    }
+
+    /// A JSON string; with `ascii`, non-ASCII as \\uXXXX (UTF-16 pairs above U+FFFF), as Python's ensure_ascii.
+    static func quoted(_ s: String, ascii: Bool = false) -> String {
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
@@ -71,8 +110,19 @@ enum ConfigJSON: Codable, Equatable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
+            case "\u{08}" where ascii: out += "\\b"
+            case "\u{0C}" where ascii: out += "\\f"
             default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+                if u.value < 0x20 || (ascii && u.value > 0x7E) {
+                    if u.value > 0xFFFF {  // UTF-16 surrogate pair, as Python's ensure_ascii does
+                        let v = u.value - 0x10000
+                        out += String(format: "\\u%04x\\u%04x", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF))
+                    } else {
+                        out += String(format: "\\u%04x", u.value)
+                    }
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
         return out + "\""

@@ -251,5 +251,5 @@ public struct AdapterConfig: Equatable, Sendable {
     }
 
     /// The file text, laid out as peft writes it (`json.dumps(indent=2, sort_keys=True)`).
-    public var jsonText: String { AdapterJSON.object(jsonObject).rendered() }
+    public var jsonText: String { AdapterJSON.object(jsonObject).rendered(style: .python) }
 }
