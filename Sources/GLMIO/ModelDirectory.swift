@@ -150,6 +150,11 @@ public enum ModelDirectory {
         }
     }
 
+    /// The storage type of a transformers dtype name (`float32`, `bfloat16`, `float16`), or nil for any other name.
+    public static func dtype(named name: String) -> StorageDType? {
+        StorageDType.allCases.first { dtypeName($0) == name }
+    }
+
     /// generation_config.json as transformers derives it from the model config.
     static func generationConfig(_ c: GLMConfig) throws -> Data {
         var g: [String: Any] = ["_from_model_config": true, "use_cache": true]

@@ -114,7 +114,7 @@ struct Export: ParsableCommand {
             let (_, base) = try ModelDirectory.load(baseDir!)
             for (n, t) in tensors { try base.replaceParameter(n, with: t) }
             let chosen = try dtype.map { name -> StorageDType in
-                guard let d = ["float32": StorageDType.float32, "bfloat16": .bfloat16, "float16": .float16][name] else {
+                guard let d = ModelDirectory.dtype(named: name) else {
                     throw GLMError("--dtype: '\(name)' is not one of float32, bfloat16, float16")
                 }
                 return d

@@ -35,11 +35,6 @@ struct AdapterOptions: ParsableArguments {
     /// beside the base, at the base model's speed. Errors name the adapter file and key.
     func apply(to model: GLMForCausalLM) throws {
         guard let adapter else { return }
-        let loaded = try PEFTAdapter.load(directory: adapter, model: model.config)
-        let merged = try loaded.merged(into: model.parameters)
-        for (l, m) in loaded.modules {
-            let name = m.moduleName(layer: l) + ".weight"
-            try model.replaceParameter(name, with: merged[name]!)
-        }
+        try PEFTAdapter.load(directory: adapter, model: model.config).merge(into: model)
     }
 }

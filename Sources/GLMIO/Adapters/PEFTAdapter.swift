@@ -216,12 +216,18 @@ public struct PEFTAdapter {
     }
 
     /// The storage type named by a config's `dtype` ("bfloat16", "float16"; anything else f32).
-    public static func storageDType(_ name: String?) -> StorageDType {
-        switch name {
-        case "bfloat16": return .bfloat16
-        case "float16": return .float16
-        default: return .float32
+    /// Merges the adapter into `model`'s weights in place (W + scale·B·A in f32): the adapter's outputs at the
+    /// base model's speed.
+    public func merge(into model: GLMForCausalLM) throws {
+        let merged = try merged(into: model.parameters)
+        for (l, m) in modules {
+            let name = m.moduleName(layer: l) + ".weight"
+            try model.replaceParameter(name, with: merged[name]!)
         }
+    }
+
+    public static func storageDType(_ name: String?) -> StorageDType {
+        name.flatMap(ModelDirectory.dtype(named:)) ?? .float32
     }
 
     static func createDirectory(_ path: String) throws {

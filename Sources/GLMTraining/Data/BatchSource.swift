@@ -20,12 +20,13 @@ public protocol BatchSource: AnyObject {
 public final class CausalRowSource: BatchSource {
     let examples: [TokenizedExample]
     var order: ExampleOrder
-    let batchSize: Int, seqLen: Int
-    let padID: Int32
+    let batchSize: Int
+    let objective: CausalLMObjective
     public private(set) var truncatedCount = 0
 
-    public init(examples: [TokenizedExample], batchSize: Int, seqLen: Int, shuffle: Bool, seed: UInt64, padID: Int32) {
-        self.examples = examples; self.batchSize = batchSize; self.seqLen = seqLen; self.padID = padID
+    public init(examples: [TokenizedExample], batchSize: Int, seqLen: Int, shuffle: Bool, seed: UInt64, padID: Int32) throws {
+        self.examples = examples; self.batchSize = batchSize
+        objective = try CausalLMObjective(seqLen: seqLen, pad: padID)
         order = ExampleOrder(count: examples.count, shuffle: shuffle, seed: seed)
     }
 
@@ -38,24 +39,8 @@ public final class CausalRowSource: BatchSource {
     }
 
     public func nextBatch() throws -> TrainingBatch {
-        var rows: [TokenizedExample] = []
-        for _ in 0..<batchSize {
-            var e = examples[order.next().index]
-            if e.ids.count > seqLen {
-                truncatedCount += 1
-                e.ids = Array(e.ids.prefix(seqLen)); e.lossMask = e.lossMask.map { Array($0.prefix(seqLen)) }
-            }
-            rows.append(e)
-        }
-        let T = rows.map(\.ids.count).max()!
-        var ids = [Int32](repeating: padID, count: batchSize * T)
-        var targets = [Int32](repeating: ignoreLabel, count: batchSize * T)
-        for (b, e) in rows.enumerated() {
-            for t in 0..<e.ids.count {
-                ids[b * T + t] = e.ids[t]
-                if t + 1 < e.ids.count, e.lossMask?[t + 1] ?? true { targets[b * T + t] = e.ids[t + 1] }
-            }
-        }
-        return TrainingBatch(batch: batchSize, length: T, ids: ids, targets: targets)
+        let rows = (0..<batchSize).map { _ in examples[order.next().index] }
+        truncatedCount += rows.reduce(0) { $0 + ($1.ids.count > objective.seqLen ? 1 : 0) }
+        return objective.batch(documents: rows.map(\.ids), lossMasks: rows.map(\.lossMask))
     }
 }

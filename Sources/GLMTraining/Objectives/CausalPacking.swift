@@ -49,18 +49,19 @@ public struct CausalLMObjective: Sendable, Equatable {
     // MARK: One document per row
 
     /// The document cut to `seqLen` tokens, with its shifted targets (last one `ignoreLabel`); not padded.
-    public func row(document: [Int32]) -> (ids: [Int32], targets: [Int32]) {
+    /// With `lossMask`, token t+1 is a target only where `lossMask[t+1]` (SFT: assistant tokens).
+    public func row(document: [Int32], lossMask: [Bool]? = nil) -> (ids: [Int32], targets: [Int32]) {
         let ids = Array(document.prefix(seqLen))
-        var targets = Array(ids.dropFirst())
-        if !ids.isEmpty { targets.append(ignoreLabel) }
+        var targets = [Int32](repeating: ignoreLabel, count: ids.count)
+        for t in 0..<max(0, ids.count - 1) where lossMask?[t + 1] ?? true { targets[t] = ids[t + 1] }
         return (ids, targets)
     }
 
     /// One row per document, padded to the longest row (or to `seqLen` with `padToSeqLen`); causal mask and
     /// positions 0..<T (left to the model's defaults).
-    public func batch(documents: [[Int32]], padToSeqLen: Bool = false) -> TrainingBatch {
+    public func batch(documents: [[Int32]], lossMasks: [[Bool]?]? = nil, padToSeqLen: Bool = false) -> TrainingBatch {
         precondition(!documents.isEmpty, "causal LM: a batch needs at least one document")
-        let rows = documents.map { row(document: $0) }
+        let rows = documents.indices.map { row(document: documents[$0], lossMask: lossMasks?[$0]) }
         let T = padToSeqLen ? seqLen : max(1, rows.map(\.ids.count).max()!)
         var ids: [Int32] = [], targets: [Int32] = []
         ids.reserveCapacity(rows.count * T); targets.reserveCapacity(rows.count * T)

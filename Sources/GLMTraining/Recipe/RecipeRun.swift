@@ -91,12 +91,7 @@ public final class RecipeRun {
         let run = RecipeRun(recipe: r)
         try run.loadModel()
         if let adapter {
-            let loaded = try PEFTAdapter.load(directory: adapter, model: run.model.config)
-            let merged = try loaded.merged(into: run.model.parameters)
-            for (l, m) in loaded.modules {
-                let name = m.moduleName(layer: l) + ".weight"
-                try run.model.replaceParameter(name, with: merged[name]!)
-            }
+            try PEFTAdapter.load(directory: adapter, model: run.model.config).merge(into: run.model)
         }
         let eval = try r.data.eval.map { try run.loadExamples($0, key: "data.eval") }
         let hooks = try run.makeHooks(eval: eval)
@@ -129,8 +124,8 @@ public final class RecipeRun {
     /// Saves the model as an HF directory; a LoRA run saves the base with the adapter merged in.
     public func saveModel(to dir: String) throws {
         let m = try lora.map { try $0.merged(model) } ?? model!
-        let dtype: StorageDType = ["bfloat16": .bfloat16, "float16": .float16][recipe.model.saveDType] ?? .float32
-        try ModelDirectory.save(m, config: config, to: dir, dtype: dtype, copyingFilesFrom: assetDirectory)
+        try ModelDirectory.save(m, config: config, to: dir, dtype: ModelDirectory.dtype(named: recipe.model.saveDType)!,
+                                copyingFilesFrom: assetDirectory)
     }
 
     func loadModel() throws {
@@ -189,7 +184,7 @@ public final class RecipeRun {
                 return try ObjectiveSources.packedCausal(examples, batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle,
                                                          seed: seed, padID: padID, truncate: recipe.task != .pretrain)
             }
-            return CausalRowSource(examples: examples, batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed, padID: padID)
+            return try CausalRowSource(examples: examples, batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed, padID: padID)
         case .blankInfilling(let options):
             return try ObjectiveSources.blankInfilling(examples, options: options, tokenizer: tokenizer, config: config,
                                                       batchSize: t.batchSize, seqLen: t.seqLen, shuffle: shuffle, seed: seed)
@@ -217,11 +212,11 @@ public final class RecipeRun {
                         throw GLMError("\(recipe.file): \(key): an infilling hook needs objective: blank_infilling")
                     }
                     let eop = tokenizer?.tokenID("<eop>") ?? -1
-                    let (cfg, tok, seqLen, B, seed) = (config!, tokenizer, recipe.training.seqLen, recipe.training.batchSize, recipe.training.seed ^ 0xE7A1)
-                    _ = try ObjectiveSources.objective(options, tokenizer: tok, config: cfg, seqLen: seqLen)  // fail early
+                    let objective = try ObjectiveSources.objective(options, tokenizer: tokenizer, config: config,
+                                                                   seqLen: recipe.training.seqLen)
+                    let (B, seed) = (recipe.training.batchSize, recipe.training.seed ^ 0xE7A1)
                     hooks.append(InfillingAccuracyHook(name: h.name, batches: batches, endOfPiece: eop) {
-                        try! ObjectiveSources.blankInfilling(examples, options: options, tokenizer: tok, config: cfg, batchSize: B,
-                                                             seqLen: seqLen, shuffle: false, seed: seed)
+                        BlankInfillingSource(examples: examples, objective: objective, batchSize: B, shuffle: false, seed: seed)
                     })
                 }
             case "exact_match":
