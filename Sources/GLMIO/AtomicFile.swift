@@ -3,6 +3,24 @@ import Foundation
 import GLMCore
 
 public enum AtomicFile {
+    /// Creates the directory `path` (and its parents) unless it exists; a file in the way or a directory that
+    /// cannot be written is a one-line error naming the path.
+    public static func makeDirectory(_ path: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw GLMError("\(path): exists and is not a directory") }
+            guard access(path, W_OK) == 0 else { throw GLMError("\(path): directory is not writable") }
+            return
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
+        catch {
+            var parent = (path as NSString).deletingLastPathComponent
+            while !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) { parent = (parent as NSString).deletingLastPathComponent }
+            let why = parent.isEmpty || access(parent, W_OK) == 0 ? "cannot create directory" : "cannot create directory (\(parent) is not writable)"
+            throw GLMError("\(path): \(why)")
+        }
+    }
+
     /// Replaces `path` with `data` so that readers see either the old file or the whole new one.
     public static func write(_ data: Data, to path: String) throws {
         let tmp = path + ".tmp-\(getpid())"

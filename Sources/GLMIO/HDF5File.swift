@@ -7,7 +7,9 @@ import GLMCore
 /// HDF5 process state: one lock around all calls, automatic error printing off, error stack → text.
 enum HDF5Runtime {
     static let lock = NSRecursiveLock()
-    static let opened: Bool = H5open() >= 0
+    /// HDF5's own exit handler is not installed: every file is closed explicitly, and after a failed write (disk
+    /// full) HDF5 keeps the file it could not flush, which its exit handler would then flush again and crash in.
+    static let opened: Bool = { _ = H5dont_atexit(); return H5open() >= 0 }()
 
     /// Runs `body` holding the HDF5 lock, with HDF5's automatic error printing silenced on this thread.
     static func locked<T>(_ body: () throws -> T) rethrows -> T {
@@ -32,6 +34,10 @@ enum HDF5Runtime {
         }, context)
         _ = H5Eclear2(0)
         guard let last = box.items.last else { return nil }
+        // A failed system call is reported with a dump of its arguments; keep only the system's message.
+        if let r = last.range(of: "error message = '"), let end = last[r.upperBound...].firstIndex(of: "'") {
+            return String(last[r.upperBound..<end])
+        }
         return last.split(whereSeparator: \.isNewline).joined(separator: " ")
     }
 }

@@ -97,8 +97,7 @@ public enum ModelDirectory {
         config.dtype = dtypeName(dtype)
         let tensors = try GLMWeights.validated(model.parameters, config: config)
         let fm = FileManager.default
-        do { try fm.createDirectory(atPath: path, withIntermediateDirectories: true) }
-        catch { throw GLMError("\(path): cannot create directory (\(error.localizedDescription))") }
+        try AtomicFile.makeDirectory(path)
 
         // Shards in name order, each up to maxShardBytes (a tensor larger than that gets a shard of its own).
         var shards: [[String]] = [[]], bytes = 0

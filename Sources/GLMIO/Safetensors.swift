@@ -26,10 +26,11 @@ public final class SafetensorsFile {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
         catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
         guard data.count >= 8 else { throw GLMError("\(path): not a safetensors file (shorter than its 8-byte header length)") }
-        let headerLength = data.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard headerLength > 0, headerLength <= data.count - 8, headerLength < 100_000_000 else {
-            throw GLMError("\(path): header length \(headerLength) does not fit a file of \(data.count) bytes")
+        let rawLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard rawLength > 0, rawLength <= UInt64(FileLimits.maxHeaderBytes), Int(rawLength) <= data.count - 8 else {
+            throw GLMError("\(path): header length \(rawLength) does not fit a file of \(data.count) bytes (at most \(FileLimits.maxHeaderBytes))")
         }
+        let headerLength = Int(rawLength)
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) }
         catch { throw GLMError("\(path): header is not valid JSON") }
@@ -39,7 +40,11 @@ public final class SafetensorsFile {
         let dataSize = data.count - 8 - headerLength
         for (name, value) in header {
             if name == "__metadata__" {
-                for (k, v) in (value as? [String: Any]) ?? [:] { metadata[k] = v as? String ?? "\(v)" }
+                guard let pairs = value as? [String: Any] else { throw GLMError("\(path): __metadata__ is not a JSON object") }
+                for (k, v) in pairs {
+                    guard let text = v as? String else { throw GLMError("\(path): __metadata__ key '\(k)' is not a string") }
+                    metadata[k] = text
+                }
                 continue
             }
             guard let obj = value as? [String: Any], let dt = obj["dtype"] as? String,
@@ -49,11 +54,24 @@ public final class SafetensorsFile {
             guard let dtype = StorageDType(rawValue: dt) else {
                 throw GLMError("\(path): tensor '\(name)' has dtype \(dt); expected F32, F16 or BF16")
             }
-            let bytes = shape.reduce(1, *) * dtype.byteCount
-            guard offsets[0] >= 0, offsets[1] - offsets[0] == bytes, offsets[1] <= dataSize else {
+            let count = try Checked.elementCount(shape, "\(path): tensor '\(name)'")
+            let bytes = try Checked.multiply(count, dtype.byteCount, "\(path): tensor '\(name)' byte size")
+            guard offsets[0] >= 0, offsets[1] >= offsets[0], offsets[1] - offsets[0] == bytes, offsets[1] <= dataSize else {
                 throw GLMError("\(path): tensor '\(name)' data \(offsets) does not match shape \(shape) \(dt) within \(dataSize) data bytes (truncated file?)")
             }
             entries[name] = SafetensorsEntry(dtype: dtype, shape: shape, begin: offsets[0], end: offsets[1])
+        }
+        // As the reference reader requires: the tensors tile the data section exactly, in offset order, with no
+        // overlap, gap or trailing bytes.
+        var expected = 0
+        for (name, e) in entries.sorted(by: { ($0.value.begin, $0.value.end, $0.key) < ($1.value.begin, $1.value.end, $1.key) }) {
+            guard e.begin == expected else {
+                throw GLMError("\(path): tensor '\(name)' starts at data byte \(e.begin); expected \(expected) (tensors overlap or leave a gap)")
+            }
+            expected = e.end
+        }
+        guard expected == dataSize else {
+            throw GLMError("\(path): tensors cover \(expected) of \(dataSize) data bytes; expected the whole data section (trailing bytes or a truncated header)")
         }
         self.entries = entries
         self.metadata = metadata
@@ -68,7 +86,7 @@ public final class SafetensorsFile {
     public func tensor(_ name: String, keepBF16: Bool = false) throws -> Tensor {
         guard let e = entries[name] else { throw GLMError("\(path): no tensor named '\(name)'") }
         if keepBF16 && e.dtype == .bfloat16 && e.shape.count == 2 {
-            let out = Tensor(shape: e.shape, storage: TensorStorage(bf16Count: e.shape.reduce(1, *)))
+            let out = Tensor(shape: e.shape, storage: TensorStorage(bf16Count: (e.end - e.begin) / 2))
             data.withUnsafeBytes { raw in
                 UnsafeMutableRawPointer(out.bf16Bits!).copyMemory(from: raw.baseAddress! + dataStart + e.begin,
                                                                   byteCount: out.count * 2)

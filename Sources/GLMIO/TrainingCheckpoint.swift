@@ -72,6 +72,10 @@ public struct TrainingCheckpoint {
             guard rename(tmp, path) == 0 else {
                 throw GLMError("\(path): cannot rename the temporary file into place (\(String(cString: strerror(errno))))")
             }
+        } catch let e as GLMError {
+            unlink(tmp)
+            // Name the checkpoint, not its temporary file (which is gone).
+            throw GLMError(e.message.replacingOccurrences(of: tmp, with: path) + "; nothing was written at \((path as NSString).lastPathComponent)")
         } catch {
             unlink(tmp)
             throw error

@@ -140,7 +140,18 @@ public struct GLMConfig: Codable, Equatable, Sendable {
                              ("num_hidden_layers", numHiddenLayers), ("num_attention_heads", numAttentionHeads),
                              ("num_key_value_heads", numKeyValueHeads), ("head_dim", headDim)] {
             try need(value > 0, "key '\(key)' must be a positive integer, got \(value)")
+            let limit = key == "num_hidden_layers" ? FileLimits.maxLayers : FileLimits.maxModelDimension
+            try need(value <= limit, "key '\(key)' is \(value); at most \(limit) is supported")
         }
+        // Every derived size (q/kv widths, weight shapes, the parameter count) must be computable and bounded;
+        // the dimension limits above keep each product below 2^63, the element and parameter limits keep loading finite.
+        var parameters = 0
+        for (name, shape) in GLMWeights.expectedShapes(self) {
+            let n = try Checked.elementCount(shape, "\(source): \(name)")
+            parameters = try Checked.add(parameters, n, "\(source): the parameter count", limit: FileLimits.maxParameters)
+        }
+        try need(maxPositionEmbeddings > 0 && maxPositionEmbeddings <= FileLimits.maxPositions,
+                 "max_position_embeddings must be in 1...\(FileLimits.maxPositions), got \(maxPositionEmbeddings)")
         try need(numAttentionHeads % numKeyValueHeads == 0,
                  "num_attention_heads \(numAttentionHeads) is not a multiple of num_key_value_heads \(numKeyValueHeads)")
         try need(hiddenAct == "silu", "hidden_act \"\(hiddenAct)\" is not supported; expected \"silu\"")
@@ -150,9 +161,21 @@ public struct GLMConfig: Codable, Equatable, Sendable {
                  "partial_rotary_factor must be in (0, 1], got \(partialRotaryFactor)")
         try need(rotaryDim % (rotary2D ? 4 : 2) == 0,
                  "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) must be \(rotary2D ? "a multiple of 4 with rotary_2d" : "even")")
-        try need(rmsNormEps > 0, "rms_norm_eps must be positive, got \(rmsNormEps)")
+        try need(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps must be in (0, 1), got \(rmsNormEps)")
+        try need(ropeTheta.isFinite && ropeTheta <= 1e15, "rope_theta must be a finite number at most 1e15, got \(ropeTheta)")
+        try need(initializerRange.isFinite && initializerRange >= 0 && initializerRange <= 10,
+                 "initializer_range must be in [0, 10], got \(initializerRange)")
+        try need(attentionDropout >= 0 && attentionDropout <= 1, "attention_dropout must be in [0, 1], got \(attentionDropout)")
         if let p = padTokenId { try need(p >= 0 && p < vocabSize, "pad_token_id \(p) is outside the vocabulary of \(vocabSize)") }
+        if let b = bosTokenId { try need(b >= 0 && b < vocabSize, "bos_token_id \(b) is outside the vocabulary of \(vocabSize)") }
+        for e in eosTokenIds { try need(e >= 0 && e < vocabSize, "eos_token_id \(e) is outside the vocabulary of \(vocabSize)") }
+        if let dtype {
+            try need(GLMConfig.knownDTypes.contains(dtype), "dtype \"\(dtype)\" is not supported; expected one of \(GLMConfig.knownDTypes.joined(separator: ", "))")
+        }
     }
+
+    /// The `dtype` / `torch_dtype` names a config may record.
+    public static let knownDTypes = ["float32", "bfloat16", "float16"]
 
     /// The transformers-5 form as a JSON tree.
     var json: ConfigJSON {

@@ -19,14 +19,16 @@ public struct TextGenerator {
 
     /// Continues every prompt by up to `maxNewTokens` tokens. Row r samples with seed `seed + r`, so a row's
     /// text does not depend on which other prompts share the batch. `onToken(row, token)` is called as tokens
-    /// are produced (for streaming and progress).
-    public func generate(prompts: [[Int32]], maxNewTokens: Int, sampling: SamplingParameters = .greedy,
+    /// are produced (for streaming and progress). Generation stops at `max_position_embeddings` positions
+    /// (the KV cache is never sized past it).
+    public func generate(prompts: [[Int32]], maxNewTokens requested: Int, sampling: SamplingParameters = .greedy,
                          seed: UInt64 = 0, stopTokens: Set<Int32>? = nil,
                          onToken: ((Int, Int32) -> Void)? = nil) -> [GeneratedSequence] {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "generation needs non-empty prompts")
         let stops = stopTokens ?? Set(model.config.eosTokenIds.map(Int32.init))
         let B = prompts.count, L = prompts.map(\.count).max()!
         let pads = prompts.map { L - $0.count }
+        let maxNewTokens = min(requested, max(0, model.config.maxPositionEmbeddings - L))
         var samplers = (0..<B).map { TokenSampler(parameters: sampling, seed: seed &+ UInt64($0)) }
         var results = (0..<B).map { _ in GeneratedSequence(tokens: [], logProbs: [], finishReason: "length") }
         var done = [Bool](repeating: false, count: B)

@@ -145,9 +145,9 @@ struct Export: ParsableCommand {
             if output.hasSuffix(".gguf") {
                 path = output
                 let parent = (output as NSString).deletingLastPathComponent
-                if !parent.isEmpty { try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true) }
+                if !parent.isEmpty { try AtomicFile.makeDirectory(parent) }
             } else {
-                try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+                try AtomicFile.makeDirectory(output)
                 path = "\(output)/adapter.gguf"
             }
             try GGUFLoRA.write(adapter: exported, model: baseConfig!, to: path, name: name ?? defaultName, type: ggmlType)
@@ -160,5 +160,5 @@ struct Export: ParsableCommand {
         return (trimmed as NSString).lastPathComponent
     }
 
-    static func number(_ x: Double) -> String { x.rounded() == x ? String(Int(x)) : String(x) }
+    static func number(_ x: Double) -> String { x.rounded() == x && abs(x) < 1e15 ? String(Int(x)) : String(x) }
 }

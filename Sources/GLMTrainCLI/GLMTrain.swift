@@ -18,6 +18,11 @@ struct GLMTrain: ParsableCommand {
         } catch let error as GLMError {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
             Foundation.exit(1)
+        } catch let error as CocoaError {
+            // Foundation's file errors, should one escape a command unwrapped: still one line.
+            let file = error.userInfo[NSFilePathErrorKey].map { "\($0): " } ?? ""
+            FileHandle.standardError.write(Data("error: \(file)\(error.localizedDescription)\n".utf8))
+            Foundation.exit(1)
         } catch {
             exit(withError: error)
         }

@@ -13,7 +13,11 @@ struct ModelOptions: ParsableArguments {
     /// The model and, when the directory has one, its tokenizer.
     func load(needTokenizer: Bool) throws -> (GLMForCausalLM, GLMTokenizer?) {
         let (_, m) = try ModelDirectory.load(model)
-        return (m, try tokenizer(required: needTokenizer))
+        let t = try tokenizer(required: needTokenizer)
+        if let t, t.vocabularySize > m.config.vocabSize {
+            throw GLMError("\(model): the tokenizer has ids up to \(t.vocabularySize - 1) but config.json's vocab_size is \(m.config.vocabSize)")
+        }
+        return (m, t)
     }
 
     func tokenizer(required: Bool) throws -> GLMTokenizer? {

@@ -57,6 +57,9 @@ struct Eval: ParsableCommand {
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
         let values = try RecipeRun(recipe: r).evaluate(modelPath: model, adapter: adapter)
+        if let (key, v) = values.first(where: { !$0.value.isFinite }) {
+            throw GLMError("\(key) is \(v); the model (or adapter) weights hold NaN or Inf values, or the hook failed")
+        }
         print(try JSONLines.encode(values))
     }
 }

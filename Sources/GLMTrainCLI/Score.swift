@@ -33,6 +33,11 @@ struct Score: ParsableCommand {
             }
         }
         let scores = model.tokenLogProbs(ids: sequences)
+        for (line, lp) in zip(lines, scores) {
+            if let bad = lp.firstIndex(where: { !$0.isFinite }) {
+                throw GLMError("\(line.location): log-probability \(bad) is \(lp[bad]); the model (or adapter) weights hold NaN or Inf values")
+            }
+        }
         try JSONLines.write(try zip(sequences, scores).map { tokens, lp in
             try JSONLines.encode(["tokens": tokens.map(Int.init), "logprobs": lp.map(Double.init)])
         }, to: output)

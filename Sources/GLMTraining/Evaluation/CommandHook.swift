@@ -27,10 +27,17 @@ public final class CommandHook: EvaluationHook {
         do { try process.run() } catch {
             throw GLMError("eval hook '\(name)': cannot run \(command[0]) (\(error.localizedDescription))")
         }
-        stdin.fileHandleForWriting.write(Data((input + "\n").utf8))
+        // A command that exits without reading its input must not take the run down with SIGPIPE: the signal is
+        // ignored and the write's EPIPE is this hook's failure.
+        signal(SIGPIPE, SIG_IGN)
+        var writeError: Error?
+        do { try stdin.fileHandleForWriting.write(contentsOf: Data((input + "\n").utf8)) } catch { writeError = error }
         try? stdin.fileHandleForWriting.close()
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        if writeError != nil {
+            throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) exited (status \(process.terminationStatus)) without reading its input on stdin")
+        }
         guard process.terminationStatus == 0 else {
             throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) exited with status \(process.terminationStatus)")
         }

@@ -25,22 +25,29 @@ public protocol EvaluationHook: AnyObject {
     var name: String { get }
     /// Metrics of the model as it is now. Runs without recording gradients.
     func evaluate(_ context: EvaluationContext) throws -> [String: Double]
+    /// Whether `evaluate` returns `metric` (checked before training, so a wrong `eval.best_metric` fails at once).
+    func provides(metric: String) -> Bool
+}
+
+extension EvaluationHook {
+    /// Hooks whose metric names are not known in advance (external commands) accept any name.
+    public func provides(metric: String) -> Bool { true }
 }
 
 /// Held-out loss and perplexity: the token-weighted mean loss over batches of the evaluation data, made by the
 /// training objective with a fixed order, so every evaluation sees the same tokens.
 public final class HeldOutLossHook: EvaluationHook {
     public let name: String
-    let makeSource: () -> BatchSource
+    let makeSource: () throws -> BatchSource
     let batches: Int
 
     /// `makeSource` builds a fresh, unshuffled source over the evaluation examples; `batches` of it are scored.
-    public init(name: String = "loss", batches: Int, makeSource: @escaping () -> BatchSource) {
+    public init(name: String = "loss", batches: Int, makeSource: @escaping () throws -> BatchSource) {
         self.name = name; self.batches = max(1, batches); self.makeSource = makeSource
     }
 
     public func evaluate(_ context: EvaluationContext) throws -> [String: Double] {
-        let source = makeSource()
+        let source = try makeSource()
         var sum = 0.0, tokens = 0
         try Autograd.noGrad {
             for _ in 0..<batches {
@@ -56,4 +63,6 @@ public final class HeldOutLossHook: EvaluationHook {
         let mean = sum / Double(tokens)
         return ["loss": mean, "perplexity": Foundation.exp(mean), "tokens": Double(tokens)]
     }
+
+    public func provides(metric: String) -> Bool { ["loss", "perplexity", "tokens"].contains(metric) }
 }

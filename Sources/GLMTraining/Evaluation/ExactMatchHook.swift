@@ -109,4 +109,8 @@ public final class ExactMatchHook: EvaluationHook {
         for (kind, tally) in byKind { metrics["accuracy_\(kind)"] = Double(tally.correct) / Double(tally.count) }
         return metrics
     }
+
+    public func provides(metric: String) -> Bool {
+        ["accuracy", "correct", "count"].contains(metric) || (metric.hasPrefix("accuracy_") && metric.count > 9)
+    }
 }

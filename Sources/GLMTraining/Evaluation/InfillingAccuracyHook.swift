@@ -8,17 +8,17 @@ import GLMModel
 /// every token is predicted correctly (teacher-forced).
 public final class InfillingAccuracyHook: EvaluationHook {
     public let name: String
-    let makeSource: () -> BatchSource
+    let makeSource: () throws -> BatchSource
     let batches: Int
     let endOfPiece: Int32
 
     /// `endOfPiece` (`<eop>`) is the target that ends each span.
-    public init(name: String = "infilling", batches: Int, endOfPiece: Int32, makeSource: @escaping () -> BatchSource) {
+    public init(name: String = "infilling", batches: Int, endOfPiece: Int32, makeSource: @escaping () throws -> BatchSource) {
         self.name = name; self.batches = max(1, batches); self.endOfPiece = endOfPiece; self.makeSource = makeSource
     }
 
     public func evaluate(_ context: EvaluationContext) throws -> [String: Double] {
-        let source = makeSource()
+        let source = try makeSource()
         var correct = 0, total = 0, spansRight = 0, spans = 0
         try Autograd.noGrad {
             for _ in 0..<batches {
@@ -49,4 +49,6 @@ public final class InfillingAccuracyHook: EvaluationHook {
         return ["accuracy": Double(correct) / Double(total), "tokens": Double(total),
                 "span_accuracy": spans > 0 ? Double(spansRight) / Double(spans) : 0]
     }
+
+    public func provides(metric: String) -> Bool { ["accuracy", "tokens", "span_accuracy"].contains(metric) }
 }

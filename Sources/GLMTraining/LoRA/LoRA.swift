@@ -47,6 +47,12 @@ public struct LoRAConfig: Equatable, Sendable {
         guard alpha.isFinite && alpha > 0 else { throw GLMError("lora alpha must be > 0, got \(alpha)") }
         guard dropout >= 0 && dropout < 1 else { throw GLMError("lora dropout must be in [0, 1), got \(dropout)") }
         guard !targets.isEmpty else { throw GLMError("lora targets: no module chosen") }
+        for module in LoRAModule.allCases where targets.contains(module) {
+            let shape = module.weightShape(model)
+            guard rank <= shape.min()! else {
+                throw GLMError("lora rank \(rank) is larger than \(module.rawValue)'s smaller side (weight \(shape)); expected at most \(shape.min()!)")
+            }
+        }
         if let layers = layersToTransform {
             guard !layers.isEmpty else { throw GLMError("lora layers_to_transform: empty list") }
             if let bad = layers.first(where: { $0 < 0 || $0 >= model.numHiddenLayers }) {

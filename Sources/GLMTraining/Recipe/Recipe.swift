@@ -131,6 +131,10 @@ public struct Recipe {
         return try Recipe(node: node, file: path)
     }
 
+    /// Bounds on recipe counts (the README's error promise lists them).
+    public static let maxSteps = 1_000_000_000
+    public static let maxBatchSize = 65_536
+
     public init(node: Node, file: String) throws {
         self.file = file; self.resolved = node
         let r = try RecipeReader(file: file, path: "", node: node)
@@ -160,14 +164,17 @@ public struct Recipe {
         objective = try Recipe.readObjective(r, task: task)
 
         let t = try r.section("training")
-        training = Training(steps: try t?.int("steps", default: 100, min: 1) ?? 100,
-                            batchSize: try t?.int("batch_size", default: 8, min: 1) ?? 8,
-                            seqLen: try t?.int("seq_len", default: 256, min: 2) ?? 256,
-                            gradAccum: try t?.int("grad_accum", default: 1, min: 1) ?? 1,
+        training = Training(steps: try t?.int("steps", default: 100, min: 1, max: Recipe.maxSteps) ?? 100,
+                            batchSize: try t?.int("batch_size", default: 8, min: 1, max: Recipe.maxBatchSize) ?? 8,
+                            seqLen: try t?.int("seq_len", default: 256, min: 2, max: FileLimits.maxPositions) ?? 256,
+                            gradAccum: try t?.int("grad_accum", default: 1, min: 1, max: Recipe.maxBatchSize) ?? 1,
                             maxGradNorm: try t?.double("max_grad_norm", default: 1.0, min: 0) ?? 1.0,
                             seed: UInt64(try t?.int("seed", default: 0, min: 0) ?? 0),
                             resume: try Recipe.readResume(t),
                             logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1)
+        if let t, training.batchSize * training.seqLen > FileLimits.maxBatchTokens {
+            throw t.fail("seq_len", t.node("seq_len"), "batch_size \(training.batchSize) × seq_len \(training.seqLen) is more than \(FileLimits.maxBatchTokens) tokens per micro-batch")
+        }
         try t?.finish()
 
         let o = try r.section("optimizer")
@@ -177,10 +184,10 @@ public struct Recipe {
             throw o!.fail("betas", nil, "expected two numbers in [0, 1), got \(betas)")
         }
         optimizer = OptimizerSection(name: name, lr: try o?.double("lr", default: 3e-4, min: 0) ?? 3e-4,
-                                     weightDecay: try o?.double("weight_decay", default: 0.01, min: 0) ?? 0.01,
-                                     betas: (betas[0], betas[1]), eps: try o?.double("eps", default: 1e-8, min: 0) ?? 1e-8,
+                                     weightDecay: try o?.double("weight_decay", default: 0.01, min: 0, max: 1e6) ?? 0.01,
+                                     betas: (betas[0], betas[1]), eps: try o?.double("eps", default: 1e-8, min: 1e-30, max: 1) ?? 1e-8,
                                      momentum: try o?.double("momentum", default: 0.95, min: 0, max: 1) ?? 0.95,
-                                     nsSteps: try o?.int("ns_steps", default: 5, min: 1) ?? 5,
+                                     nsSteps: try o?.int("ns_steps", default: 5, min: 1, max: 100) ?? 5,
                                      muonScale: try o?.choice("muon_scale", ["default", "moonlight"], default: "default") ?? "default",
                                      adamwLR: try o?.double("adamw_lr"))
         if name == "adamw", let o, o.has("momentum") || o.has("ns_steps") || o.has("adamw_lr") || o.has("muon_scale") {
@@ -190,7 +197,7 @@ public struct Recipe {
 
         let s = try r.section("schedule")
         schedule = Schedule(name: try s?.choice("name", ["constant", "linear", "cosine"], default: "cosine") ?? "cosine",
-                            warmupSteps: try s?.int("warmup_steps", default: 0, min: 0) ?? 0)
+                            warmupSteps: try s?.int("warmup_steps", default: 0, min: 0, max: Recipe.maxSteps) ?? 0)
         try s?.finish()
 
         if let l = try r.section("lora") {
@@ -199,7 +206,8 @@ public struct Recipe {
             for t in targets where !allowed.contains(t) {
                 throw l.fail("targets", nil, "unknown target '\(t)'; expected some of \(allowed.joined(separator: ", "))")
             }
-            lora = LoRA(rank: try l.int("rank", default: 16, min: 1), alpha: try l.double("alpha", default: 32, min: 0),
+            lora = LoRA(rank: try l.int("rank", default: 16, min: 1, max: FileLimits.maxModelDimension),
+                        alpha: try l.double("alpha", default: 32, min: 1e-12, max: 1e12),
                         dropout: try l.double("dropout", default: 0, min: 0, max: 0.99), targets: targets,
                         rslora: try l.bool("rslora", default: false),
                         layers: try l.list("layers").map { try $0.map { n in
@@ -209,7 +217,8 @@ public struct Recipe {
         } else { lora = nil }
 
         let c = try r.section("checkpoint")
-        checkpoint = Checkpointing(every: try c?.int("every", default: 0, min: 0) ?? 0, keep: try c?.int("keep", default: 3, min: 1) ?? 3)
+        checkpoint = Checkpointing(every: try c?.int("every", default: 0, min: 0, max: Recipe.maxSteps) ?? 0,
+                                   keep: try c?.int("keep", default: 3, min: 1, max: 100_000) ?? 3)
         try c?.finish()
 
         eval = try Recipe.readEval(try r.section("eval"))
@@ -273,18 +282,33 @@ public struct Recipe {
                 throw h.fail("type", n, "missing (loss, exact_match, infilling or command)")
             }
             let hook = EvalHook(type: type, name: try h.string("name", default: type), file: try h.string("file"),
-                                maxNewTokens: try h.int("max_new_tokens", default: 16, min: 1),
+                                maxNewTokens: try h.int("max_new_tokens", default: 16, min: 1, max: FileLimits.maxPositions),
                                 normalize: try h.choice("normalize", ["exact", "strip", "lower", "number"], default: "strip")!,
-                                limit: try h.int("limit"), chat: try h.bool("chat", default: true),
+                                limit: try h.int("limit").map { v in
+                                    guard v >= 1 else { throw h.fail("limit", h.node("limit"), "must be at least 1 (leave it out for every example), got \(v)") }
+                                    return v },
+                                chat: try h.bool("chat", default: true),
                                 command: try h.strings("command") ?? [])
             if type == "exact_match" && hook.file == nil { throw h.fail("file", n, "exact_match needs a task file of {\"prompt\", \"answer\"} lines") }
             if type == "command" && hook.command.isEmpty { throw h.fail("command", n, "a command hook needs command: [program, args...]") }
             try h.finish()
             hooks.append(hook)
         }
-        let eval = Eval(every: try e.int("every", default: 0, min: 0), hooks: hooks, bestMetric: try e.string("best_metric"),
+        let eval = Eval(every: try e.int("every", default: 0, min: 0, max: Recipe.maxSteps), hooks: hooks, bestMetric: try e.string("best_metric"),
                         bestMode: try e.choice("best_mode", ["min", "max"], default: "min")!,
-                        earlyStopPatience: try e.int("early_stop_patience"), atStart: try e.bool("at_start", default: true))
+                        earlyStopPatience: try e.int("early_stop_patience").map { v in
+                            guard v >= 1 else { throw e.fail("early_stop_patience", e.node("early_stop_patience"), "must be at least 1, got \(v)") }
+                            return v },
+                        atStart: try e.bool("at_start", default: true))
+        if let metric = eval.bestMetric {
+            let parts = metric.split(separator: "/", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0] == "eval", hooks.contains(where: { $0.name == parts[1] }) else {
+                throw e.fail("best_metric", e.node("best_metric"), "expected eval/<hook name>/<metric> naming one of the hooks (\(hooks.map(\.name).joined(separator: ", "))), got '\(metric)'")
+            }
+        }
+        if eval.earlyStopPatience != nil && eval.bestMetric == nil {
+            throw e.fail("early_stop_patience", e.node("early_stop_patience"), "needs eval.best_metric (the metric that must improve)")
+        }
         try e.finish()
         return eval
     }

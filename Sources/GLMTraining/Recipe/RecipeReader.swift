@@ -23,19 +23,56 @@ public final class RecipeReader {
             guard case .scalar(let s) = k else {
                 throw RecipeReader.error(file: file, node: k, key: path, "keys must be plain strings")
             }
+            if let earlier = pairs.first(where: { $0.key == s.string }) {
+                let first = earlier.value.mark.map { " (first at line \($0.line))" } ?? ""
+                throw RecipeReader.error(file: file, node: k, key: path.isEmpty ? s.string : path + "." + s.string,
+                                         "duplicate key\(first); a mapping may name each key once")
+            }
             pairs.append((s.string, v))
         }
     }
 
     /// Parses `text` (the contents of `file`) as a YAML document whose top level is a mapping.
     public static func document(_ text: String, file: String) throws -> Node {
+        try NestingDepth.checkYAML(text, source: file)
         let node: Node?
         do { node = try Yams.compose(yaml: text) } catch {
             throw GLMError("\(file): not valid YAML: \(String(describing: error).split(separator: "\n").joined(separator: " "))")
         }
         guard let node else { throw GLMError("\(file): the recipe is empty") }
         guard case .mapping = node else { throw GLMError("\(file): expected a mapping of keys at the top level") }
+        // Aliases share nodes, so a small file can stand for an exponentially large tree ("billion laughs").
+        var budget = maxNodes
+        guard countNodes(node, budget: &budget) else {
+            throw GLMError("\(file): the recipe expands to more than \(maxNodes) YAML nodes (aliases nested too deep?)")
+        }
         return node
+    }
+
+    /// The most YAML nodes a recipe may expand to (counting each alias's copy).
+    static let maxNodes = 100_000
+
+    private static func countNodes(_ node: Node, budget: inout Int) -> Bool {
+        budget -= 1
+        if budget < 0 { return false }
+        switch node {
+        case .scalar: return true
+        case .sequence(let seq): return seq.allSatisfy { countNodes($0, budget: &budget) }
+        case .mapping(let map): return map.allSatisfy { countNodes($0.key, budget: &budget) && countNodes($0.value, budget: &budget) }
+        }
+    }
+
+    /// Whether `name` is present with an explicit null (`key:`, `key: null`, `key: ~`).
+    func isNull(_ name: String) -> Bool {
+        guard let n = pairs.first(where: { $0.key == name })?.value, case .scalar(let s) = n else { return false }
+        return s.style == .plain && ["~", "null", "Null", "NULL", ""].contains(s.string)
+    }
+
+    /// A key that has a default must not be given as null (which would silently mean the default).
+    func rejectNull(_ name: String, default value: String) throws {
+        if isNull(name) {
+            throw fail(name, raw(name), "is null; give a value, or leave the key out for the default (\(value))")
+        }
     }
 
     func key(_ name: String) -> String { path.isEmpty ? name : path + "." + name }
@@ -74,7 +111,10 @@ public final class RecipeReader {
 
     public func string(_ name: String) throws -> String? { try scalar(name, "a string")?.0 }
 
-    public func string(_ name: String, default value: String) throws -> String { try string(name) ?? value }
+    public func string(_ name: String, default value: String) throws -> String {
+        try rejectNull(name, default: value)
+        return try string(name) ?? value
+    }
 
     public func int(_ name: String) throws -> Int? {
         guard let (s, n) = try scalar(name, "an integer") else { return nil }
@@ -84,8 +124,10 @@ public final class RecipeReader {
         return v
     }
 
-    public func int(_ name: String, default value: Int, min: Int? = nil) throws -> Int {
+    public func int(_ name: String, default value: Int, min: Int? = nil, max: Int? = nil) throws -> Int {
+        try rejectNull(name, default: "\(value)")
         let v = try int(name) ?? value
+        if let max, v > max { throw fail(name, raw(name), "must be at most \(max), got \(v)") }
         if let min, v < min { throw fail(name, raw(name), "must be at least \(min), got \(v)") }
         return v
     }
@@ -99,6 +141,7 @@ public final class RecipeReader {
     }
 
     public func double(_ name: String, default value: Double, min: Double? = nil, max: Double? = nil) throws -> Double {
+        try rejectNull(name, default: "\(value)")
         let v = try double(name) ?? value
         if let min, v < min { throw fail(name, raw(name), "must be at least \(min), got \(v)") }
         if let max, v > max { throw fail(name, raw(name), "must be at most \(max), got \(v)") }
@@ -114,10 +157,14 @@ public final class RecipeReader {
         }
     }
 
-    public func bool(_ name: String, default value: Bool) throws -> Bool { try bool(name) ?? value }
+    public func bool(_ name: String, default value: Bool) throws -> Bool {
+        try rejectNull(name, default: "\(value)")
+        return try bool(name) ?? value
+    }
 
     /// A string that must be one of `choices`.
     public func choice(_ name: String, _ choices: [String], default value: String? = nil) throws -> String? {
+        if let value { try rejectNull(name, default: value) }
         guard let v = try string(name) else { return value }
         guard choices.contains(v) else {
             throw fail(name, raw(name), "expected one of \(choices.joined(separator: ", ")), got '\(v)'\(RecipeReader.suggestion(v, choices))")

@@ -40,15 +40,21 @@ public final class RecipeRun {
             try? fm.removeItem(atPath: ckptDir)
             try? fm.removeItem(atPath: path("best"))
         }
-        do { try fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true) }
-        catch { throw GLMError("\(runDirectory): cannot create the run directory (\(error.localizedDescription))") }
+        try AtomicFile.makeDirectory(runDirectory)
         try AtomicFile.write(Data(try recipe.resolvedYAML().utf8), to: path("recipe.yaml"))
 
         try loadModel()
         let train = try loadExamples(recipe.data.train, key: "data.train")
+        try checkTrainable(train, key: "data.train")
         let source = try makeSource(train, shuffle: recipe.data.shuffle, seed: recipe.training.seed)
         let eval = try recipe.data.eval.map { try loadExamples($0, key: "data.eval") }
         let hooks = try makeHooks(eval: eval)
+        if let metric = recipe.eval.bestMetric {
+            let parts = metric.split(separator: "/", omittingEmptySubsequences: false)
+            if let hook = hooks.first(where: { $0.name == parts[1] }), !hook.provides(metric: String(parts[2])) {
+                throw GLMError("\(recipe.file): eval.best_metric: hook '\(hook.name)' has no metric '\(parts[2])'")
+            }
+        }
         try prepareTrainable()
         let optimizer = try OptimizerFactory.make(recipe.optimizer, parameters: &trainable)
         let schedule = try LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: recipe.schedule.name)!,
@@ -72,6 +78,7 @@ public final class RecipeRun {
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
                                       "base_model": recipe.model.path ?? ""]
         trainer.exportModel = { [unowned self] dir in try self.saveModel(to: dir) }
+        trainer.resumeCheck = { [recipe] ckpt in RecipeRun.resumeDifferences(ckpt, recipe: recipe) }
         if let lora {
             trainer.checkpointMetadata["adapter_config"] = try lora.peftAdapter(baseModel: recipe.model.path).config.jsonText
             let seed = recipe.training.seed
@@ -86,6 +93,24 @@ public final class RecipeRun {
         let summary = try trainer.train(resume: resume)
         try finish(summary)
         return summary
+    }
+
+    /// Warnings for settings that change what a resumed run computes (the data order, the batches, the data).
+    static func resumeDifferences(_ ckpt: TrainingCheckpoint, recipe: Recipe) -> [String] {
+        guard let text = ckpt.metadata["recipe"], let node = try? RecipeReader.document(text, file: "checkpoint"),
+              let old = try? Recipe(node: node, file: "checkpoint") else { return [] }
+        let pairs: [(String, String, String)] = [
+            ("training.batch_size", "\(old.training.batchSize)", "\(recipe.training.batchSize)"),
+            ("training.seq_len", "\(old.training.seqLen)", "\(recipe.training.seqLen)"),
+            ("training.grad_accum", "\(old.training.gradAccum)", "\(recipe.training.gradAccum)"),
+            ("training.seed", "\(old.training.seed)", "\(recipe.training.seed)"),
+            ("data.train", old.data.train, recipe.data.train),
+            ("data.shuffle", "\(old.data.shuffle)", "\(recipe.data.shuffle)"),
+            ("data.packing", "\(old.data.packing)", "\(recipe.data.packing)"),
+        ]
+        return pairs.filter { $0.1 != $0.2 }.map { key, was, now in
+            "resuming a checkpoint (step \(ckpt.step)) written with \(key) \(was) under \(key) \(now): the run continues with \(now), so batches from here on differ from the original run's"
+        }
     }
 
     /// `glm-train eval`: runs the recipe's evaluation hooks once on the model at `modelPath` (default the recipe's),
@@ -164,6 +189,9 @@ public final class RecipeRun {
         if let tokenizer, tokenizer.vocabularySize > config.vocabSize {
             throw GLMError("\(recipe.file): the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocab_size is \(config.vocabSize)")
         }
+        if recipe.training.seqLen > config.maxPositionEmbeddings {
+            throw GLMError("\(recipe.file): training.seq_len \(recipe.training.seqLen) is more than the model's max_position_embeddings \(config.maxPositionEmbeddings)")
+        }
     }
 
     /// The chat template chat data and chat prompts are rendered with: `data.chat_template`, or the model
@@ -194,6 +222,18 @@ public final class RecipeRun {
         }
         guard !examples.isEmpty else { throw GLMError("\(file): no examples (\(key))") }
         return examples
+    }
+
+    /// Rows are cut to `seq_len`: at least one example must keep a trained token within it, or nothing would train.
+    func checkTrainable(_ examples: [TokenizedExample], key: String) throws {
+        let T = recipe.training.seqLen
+        let trains = examples.contains { e in
+            guard let mask = e.lossMask else { return e.ids.count >= 2 }
+            return mask.prefix(T).dropFirst().contains(true)
+        }
+        guard trains else {
+            throw GLMError("\(recipe.file): training.seq_len \(T) is too short: no example of \(key) keeps a trained token within its first \(T) tokens")
+        }
     }
 
     var padID: Int32 { Int32(config.padTokenId ?? config.eosTokenIds.first ?? 0) }
@@ -227,7 +267,7 @@ public final class RecipeRun {
                 let batches = (examples.count + recipe.training.batchSize - 1) / recipe.training.batchSize
                 if h.type == "loss" {
                     hooks.append(HeldOutLossHook(name: h.name, batches: batches) { [unowned self] in
-                        try! self.makeSource(examples, shuffle: false, seed: self.recipe.training.seed ^ 0xE7A1)
+                        try self.makeSource(examples, shuffle: false, seed: self.recipe.training.seed ^ 0xE7A1)
                     })
                 } else {
                     guard case .blankInfilling(let options) = recipe.objective else {

@@ -29,8 +29,14 @@ public final class MetricsLog {
     }
 
     public func append(_ record: [String: Any]) throws {
+        for (key, value) in record {
+            if let d = value as? Double, !d.isFinite {
+                throw GLMError("\(path): metric '\(key)' is \(d) at step \(record["step"] ?? "?"); JSON has no NaN or Inf (check the data, optimizer.lr or the hook)")
+            }
+        }
         let line = try JSONLines.encode(record) + "\n"
-        handle?.write(Data(line.utf8))
+        do { try handle?.write(contentsOf: Data(line.utf8)) }
+        catch { throw GLMError("\(path): cannot append a metrics line (\(String(cString: strerror(errno))); disk full?)") }
     }
 
     /// Reads a metrics file into its records (skipping a torn last line).

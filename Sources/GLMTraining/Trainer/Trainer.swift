@@ -54,6 +54,8 @@ public final class Trainer {
     /// Saves the model (merged, for adapter runs) as an HF directory; used by command hooks.
     public var exportModel: (String) throws -> Void = { _ in throw GLMError("this run cannot export its model") }
     public var tokenizer: GLMTokenizer?
+    /// Compares a checkpoint being resumed with the run's settings; each string returned is printed as a warning.
+    public var resumeCheck: ((TrainingCheckpoint) -> [String])?
 
     public init(model: GLMForCausalLM, parameters: [TrainableParameter], optimizer: Optimizer, schedule: LearningRateSchedule,
                 source: BatchSource, hooks: [EvaluationHook], runDirectory: String, options: Options) {
@@ -129,7 +131,7 @@ public final class Trainer {
 
     /// What one optimizer step did.
     public struct StepResult {
-        /// Mean loss over the step's micro-batches.
+        /// The step's loss: mean over all loss tokens of its micro-batches (each micro-batch weighted by its tokens).
         public var loss: Double
         /// Global gradient norm before clipping.
         public var gradNorm: Float
@@ -146,13 +148,17 @@ public final class Trainer {
         let trainable = parameters.map(\.tensor)
         beforeStep?(step)
         var lossSum = 0.0, tokens = 0, lossTokens = 0
-        for _ in 0..<options.gradAccum {
-            let b = try source.nextBatch()
+        // As transformers' Trainer (num_items_in_batch): the step's loss is the sum over all its micro-batches'
+        // loss tokens divided by their total, so each micro-batch mean is weighted by its share of the tokens.
+        let micro = try (0..<options.gradAccum).map { _ in try source.nextBatch() }
+        let stepLossTokens = micro.reduce(0) { $0 + $1.lossTokenCount }
+        for b in micro {
             let loss = model.loss(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
                                   positions: b.positions, blockPositions: b.blockPositions, mask: b.mask)
-            lossSum += Double(loss.pointer[0])
+            let weight = stepLossTokens > 0 ? Float(b.lossTokenCount) / Float(stepLossTokens) : 1 / Float(options.gradAccum)
+            lossSum += Double(loss.pointer[0]) * Double(weight)
             tokens += b.batch * b.length; lossTokens += b.lossTokenCount
-            loss.backward(seed: Tensor([1 / Float(options.gradAccum)], shape: loss.shape))
+            loss.backward(seed: Tensor([weight], shape: loss.shape))
         }
         let gradNorm = options.maxGradNorm > 0
             ? GradientClipping.clip(trainable, maxNorm: Float(options.maxGradNorm))
@@ -160,7 +166,7 @@ public final class Trainer {
         let lr = schedule.rate(at: step)
         optimizer.step(parameters, lr: Float(lr))
         for t in trainable { t.zeroGrad() }
-        return StepResult(loss: lossSum / Double(options.gradAccum), gradNorm: gradNorm, learningRate: lr,
+        return StepResult(loss: lossSum, gradNorm: gradNorm, learningRate: lr,
                           tokens: tokens, lossTokens: lossTokens)
     }
 
@@ -206,6 +212,7 @@ public final class Trainer {
     }
 
     func restore(_ c: TrainingCheckpoint) throws {
+        for w in resumeCheck?(c) ?? [] { warn(w) }
         for p in parameters {
             guard let t = c.tensors[p.name] else { throw GLMError("checkpoint step \(c.step): missing trained tensor '\(p.name)'") }
             guard t.shape == p.tensor.shape else {
