@@ -7,7 +7,8 @@ import GLMCore
 /// Per layer: pre-norm attention (q/k/v with optional bias, interleaved partial rotary, grouped-query attention
 /// scaled by head_dim^-0.5, o_proj without bias) and a gate-first SwiGLU MLP, each added to the residual; glm4
 /// also normalises each sub-layer output before the add. The final RMSNorm precedes the LM head, which is the
-/// embedding table when `tie_word_embeddings` is set.
+/// embedding table when `tie_word_embeddings` is set. As in transformers, the embedding's `pad_token_id` row receives
+/// no gradient from the lookup (torch's `padding_idx`); a tied LM head still updates it.
 public final class GLMForCausalLM {
     public let config: GLMConfig
     /// Every parameter by HF name (no `lm_head.weight` when tied). Set `requiresGrad` on those that train.
@@ -124,7 +125,8 @@ public final class GLMForCausalLM {
         precondition(mask.batch == B && mask.queries == T && mask.keys == S,
                      "mask \(mask.batch)×\(mask.queries)×\(mask.keys) does not match batch \(B), \(T) queries, \(S) keys")
         let rotary = config.rotary, eps = Float(config.rmsNormEps)
-        var x = Tensor.embedding(embedding, ids: ids, idsShape: [B, T])
+        // nn.Embedding(vocab, hidden, padding_idx=pad_token_id): the pad row gets no gradient from the lookup.
+        var x = Tensor.embedding(embedding, ids: ids, idsShape: [B, T], paddingIndex: config.padTokenId)
         for (l, layer) in layers.enumerated() {
             // Attention sub-layer.
             let h = Tensor.rmsNorm(x, weight: layer.inputNorm, eps: eps)

@@ -118,13 +118,15 @@ public enum GLMWeights {
     public static func randomInit(_ c: GLMConfig, seed: UInt64) -> [String: Tensor] {
         var gen = SeededGenerator(seed: seed)
         var out: [String: Tensor] = [:]
+        // `std = self.config.initializer_range or 0.02` (PreTrainedModel._init_weights): 0 means the default.
+        let std = Float(c.initializerRange == 0 ? 0.02 : c.initializerRange)
         for (name, shape) in expectedShapes(c) {
             if name.hasSuffix("norm.weight") {
                 out[name] = Tensor(repeating: 1, shape: shape)
             } else if name.hasSuffix(".bias") {
                 out[name] = Tensor(zeros: shape)
             } else {
-                out[name] = Tensor.randomNormal(shape, std: Float(c.initializerRange), generator: &gen)
+                out[name] = Tensor.randomNormal(shape, std: std, generator: &gen)
             }
         }
         if let pad = c.padTokenId, let e = out[embedTokens] {
