@@ -63,12 +63,13 @@ public final class SafetensorsFile {
         }
         // As the reference reader requires: the tensors tile the data section exactly, in offset order, with no
         // overlap, gap or trailing bytes.
-        var expected = 0
+        var expected = 0, previous: String?
         for (name, e) in entries.sorted(by: { ($0.value.begin, $0.value.end, $0.key) < ($1.value.begin, $1.value.end, $1.key) }) {
             guard e.begin == expected else {
-                throw GLMError("\(path): tensor '\(name)' starts at data byte \(e.begin); expected \(expected) (tensors overlap or leave a gap)")
+                let after = previous.map { " after '\($0)', which ends at \(expected)" } ?? ""
+                throw GLMError("\(path): tensor '\(name)' starts at data byte \(e.begin)\(after); expected \(expected) (\(e.begin < expected ? "tensors overlap" : "a gap between tensors"))")
             }
-            expected = e.end
+            expected = e.end; previous = name
         }
         guard expected == dataSize else {
             throw GLMError("\(path): tensors cover \(expected) of \(dataSize) data bytes; expected the whole data section (trailing bytes or a truncated header)")

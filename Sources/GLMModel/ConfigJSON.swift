@@ -43,6 +43,7 @@ public enum ConfigJSON: Codable, Equatable, Sendable {
 
     /// Parses `data` as one JSON value; `source` names the file in errors.
     public static func parse(_ data: Data, source: String) throws -> ConfigJSON {
+        try NestingDepth.checkJSON(data, source: source)
         do { return try JSONDecoder().decode(ConfigJSON.self, from: data) }
         catch { throw GLMError("\(source): not valid JSON") }
     }

@@ -129,6 +129,14 @@ public struct GLMConfig: Codable, Equatable, Sendable {
         }
         rotary2D = try r.bool("rotary_2d") ?? false
         try validate(source: r.source)
+        // Token ids the file names must exist (transformers' class defaults, kept when a key is absent, need not:
+        // a small model that leaves eos_token_id out simply never stops on the default ids).
+        let vocab = vocabSize
+        func inVocabulary(_ key: String, _ id: Int) throws {
+            guard id >= 0 && id < vocab else { throw GLMError("\(r.source): \(key) \(id) is outside the vocabulary of \(vocab)") }
+        }
+        if r.has("bos_token_id"), let b = bosTokenId { try inVocabulary("bos_token_id", b) }
+        if r.has("eos_token_id") { for e in eosTokenIds { try inVocabulary("eos_token_id", e) } }
     }
 
     /// Checks what the model layer relies on; errors name the key.
@@ -167,8 +175,6 @@ public struct GLMConfig: Codable, Equatable, Sendable {
                  "initializer_range must be in [0, 10], got \(initializerRange)")
         try need(attentionDropout >= 0 && attentionDropout <= 1, "attention_dropout must be in [0, 1], got \(attentionDropout)")
         if let p = padTokenId { try need(p >= 0 && p < vocabSize, "pad_token_id \(p) is outside the vocabulary of \(vocabSize)") }
-        if let b = bosTokenId { try need(b >= 0 && b < vocabSize, "bos_token_id \(b) is outside the vocabulary of \(vocabSize)") }
-        for e in eosTokenIds { try need(e >= 0 && e < vocabSize, "eos_token_id \(e) is outside the vocabulary of \(vocabSize)") }
         if let dtype {
             try need(GLMConfig.knownDTypes.contains(dtype), "dtype \"\(dtype)\" is not supported; expected one of \(GLMConfig.knownDTypes.joined(separator: ", "))")
         }

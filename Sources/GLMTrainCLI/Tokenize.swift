@@ -27,7 +27,7 @@ struct Tokenize: ParsableCommand {
             if line.object["messages"] != nil {
                 let conversation = try TokenizedDataset.conversation(chatLine)
                 if template == nil { template = try templateOptions.template(directory: model) }
-                try TokenizedDataset.checkConversation(conversation, line: chatLine, template: template!)
+                try TokenizedDataset.rejectForeignToolCalls(chatLine)
                 let t: ChatTemplate.Tokenized
                 do { t = try template!.tokenize(conversation, tokenizer: tokenizer, addGenerationPrompt: chat) }
                 catch let e as GLMError { throw GLMError("\(line.location): \(e.message)") }

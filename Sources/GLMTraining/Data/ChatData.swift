@@ -62,13 +62,7 @@ extension TokenizedDataset {
     /// (whose template has neither). `location` prefixes the errors.
     public static func checkConversation(_ c: ChatConversation, line: ChatDataLine, template: ChatTemplate) throws {
         let where_ = line.location
-        if case .array(let list)? = try? JSONValue.parse(line.text)["messages"] {
-            for (i, m) in list.enumerated() {
-                for key in ["tool_calls", "function_call"] where m[key] != nil {
-                    throw GLMError("\(where_): messages[\(i)] has \"\(key)\"; GLM data writes a tool call as {\"role\": \"assistant\", \"metadata\": FUNCTION_NAME, \"content\": ARGUMENTS}")
-                }
-            }
-        }
+        try rejectForeignToolCalls(line)
         for (i, m) in c.messages.enumerated() {
             if m.role == .assistant && !m.metadata.isEmpty {
                 if m.metadata.allSatisfy({ $0.isWhitespace }) {
@@ -91,6 +85,19 @@ extension TokenizedDataset {
                 if i > 0, c.messages[i - 1].role == .assistant, c.messages[i - 1].metadata.isEmpty {
                     throw GLMError("\(where_): messages[\(i)] is an observation after messages[\(i - 1)], a tool call without a name; put the function name in its \"metadata\"")
                 }
+            }
+        }
+    }
+}
+
+extension TokenizedDataset {
+    /// OpenAI-style `tool_calls`/`function_call` keys, which every GLM chat template ignores (`tokenize` refuses them
+    /// as `run` does).
+    public static func rejectForeignToolCalls(_ line: ChatDataLine) throws {
+        guard case .array(let list)? = try? JSONValue.parse(line.text)["messages"] else { return }
+        for (i, m) in list.enumerated() {
+            for key in ["tool_calls", "function_call"] where m[key] != nil {
+                throw GLMError("\(line.location): messages[\(i)] has \"\(key)\"; GLM data writes a tool call as {\"role\": \"assistant\", \"metadata\": FUNCTION_NAME, \"content\": ARGUMENTS}")
             }
         }
     }

@@ -47,11 +47,8 @@ public struct LoRAConfig: Equatable, Sendable {
         guard alpha.isFinite && alpha > 0 else { throw GLMError("lora alpha must be > 0, got \(alpha)") }
         guard dropout >= 0 && dropout < 1 else { throw GLMError("lora dropout must be in [0, 1), got \(dropout)") }
         guard !targets.isEmpty else { throw GLMError("lora targets: no module chosen") }
-        for module in LoRAModule.allCases where targets.contains(module) {
-            let shape = module.weightShape(model)
-            guard rank <= shape.min()! else {
-                throw GLMError("lora rank \(rank) is larger than \(module.rawValue)'s smaller side (weight \(shape)); expected at most \(shape.min()!)")
-            }
+        guard rank <= model.hiddenSize else {
+            throw GLMError("lora rank \(rank) is larger than the model's hidden_size \(model.hiddenSize); expected at most \(model.hiddenSize)")
         }
         if let layers = layersToTransform {
             guard !layers.isEmpty else { throw GLMError("lora layers_to_transform: empty list") }

@@ -1,0 +1,177 @@
+// Hostile input to the commands, as a user would give it: every case ends with a one-line `error:` (or a stated
+// warning) and a clean exit — no trap, hang, huge allocation or half-written file.
+import XCTest
+import Foundation
+import GLMCore
+import GLMIO
+import TestSupport
+
+final class HostileInputCommandTests: XCTestCase {
+    var dir = ""
+    var tiny: String { "\(Fixtures.repositoryRoot)/Checkpoints/glm-tiny" }
+
+    override func setUpWithError() throws {
+        dir = GLMTrainBinary.temporary("hostile")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func assertOneLineError(_ r: GLMTrainBinary.Result, contains parts: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(r.status, 1, r.stderr, file: file, line: line)
+        let lines = r.stderr.split(separator: "\n").filter { !$0.hasPrefix("warning: ") }
+        XCTAssertEqual(lines.last.map { $0.hasPrefix("error: ") }, true, r.stderr, file: file, line: line)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("error: ") }.count, 1, r.stderr, file: file, line: line)
+        for p in parts { XCTAssertTrue(r.stderr.contains(p), "missing '\(p)' in: \(r.stderr)", file: file, line: line) }
+    }
+
+    /// A copy of the bundled model with `edit` applied to its config.json object.
+    func model(_ name: String, config edit: (inout [String: Any]) -> Void = { _ in }) throws -> String {
+        let m = "\(dir)/\(name)"
+        try FileManager.default.copyItem(atPath: tiny, toPath: m)
+        var c = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(m)/config.json"))) as! [String: Any]
+        edit(&c)
+        try JSONSerialization.data(withJSONObject: c).write(to: URL(fileURLWithPath: "\(m)/config.json"))
+        return m
+    }
+
+    func testGenerationStopsAtMaxPositionEmbeddingsAndRefusesLongerPrompts() throws {
+        let m = try model("short") { $0["max_position_embeddings"] = 16 }
+        let r = try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", "5,6,7", "--max-new-tokens", "100000000",
+                                        "--json", "--temperature", "1", "--seed", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: --max-new-tokens 100000000 with a 3-token prompt passes max_position_embeddings 16; generating at most 13 tokens"), r.stderr)
+        let out = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertLessThanOrEqual((out["tokens"] as! [Int]).count, 13)
+        let long = (0..<17).map { _ in "5" }.joined(separator: ",")
+        assertOneLineError(try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", long]),
+                           contains: ["prompt 1: 17 tokens is more than the model's max_position_embeddings 16"])
+    }
+
+    func testNaNWeightsAreAnErrorNotAFoundationJSONFailure() throws {
+        let m = try model("nan")
+        let st = try SafetensorsFile(path: "\(m)/model.safetensors")
+        var tensors = try st.allTensors()
+        let norm = tensors["model.norm.weight"]!
+        norm.pointer[0] = .nan
+        tensors["model.norm.weight"] = norm
+        try SafetensorsWriter.write(tensors, to: "\(m)/model.safetensors")
+        try "{\"tokens\": [1, 2, 3]}\n".write(toFile: "\(dir)/in.jsonl", atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", m, "--input", "\(dir)/in.jsonl"]),
+                           contains: ["\(dir)/in.jsonl:1: log-probability 0 is nan", "NaN or Inf"])
+        assertOneLineError(try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", "1,2", "--json", "--max-new-tokens", "2"]),
+                           contains: ["prompt 1: a generated token's log-probability is nan"])
+    }
+
+    func testTokenizerIdsBeyondTheModelVocabularyAreRefused() throws {
+        // The model keeps only the first 1000 rows of its vocabulary; its tokenizer still has 2048 tokens.
+        let m = try model("small-vocab") { $0["vocab_size"] = 1000; $0["eos_token_id"] = [1]; $0["pad_token_id"] = 0 }
+        var tensors = try SafetensorsFile(path: "\(m)/model.safetensors").allTensors()
+        for name in ["model.embed_tokens.weight", "lm_head.weight"] {
+            tensors[name] = tensors[name]!.slice(axis: 0, start: 0, length: 1000)
+        }
+        try SafetensorsWriter.write(tensors, to: "\(m)/model.safetensors")
+        let message = "\(m): the tokenizer has ids up to 2047 but config.json's vocab_size is 1000"
+        assertOneLineError(try GLMTrainBinary.run(["generate", "--model", m, "--prompt", "hello"]), contains: [message])
+        try "{\"text\": \"hello\"}\n".write(toFile: "\(dir)/text.jsonl", atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", m, "--input", "\(dir)/text.jsonl"]), contains: [message])
+        // Token ids from the input are checked against the model too (here without a tokenizer in the way).
+        try FileManager.default.removeItem(atPath: "\(m)/tokenizer.json")
+        try "{\"tokens\": [5, 1000]}\n".write(toFile: "\(dir)/ids.jsonl", atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", m, "--input", "\(dir)/ids.jsonl"]),
+                           contains: ["\(dir)/ids.jsonl:1: token id 1000 at index 1 is outside the vocabulary of 1000"])
+    }
+
+    /// A LoRA SFT recipe on the bundled model; `change` edits the text.
+    func recipe(_ name: String, steps: Int = 2, _ change: (String) -> String = { $0 }) throws -> String {
+        let text = change("""
+        task: sft
+        model: {path: \(tiny)}
+        data: {train: \(Fixtures.repositoryRoot)/Data/quickstart/train.jsonl, packing: true, shuffle: false}
+        training: {steps: \(steps), batch_size: 2, seq_len: 64, seed: 1}
+        lora: {rank: 4}
+        checkpoint: {every: 1}
+        output_dir: \(dir)/\(name)
+        """)
+        let path = "\(dir)/\(name).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func testSeqLenTooShortToTrainAnythingFailsBeforeStepOne() throws {
+        let path = try recipe("short") { $0.replacingOccurrences(of: "seq_len: 64", with: "seq_len: 3") }
+        let r = try GLMTrainBinary.run(["run", path])
+        assertOneLineError(r, contains: ["training.seq_len 3 is too short", "data.train"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/short/checkpoints/step-00000001.h5"))
+        let long = try recipe("long") { $0.replacingOccurrences(of: "seq_len: 64", with: "seq_len: 5000") }
+        assertOneLineError(try GLMTrainBinary.run(["run", long]), contains: ["training.seq_len 5000 is more than the model's max_position_embeddings 1024"])
+        let rank = try recipe("rank") { $0.replacingOccurrences(of: "rank: 4", with: "rank: 300") }
+        assertOneLineError(try GLMTrainBinary.run(["run", rank]), contains: ["lora rank 300 is larger than the model's hidden_size 256"])
+    }
+
+    func testResumingWithOtherBatchesWarnsWhatChanged() throws {
+        let first = try recipe("resume", steps: 2)
+        XCTAssertEqual(try GLMTrainBinary.run(["run", first]).status, 0)
+        let second = try recipe("resume", steps: 3) {
+            $0.replacingOccurrences(of: "batch_size: 2", with: "batch_size: 3").replacingOccurrences(of: "seed: 1", with: "seed: 2")
+        }
+        let r = try GLMTrainBinary.run(["run", second, "--resume"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: resuming a checkpoint (step 2) written with training.batch_size 2 under training.batch_size 3"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: resuming a checkpoint (step 2) written with training.seed 1 under training.seed 2"), r.stderr)
+        // The same recipe resumes without a word.
+        let third = try recipe("resume", steps: 4) {
+            $0.replacingOccurrences(of: "batch_size: 2", with: "batch_size: 3").replacingOccurrences(of: "seed: 1", with: "seed: 2")
+        }
+        let quiet = try GLMTrainBinary.run(["run", third, "--resume"])
+        XCTAssertEqual(quiet.status, 0, quiet.stderr)
+        XCTAssertFalse(quiet.stderr.contains("warning: resuming"), quiet.stderr)
+    }
+
+    func testExportOntoAFileOrIntoAReadOnlyPlaceIsAOneLineError() throws {
+        let path = try recipe("exp")
+        XCTAssertEqual(try GLMTrainBinary.run(["run", path]).status, 0)
+        FileManager.default.createFile(atPath: "\(dir)/a-file", contents: Data("x".utf8))
+        for format in ["peft", "vllm", "merged", "gguf-lora"] {
+            assertOneLineError(try GLMTrainBinary.run(["export", "--run", "\(dir)/exp", "--format", format, "--output", "\(dir)/a-file"]),
+                               contains: ["\(dir)/a-file"])
+            assertOneLineError(try GLMTrainBinary.run(["export", "--run", "\(dir)/exp", "--format", format, "--output", "\(dir)/a-file/sub"]),
+                               contains: ["\(dir)/a-file"])
+        }
+        XCTAssertEqual(try String(contentsOfFile: "\(dir)/a-file", encoding: .utf8), "x", "the file in the way is untouched")
+        // /proc is read-only even for root.
+        assertOneLineError(try GLMTrainBinary.run(["export", "--run", "\(dir)/exp", "--format", "merged", "--output", "/proc/glmtrain-export"]),
+                           contains: ["/proc/glmtrain-export"])
+    }
+
+    func testTokenizeRefusesOpenAIToolCallsAsRunDoes() throws {
+        let line = #"{"messages": [{"role": "user", "content": "weather?"}, {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "get", "arguments": "{}"}}]}]}"#
+        try (line + "\n").write(toFile: "\(dir)/tools.jsonl", atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["tokenize", "--model", tiny, "--input", "\(dir)/tools.jsonl"]),
+                           contains: ["\(dir)/tools.jsonl:1: messages[1] has \"tool_calls\""])
+    }
+
+    func testAFullDiskDuringACheckpointIsAnErrorAndNoCrash() throws {
+        let mountPoint = "\(dir)/small"
+        try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+        let mount = Process()
+        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+        mount.arguments = ["-t", "tmpfs", "-o", "size=600k", "tmpfs", mountPoint]
+        mount.standardError = FileHandle.nullDevice
+        try mount.run(); mount.waitUntilExit()
+        try XCTSkipUnless(mount.terminationStatus == 0, "cannot mount a small tmpfs here (needs root)")
+        defer {
+            let umount = Process()
+            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+            umount.arguments = [mountPoint]
+            try? umount.run(); umount.waitUntilExit()
+        }
+        // Full fine-tuning: a checkpoint (weights + AdamW moments) is far larger than 600 KiB.
+        let path = try recipe("full") {
+            $0.replacingOccurrences(of: "lora: {rank: 4}\n", with: "").replacingOccurrences(of: "output_dir: \(self.dir)/full", with: "output_dir: \(mountPoint)/run")
+        }
+        let r = try GLMTrainBinary.run(["run", path])
+        assertOneLineError(r, contains: ["\(mountPoint)/run/checkpoints/step-00000001.h5: cannot write", "No space left on device"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: "\(mountPoint)/run/checkpoints"), [], "no half-written checkpoint is left")
+    }
+}

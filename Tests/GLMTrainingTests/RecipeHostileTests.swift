@@ -1,0 +1,106 @@
+// Hostile recipes: nesting, aliases, duplicate keys, explicit nulls, absurd counts, hook limits and metrics that
+// would only fail after training — each a one-line error naming the file, line and key, before step 1.
+import XCTest
+import Foundation
+import GLMCore
+import GLMModel
+import GLMTraining
+
+final class RecipeHostileTests: XCTestCase {
+    let base = """
+    task: sft
+    model: {path: Checkpoints/glm-tiny}
+    data: {train: Data/quickstart/train.jsonl, eval: Data/quickstart/eval.jsonl}
+    training: {steps: 2, batch_size: 2, seq_len: 64}
+    lora: {rank: 4}
+    """
+
+    func load(_ text: String) throws -> Recipe {
+        let node = try RecipeReader.document(text, file: "r.yaml")
+        return try Recipe(node: node, file: "r.yaml")
+    }
+
+    func assertError(_ text: String, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try load(text), file: file, line: line) { e in
+            let m = (e as? GLMError)?.message ?? "\(e)"
+            XCTAssertTrue(m.hasPrefix("r.yaml"), m, file: file, line: line)
+            XCTAssertTrue(m.contains(expected), "'\(expected)' not in: \(m)", file: file, line: line)
+            XCTAssertFalse(m.contains("\n"), m, file: file, line: line)
+        }
+    }
+
+    func tinyModel() throws -> GLMForCausalLM {
+        var c = GLMConfig()
+        (c.vocabSize, c.hiddenSize, c.intermediateSize, c.numHiddenLayers) = (32, 16, 24, 1)
+        (c.numAttentionHeads, c.numKeyValueHeads, c.headDim, c.padTokenId, c.eosTokenIds) = (2, 1, 8, 0, [1])
+        return try GLMForCausalLM(config: c, seed: 1)
+    }
+
+    func testTheBaseRecipeLoads() throws {
+        XCTAssertEqual(try load(base).training.steps, 2)
+    }
+
+    func testDeepNestingIsRefusedBeforeTheYAMLParserRecurses() {
+        let blocks = "a:\n" + (0..<2_000).map { String(repeating: " ", count: $0 + 1) + "k\($0):\n" }.joined()
+        assertError(blocks, "nested deeper than \(FileLimits.maxNestingDepth) levels")
+        assertError("task: sft\nx: " + String(repeating: "[", count: 10_000) + String(repeating: "]", count: 10_000), "nested deeper than")
+        assertError("task: sft\nx: " + String(repeating: "{a: ", count: 5_000) + "1" + String(repeating: "}", count: 5_000), "nested deeper than")
+    }
+
+    func testAliasesThatExpandExponentiallyAreRefused() {
+        var text = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1...9 { text += "a\(i): &a\(i) [" + Array(repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        assertError(text + "task: sft\n", "expands to more than")
+    }
+
+    func testDuplicateKeysAreErrorsNamingBothLines() {
+        assertError(base + "\ntask: pretrain\n", "r.yaml:6: task: duplicate key (first at line 1)")
+        assertError(base.replacingOccurrences(of: "steps: 2,", with: "steps: 2, steps: 3,"), "training.steps: duplicate key")
+    }
+
+    func testExplicitNullForAKeyWithADefaultIsAnError() {
+        assertError(base.replacingOccurrences(of: "steps: 2", with: "steps: null"), "training.steps: is null; give a value, or leave the key out for the default (100)")
+        assertError(base.replacingOccurrences(of: "steps: 2", with: "steps: ~"), "training.steps: is null")
+        assertError(base + "\noptimizer: {lr: }\n", "optimizer.lr: is null")
+    }
+
+    func testCountsAreBounded() {
+        assertError(base.replacingOccurrences(of: "batch_size: 2", with: "batch_size: 100000000"), "training.batch_size: must be at most 65536")
+        assertError(base.replacingOccurrences(of: "seq_len: 64", with: "seq_len: 1000000000"), "training.seq_len: must be at most")
+        assertError(base.replacingOccurrences(of: "batch_size: 2, seq_len: 64", with: "batch_size: 60000, seq_len: 60000"), "tokens per micro-batch")
+        assertError(base.replacingOccurrences(of: "steps: 2", with: "steps: 99999999999999999999"), "training.steps: expected an integer")
+        assertError(base.replacingOccurrences(of: "rank: 4", with: "rank: 1000000000"), "lora.rank: must be at most")
+        assertError(base.replacingOccurrences(of: "rank: 4", with: "rank: 4, alpha: 0"), "lora.alpha: must be at least")
+        assertError(base + "\noptimizer: {eps: 0}\n", "optimizer.eps: must be at least")
+        assertError(base + "\ncheckpoint: {keep: 0}\n", "checkpoint.keep: must be at least 1")
+    }
+
+    func testHookLimitsAndMetricsAreCheckedBeforeTraining() {
+        assertError(base + "\neval: {hooks: [{type: loss, limit: 0}]}\n", "eval.hooks[0].limit: must be at least 1")
+        assertError(base + "\neval: {hooks: [{type: loss, limit: -3}]}\n", "eval.hooks[0].limit: must be at least 1")
+        assertError(base + "\neval: {hooks: [{type: loss}], best_metric: eval/nope/loss}\n", "eval.best_metric: expected eval/<hook name>/<metric>")
+        assertError(base + "\neval: {hooks: [{type: loss}], best_metric: loss}\n", "eval.best_metric: expected eval/<hook name>/<metric>")
+        assertError(base + "\neval: {hooks: [{type: loss}], early_stop_patience: 2}\n", "eval.early_stop_patience: needs eval.best_metric")
+        assertError(base + "\neval: {hooks: [{type: loss}], best_metric: eval/loss/loss, early_stop_patience: 0}\n", "early_stop_patience: must be at least 1")
+    }
+
+    func testHooksDeclareTheirMetrics() {
+        let loss = HeldOutLossHook(batches: 1) { throw GLMError("unused") }
+        XCTAssertTrue(loss.provides(metric: "loss"))
+        XCTAssertTrue(loss.provides(metric: "perplexity"))
+        XCTAssertFalse(loss.provides(metric: "accuracy"))
+        XCTAssertTrue(CommandHook(name: "c", command: ["true"]).provides(metric: "anything"))
+    }
+
+    func testACommandThatExitsWithoutReadingItsInputIsTheHooksFailureNotSIGPIPE() throws {
+        // More input than a pipe holds (64 KiB), so the write is still going on when the command closes its stdin.
+        let run = NSTemporaryDirectory() + String(repeating: "x", count: 200_000)
+        let hook = CommandHook(name: "ext", command: ["sh", "-c", "exec 0<&-; sleep 0.3; echo '{\"score\": 1}'"])
+        let context = EvaluationContext(model: try tinyModel(), tokenizer: nil, step: 3, runDirectory: run, exportModel: { _ in })
+        XCTAssertThrowsError(try hook.evaluate(context)) { e in
+            let m = (e as? GLMError)?.message ?? "\(e)"
+            XCTAssertTrue(m.hasPrefix("eval hook 'ext': "), m)
+            XCTAssertTrue(m.contains("without reading its input"), m)
+        }
+    }
+}
