@@ -44,7 +44,7 @@ public enum ModelDirectory {
 
     /// Every tensor of the directory's safetensors (single file or the shards its index lists), by file name,
     /// converted to f32 (bf16 matrices stay bf16 under `.automatic`, see `WeightStorage`). A tensor listed in the
-    /// index but absent from its shard, or stored twice, is an error.
+    /// index but absent from its shard, stored in a shard the index does not name for it, or stored twice, is an error.
     public static func loadWeights(_ path: String, storage: WeightStorage = .float32) throws -> [String: Tensor] {
         let keepBF16 = storage.keepsBF16
         let fm = FileManager.default
@@ -63,6 +63,9 @@ public enum ModelDirectory {
                 }
                 for name in file.names {
                     guard out[name] == nil else { throw GLMError("\(shardPath): tensor '\(name)' is also stored in another shard") }
+                    guard map[name] == shard else {
+                        throw GLMError("\(shardPath): tensor '\(name)' is not listed for this shard in \(indexFile) (\(map[name].map { "it names \($0)" } ?? "missing from its weight_map"))")
+                    }
                     out[name] = try file.tensor(name, keepBF16: keepBF16)
                 }
             }

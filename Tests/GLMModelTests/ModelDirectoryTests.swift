@@ -117,6 +117,17 @@ final class ModelDirectoryTests: XCTestCase {
         try fm.removeItem(atPath: "\(d)/model-00002-of-00003.safetensors")
         expectError(d, ["\(d)/model-00002-of-00003.safetensors", "missing", "model.safetensors.index.json"], "missing shard")
 
+        // A shard index that leaves out a tensor its shard stores: the index is the contract, so it is an error.
+        d = try copy("glm4-sharded")
+        let indexPath = "\(d)/model.safetensors.index.json"
+        var index = try JSONSerialization.jsonObject(with: fm.contents(atPath: indexPath)!) as! [String: Any]
+        var weightMap = index["weight_map"] as! [String: String]
+        let dropped = weightMap.keys.sorted().first!
+        let droppedShard = weightMap.removeValue(forKey: dropped)!
+        index["weight_map"] = weightMap
+        try JSONSerialization.data(withJSONObject: index).write(to: URL(fileURLWithPath: indexPath))
+        expectError(d, ["\(d)/\(droppedShard)", "'\(dropped)'", "missing from its weight_map"], "index missing a tensor")
+
         d = try copy("chatglm-legacy")
         try rewrite(d) {
             $0["transformer.encoder.layers.0.self_attention.query_key_value.weight"] = Tensor(zeros: [96, 64])
