@@ -9,7 +9,7 @@ ifeq ($(AVX512),yes)
 export OPENBLAS_CORETYPE ?= SkylakeX
 endif
 
-.PHONY: deps build test quickstart pretrain-tiny bench-ops venv fixtures check-llama-cpp clean
+.PHONY: deps build test quickstart pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-seeds
 
 # System libraries (OpenBLAS, HDF5, pkg-config), installed only when missing.
 deps:
@@ -31,6 +31,30 @@ test: deps
 		skipped=$$(echo "$$line" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0); \
 		failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failures?.*/\1/'); \
 		echo "$$((total - skipped - failed)) passed, $$failed failed, $$skipped skipped"
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# Coverage-guided fuzzing of every file parser (Tests/Fuzz, README there; libFuzzer and AddressSanitizer come with
+# the Swift toolchain). `make fuzz` runs each target FUZZ_SECONDS, two at a time; `make fuzz-smoke` (the end of
+# `make test`) replays Tests/Fuzz/Regressions and runs each target FUZZ_SMOKE_SECONDS. A crash, hang (10 s) or an
+# allocation above 2 GB fails the rule and prints the input that did it.
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SCRATCH ?= /tmp/build-fuzz
+fuzz-build: deps
+	set -o pipefail; $(SWIFT) build -c release --scratch-path $(FUZZ_SCRATCH) --package-path Tests/Fuzz \
+		-Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xcc -fsanitize=fuzzer-no-link,address 2>&1 \
+		| grep -v "Cannot export local symbol"
+
+fuzz: fuzz-build
+	Tests/Fuzz/run.sh $(FUZZ_SCRATCH)/release $(FUZZ_SECONDS)
+
+fuzz-smoke: fuzz-build
+	Tests/Fuzz/run.sh $(FUZZ_SCRATCH)/release $(FUZZ_SMOKE_SECONDS)
+
+# Rewrites Tests/Fuzz/Seeds from the repository's fixtures.
+fuzz-seeds: fuzz-build
+	python3 Tests/Fuzz/make_seeds.py
+	SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 $(FUZZ_SCRATCH)/release/fuzz-make-seeds
 
 # The main job: LoRA SFT of the bundled tiny GLM on Data/quickstart (exact match before/after), then the exports.
 QS := Checkpoints/runs/quickstart
