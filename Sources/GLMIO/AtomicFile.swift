@@ -1,4 +1,4 @@
-// Crash-safe file writes: write to a temporary name in the same directory, fsync, rename.
+// Crash-safe file writes: write to a temporary name in the same directory, fsync, rename, fsync the directory.
 import Foundation
 import GLMCore
 
@@ -21,7 +21,8 @@ public enum AtomicFile {
         }
     }
 
-    /// Replaces `path` with `data` so that readers see either the old file or the whole new one.
+    /// Replaces `path` with `data` so that readers see either the old file or the whole new one; the data and then
+    /// (after the rename) the directory holding `path` are fsynced, so the new file survives a power loss.
     public static func write(_ data: Data, to path: String) throws {
         let tmp = path + ".tmp-\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -41,5 +42,8 @@ public enum AtomicFile {
             unlink(tmp)
             throw GLMError("\(path): write failed (\(String(cString: strerror(errno))))")
         }
+        // The rename is durable once the directory holding it is synced.
+        let parent = (path as NSString).deletingLastPathComponent
+        AtomicDirectory.syncDirectory(parent.isEmpty ? "." : parent)
     }
 }

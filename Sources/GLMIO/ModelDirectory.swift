@@ -88,11 +88,13 @@ public enum ModelDirectory {
         catch let e as GLMError { throw GLMError("\(path): \(e.message)") }
     }
 
-    /// Writes `model` to `path` (created if needed) as transformers 5 would: config.json (`config`, default the
-    /// model's, with "dtype" set), model.safetensors — or `model-0000k-of-0000n.safetensors` shards of at most
-    /// `maxShardBytes` each plus model.safetensors.index.json — and generation_config.json. Each file is written
-    /// atomically; weight files of an earlier save that the new one does not use are removed afterwards.
-    /// `copyingFilesFrom` copies tokenizer and generation files (`auxiliaryFiles`) from another model directory.
+    /// Writes `model` to `path` as transformers 5 would: config.json (`config`, default the model's, with "dtype"
+    /// set), model.safetensors — or `model-0000k-of-0000n.safetensors` shards of at most `maxShardBytes` each plus
+    /// model.safetensors.index.json — and generation_config.json. The directory is published whole
+    /// (`AtomicDirectory.publish`): readers, and whoever looks after a crash, see the older directory or the complete
+    /// new one, and nothing of an older save (stale shards, an index) survives into the new one.
+    /// `copyingFilesFrom` copies tokenizer and generation files (`auxiliaryFiles`) from another model directory (or
+    /// from `path` itself, whose older files are still in place while the new directory is written).
     public static func save(_ model: GLMForCausalLM, config: GLMConfig? = nil, to path: String,
                             dtype: StorageDType = .float32, maxShardBytes: Int = 5_000_000_000,
                             copyingFilesFrom source: String? = nil) throws {
@@ -100,7 +102,6 @@ public enum ModelDirectory {
         config.dtype = dtypeName(dtype)
         let tensors = try GLMWeights.validated(model.parameters, config: config)
         let fm = FileManager.default
-        try AtomicFile.makeDirectory(path)
 
         // Shards in name order, each up to maxShardBytes (a tensor larger than that gets a shard of its own).
         var shards: [[String]] = [[]], bytes = 0
@@ -110,43 +111,34 @@ public enum ModelDirectory {
             shards[shards.count - 1].append(name)
             bytes += size
         }
-        var written: Set<String> = []
-        if shards.count == 1 {
-            try SafetensorsWriter.write(tensors, to: "\(path)/\(weightsFile)", dtype: dtype)
-            written.insert(weightsFile)
-        } else {
-            var map: [String: Any] = [:]
-            for (k, names) in shards.enumerated() {
-                let file = String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
-                try SafetensorsWriter.write(tensors.filter { names.contains($0.key) }, to: "\(path)/\(file)", dtype: dtype)
-                for n in names { map[n] = file }
-                written.insert(file)
+        try AtomicDirectory.publish(path) { dir in
+            if shards.count == 1 {
+                try SafetensorsWriter.write(tensors, to: "\(dir)/\(weightsFile)", dtype: dtype)
+            } else {
+                var map: [String: Any] = [:]
+                for (k, names) in shards.enumerated() {
+                    let file = String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
+                    try SafetensorsWriter.write(tensors.filter { names.contains($0.key) }, to: "\(dir)/\(file)", dtype: dtype)
+                    for n in names { map[n] = file }
+                }
+                let total = tensors.values.reduce(0) { $0 + $1.count * dtype.byteCount }
+                let index: [String: Any] = ["metadata": ["total_size": total, "total_parameters": tensors.values.reduce(0) { $0 + $1.count }],
+                                            "weight_map": map]
+                try AtomicFile.write(try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]),
+                                     to: "\(dir)/\(indexFile)")
             }
-            let total = tensors.values.reduce(0) { $0 + $1.count * dtype.byteCount }
-            let index: [String: Any] = ["metadata": ["total_size": total, "total_parameters": tensors.values.reduce(0) { $0 + $1.count }],
-                                        "weight_map": map]
-            try AtomicFile.write(try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]),
-                                 to: "\(path)/\(indexFile)")
-            written.insert(indexFile)
-        }
-        try AtomicFile.write(config.jsonData(), to: "\(path)/\(configFile)")
-        var copied: Set<String> = []
-        if let source, source != path {
-            for file in auxiliaryFiles where fm.fileExists(atPath: "\(source)/\(file)") {
-                guard let data = fm.contents(atPath: "\(source)/\(file)") else { throw GLMError("\(source)/\(file): unreadable") }
-                try AtomicFile.write(data, to: "\(path)/\(file)")
-                copied.insert(file)
+            try AtomicFile.write(config.jsonData(), to: "\(dir)/\(configFile)")
+            var copied: Set<String> = []
+            if let source {
+                for file in auxiliaryFiles where fm.fileExists(atPath: "\(source)/\(file)") {
+                    guard let data = fm.contents(atPath: "\(source)/\(file)") else { throw GLMError("\(source)/\(file): unreadable") }
+                    try AtomicFile.write(data, to: "\(dir)/\(file)")
+                    copied.insert(file)
+                }
             }
-        }
-        if !copied.contains(generationConfigFile) {
-            try AtomicFile.write(generationConfig(config), to: "\(path)/\(generationConfigFile)")
-        }
-        // Remove weight files of an earlier save (an index left behind would shadow model.safetensors).
-        let stale = ((try? fm.contentsOfDirectory(atPath: path)) ?? []).filter { f in
-            !written.contains(f) && (f == weightsFile || f == indexFile || (f.hasPrefix("model-") && f.hasSuffix(".safetensors")))
-        }
-        for f in stale.sorted(by: { ($0 == indexFile ? 0 : 1, $0) < ($1 == indexFile ? 0 : 1, $1) }) {
-            try? fm.removeItem(atPath: "\(path)/\(f)")
+            if !copied.contains(generationConfigFile) {
+                try AtomicFile.write(generationConfig(config), to: "\(dir)/\(generationConfigFile)")
+            }
         }
     }
 
