@@ -14,6 +14,20 @@ extension GLMForCausalLM {
         return Tensor.linearCrossEntropy(hidden: h, weight: lmHead, targets: targets)
     }
 
+    /// Per-position log-probabilities of the (already shifted) `targets` as a differentiable `[batch, length]`
+    /// tensor: entry (b, t) is log p(targets[b·T + t] | row b up to t), 0 where the target is `ignoreLabel`.
+    /// The logits are made in chunks and never held whole (`Tensor.linearLogProbs`); with `entropy`, each
+    /// position's predictive entropy comes back too (a metric). Other arguments as in `hiddenStates`.
+    public func targetLogProbs(ids: [Int32], targets: [Int32], batch: Int, length: Int, positions: [Int32]? = nil,
+                               blockPositions: [Int32]? = nil, mask: AttentionMask? = nil,
+                               entropy: Bool = false) -> Tensor.TokenLogProbs {
+        let h = hiddenStates(ids: ids, batch: batch, length: length, positions: positions,
+                             blockPositions: blockPositions, mask: mask)
+        let r = Tensor.linearLogProbs(hidden: h.reshaped([batch * length, config.hiddenSize]), weight: lmHead,
+                                      targets: targets, entropy: entropy)
+        return Tensor.TokenLogProbs(logProbs: r.logProbs.reshaped([batch, length]), entropy: r.entropy)
+    }
+
     /// `out[s][i] = log p(ids[s][i+1] | ids[s][0...i])` for each sequence (n−1 values; none for n < 2), computed
     /// without recording gradients, causal attention, positions 0..<n. Sequences of equal length run as one batch
     /// (up to `maxBatch`); the logits are made `chunkRows` rows at a time.

@@ -52,15 +52,16 @@ struct BenchTrain: ParsableCommand {
         var gen = SeededGenerator(seed: 1)
         let ids = (0..<(B * T)).map { _ in Int32(2 + gen.next() % 8190) }
         let targets = (0..<(B * T)).map { i in i % T == T - 1 ? ignoreLabel : ids[i + 1] }
-        let opt = AdamW()
-        func step() {
-            model.loss(ids: ids, targets: targets, batch: B, length: T).backward()
-            opt.step(params, lr: 1e-4)
-            for p in params { p.tensor.zeroGrad() }
-        }
-        for _ in 0..<2 { step() }
+        // The Trainer's own step (objective, gradient-sync point, global norm, AdamW), as a run takes it.
+        var options = Trainer.Options(steps: steps + 2)
+        options.maxGradNorm = 0  // as the PyTorch side: no clipping (the norm is still computed)
+        let trainer = Trainer(model: model, parameters: params, optimizer: AdamW(),
+                              schedule: try LearningRateSchedule(kind: .constant, baseRate: 1e-4, warmupSteps: 0, totalSteps: steps + 2),
+                              source: FixedBatchSource([TrainingBatch(batch: B, length: T, ids: ids, targets: targets)]),
+                              hooks: [], runDirectory: NSTemporaryDirectory() + "glm-bench-train", options: options)
+        for s in 0..<2 { _ = try trainer.trainStep(s) }
         let t0 = Stopwatch.now()
-        for _ in 0..<steps { step() }
+        for s in 2..<(steps + 2) { _ = try trainer.trainStep(s) }
         let dt = (Stopwatch.now() - t0) / Double(steps)
         let rss = BenchModel.peakRSSBytes()
         let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--steps", "\(steps)"])

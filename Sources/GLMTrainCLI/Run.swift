@@ -20,7 +20,9 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
-        _ = try RecipeRun(recipe: r).run(resume: resume, overwrite: overwrite)
+        let run = RecipeRun(recipe: r)
+        run.observer = ConsoleTrainerObserver()
+        _ = try run.run(resume: resume, overwrite: overwrite)
     }
 }
 

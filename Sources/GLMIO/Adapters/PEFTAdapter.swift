@@ -119,15 +119,17 @@ public struct PEFTAdapter {
 
     // MARK: writing
 
-    /// Writes `directory` (created if needed) as peft's save_pretrained does: adapter_config.json,
-    /// adapter_model.safetensors (f32, names with the "base_model.model." prefix, metadata format pt) and the
-    /// README.md model card front matter peft writes (read by llama.cpp's converter for the GGUF metadata).
+    /// Writes `directory` as peft's save_pretrained does: adapter_config.json, adapter_model.safetensors (f32, names
+    /// with the "base_model.model." prefix, metadata format pt) and the README.md model card front matter peft writes
+    /// (read by llama.cpp's converter for the GGUF metadata). The directory is published whole, replacing an older
+    /// one (`AtomicDirectory.publish`): readers never see a half-written adapter.
     public func save(to directory: String) throws {
-        try PEFTAdapter.createDirectory(directory)
-        try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: tensors.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
-                                    to: "\(directory)/\(PEFTAdapter.weightsFile)")
-        try AtomicFile.write(Data(config.jsonText.utf8), to: "\(directory)/\(PEFTAdapter.configFile)")
-        try AtomicFile.write(Data(modelCard.utf8), to: "\(directory)/README.md")
+        try AtomicDirectory.publish(directory) { dir in
+            try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: tensors.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
+                                        to: "\(dir)/\(PEFTAdapter.weightsFile)")
+            try AtomicFile.write(Data(config.jsonText.utf8), to: "\(dir)/\(PEFTAdapter.configFile)")
+            try AtomicFile.write(Data(modelCard.utf8), to: "\(dir)/README.md")
+        }
     }
 
     /// The YAML front matter of peft's model card.
@@ -176,13 +178,14 @@ public struct PEFTAdapter {
         return (c, out)
     }
 
-    /// Writes the vLLM flavour (see `vllmAdapter`) in the PEFT layout.
+    /// Writes the vLLM flavour (see `vllmAdapter`) in the PEFT layout, published whole as `save(to:)` does.
     public func saveVLLM(to directory: String, model: GLMConfig) throws {
         let (c, t) = try vllmAdapter(model: model)
-        try PEFTAdapter.createDirectory(directory)
-        try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: t.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
-                                    to: "\(directory)/\(PEFTAdapter.weightsFile)")
-        try AtomicFile.write(Data(c.jsonText.utf8), to: "\(directory)/\(PEFTAdapter.configFile)")
+        try AtomicDirectory.publish(directory) { dir in
+            try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: t.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
+                                        to: "\(dir)/\(PEFTAdapter.weightsFile)")
+            try AtomicFile.write(Data(c.jsonText.utf8), to: "\(dir)/\(PEFTAdapter.configFile)")
+        }
     }
 
     // MARK: merging
@@ -228,10 +231,5 @@ public struct PEFTAdapter {
 
     public static func storageDType(_ name: String?) -> StorageDType {
         name.flatMap(ModelDirectory.dtype(named:)) ?? .float32
-    }
-
-    static func createDirectory(_ path: String) throws {
-        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
-        catch { throw GLMError("\(path): cannot create directory (\(error.localizedDescription))") }
     }
 }

@@ -40,10 +40,13 @@ public final class HeldOutLossHook: EvaluationHook {
     public let name: String
     let makeSource: () throws -> BatchSource
     let batches: Int
+    let objective: TrainingObjective
 
-    /// `makeSource` builds a fresh, unshuffled source over the evaluation examples; `batches` of it are scored.
-    public init(name: String = "loss", batches: Int, makeSource: @escaping () throws -> BatchSource) {
-        self.name = name; self.batches = max(1, batches); self.makeSource = makeSource
+    /// `makeSource` builds a fresh, unshuffled source over the evaluation examples; `batches` of it are scored with
+    /// the training objective (each batch weighted as the objective weighs it: by loss tokens for token losses).
+    public init(name: String = "loss", batches: Int, objective: TrainingObjective = NextTokenObjective(),
+                makeSource: @escaping () throws -> BatchSource) {
+        self.name = name; self.batches = max(1, batches); self.objective = objective; self.makeSource = makeSource
     }
 
     public func evaluate(_ context: EvaluationContext) throws -> [String: Double] {
@@ -52,10 +55,9 @@ public final class HeldOutLossHook: EvaluationHook {
         try Autograd.noGrad {
             for _ in 0..<batches {
                 let b = try source.nextBatch()
-                let n = b.lossTokenCount
+                let n = objective.weight(of: b)
                 guard n > 0 else { continue }
-                let loss = context.model.loss(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
-                                              positions: b.positions, blockPositions: b.blockPositions, mask: b.mask)
+                let loss = try objective.loss(model: context.model, batch: b).loss
                 sum += Double(loss.pointer[0]) * Double(n); tokens += n
             }
         }

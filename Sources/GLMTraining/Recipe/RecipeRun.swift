@@ -19,6 +19,17 @@ public final class RecipeRun {
     /// The directory whose tokenizer_config.json names the chat template (model.tokenizer's, else model.path).
     var templateDirectory: String?
     private var resolvedTemplate: ChatTemplate?
+    /// Receives the run's progress, warnings and notes (the trainer's events and the run's own); the command line
+    /// sets a `ConsoleTrainerObserver`.
+    public var observer: TrainerObserver?
+    /// The objective the recipe trains (next-token cross-entropy for pretrain and sft).
+    public var objective: TrainingObjective {
+        switch (recipe.task, recipe.objective) {
+        case (.sft, _): return NextTokenObjective(name: "sft")
+        case (_, .blankInfilling): return NextTokenObjective(name: "blank_infilling")
+        case (_, .causal): return NextTokenObjective(name: recipe.data.packing ? "packed_causal" : "causal")
+        }
+    }
 
     public init(recipe: Recipe) {
         self.recipe = recipe
@@ -72,9 +83,10 @@ public final class RecipeRun {
         options.bestMode = recipe.eval.bestMode
         options.earlyStopPatience = recipe.eval.earlyStopPatience
         options.progressLabel = recipe.task.rawValue
-        let trainer = Trainer(model: model, parameters: trainable, optimizer: optimizer, schedule: schedule, source: source,
+        let trainer = Trainer(model: model, objective: objective, parameters: trainable, optimizer: optimizer, schedule: schedule, source: source,
                               hooks: hooks, runDirectory: runDirectory, options: options)
         trainer.tokenizer = tokenizer
+        trainer.observer = observer
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
                                       "base_model": recipe.model.path ?? ""]
         trainer.exportModel = { [unowned self] dir in try self.saveModel(to: dir) }
@@ -89,7 +101,7 @@ public final class RecipeRun {
         let templateNote = resolvedTemplate.map { "; chat template \($0.name)" } ?? ""
         let summaryLine = "\(recipe.task.rawValue): \(model.parameterCount) parameters, \(trainableCount) trainable; "
             + "\(train.count) training examples\(templateNote); run directory \(runDirectory)\n"
-        FileHandle.standardError.write(Data(summaryLine.utf8))
+        observer?.trainerDidReport(.note(String(summaryLine.dropLast())))
         let summary = try trainer.train(resume: resume)
         try finish(summary)
         return summary
@@ -147,9 +159,9 @@ public final class RecipeRun {
             try saveModel(to: output)
         }
         let plots = try MetricsPlot.writeAll(metrics: path("metrics.jsonl"), to: path("plots"))
-        FileHandle.standardError.write(Data(("done: step \(summary.finalStep)"
+        observer?.trainerDidReport(.note("done: step \(summary.finalStep)"
             + (summary.lastLoss.map { String(format: ", loss %.4f", $0) } ?? "")
-            + "; \(lora == nil ? "model" : "adapter") in \(output), \(plots.count) plots in \(path("plots"))\n").utf8))
+            + "; \(lora == nil ? "model" : "adapter") in \(output), \(plots.count) plots in \(path("plots"))"))
     }
 
     /// Saves the model as an HF directory; a LoRA run saves the base with the adapter merged in.
@@ -266,7 +278,7 @@ public final class RecipeRun {
                 if let limit = h.limit { examples = Array(examples.prefix(limit)) }
                 let batches = (examples.count + recipe.training.batchSize - 1) / recipe.training.batchSize
                 if h.type == "loss" {
-                    hooks.append(HeldOutLossHook(name: h.name, batches: batches) { [unowned self] in
+                    hooks.append(HeldOutLossHook(name: h.name, batches: batches, objective: objective) { [unowned self] in
                         try self.makeSource(examples, shuffle: false, seed: self.recipe.training.seed ^ 0xE7A1)
                     })
                 } else {

@@ -38,6 +38,8 @@ public final class Trainer {
     }
 
     public let model: GLMForCausalLM
+    /// Turns each micro-batch into the loss (and metrics) the step minimises.
+    public let objective: TrainingObjective
     public let parameters: [TrainableParameter]
     public let optimizer: Optimizer
     public let schedule: LearningRateSchedule
@@ -56,10 +58,18 @@ public final class Trainer {
     public var tokenizer: GLMTokenizer?
     /// Compares a checkpoint being resumed with the run's settings; each string returned is printed as a warning.
     public var resumeCheck: ((TrainingCheckpoint) -> [String])?
+    /// Receives progress, evaluations, checkpoints, warnings and notes (nothing is printed without one).
+    public var observer: TrainerObserver?
+    /// Combines gradients across data-parallel processes between backward and clipping (nil: one process).
+    public var gradientSynchronizer: GradientSynchronizer?
+    /// Whether this process writes checkpoints and metrics (the primary one of a data-parallel group).
+    public var isPrimary: Bool { gradientSynchronizer?.isPrimary ?? true }
 
-    public init(model: GLMForCausalLM, parameters: [TrainableParameter], optimizer: Optimizer, schedule: LearningRateSchedule,
+    public init(model: GLMForCausalLM, objective: TrainingObjective = NextTokenObjective(), parameters: [TrainableParameter],
+                optimizer: Optimizer, schedule: LearningRateSchedule,
                 source: BatchSource, hooks: [EvaluationHook], runDirectory: String, options: Options) {
-        self.model = model; self.parameters = parameters; self.optimizer = optimizer; self.schedule = schedule
+        self.model = model; self.objective = objective
+        self.parameters = parameters; self.optimizer = optimizer; self.schedule = schedule
         self.source = source; self.hooks = hooks; self.runDirectory = runDirectory; self.options = options
     }
 
@@ -85,13 +95,12 @@ public final class Trainer {
                 note("resuming from \(scan.file!.path) (step \(step))")
             }
         }
-        let metrics = try MetricsLog(path: metricsPath, keepThrough: resumedFrom)
-        let progress = ProgressReporter(total: options.steps, label: options.progressLabel, startingAt: step,
-                                        plainEvery: options.logEvery)
+        let metrics = isPrimary ? try MetricsLog(path: metricsPath, keepThrough: resumedFrom) : nil
+        report(.started(step: step, total: options.steps, label: options.progressLabel, logEvery: options.logEvery))
         var summary = Summary(finalStep: step, resumedFrom: resumedFrom, lastLoss: nil, lastEval: [:], bestValue: bestValue, stoppedEarly: false)
 
         if step == 0 && options.evalAtStart && !hooks.isEmpty {
-            summary.lastEval = try evaluate(step: 0, metrics: metrics, progress: progress)
+            summary.lastEval = try evaluate(step: 0, metrics: metrics)
         }
         while step < options.steps {
             let started = Date()
@@ -104,23 +113,23 @@ public final class Trainer {
             guard loss.isFinite else {
                 throw GLMError("step \(step): the loss is \(loss); lower optimizer.lr or check the data")
             }
-            try metrics.append(["step": step, "loss": loss, "lr": lr, "grad_norm": Double(gradNorm),
-                                "tokens_per_s": Double(tokens) / max(seconds, 1e-9), "loss_tokens": lossTokens,
-                                "epoch": source.cursor["epoch"] ?? 0, "truncated": source.truncatedCount])
-            progress.update(step, fields: [String(format: "loss %.4f", loss), String(format: "lr %.2e", lr),
-                                           String(format: "%.0f tok/s", Double(tokens) / max(seconds, 1e-9))])
+            var record: [String: Any] = ["step": step, "loss": loss, "lr": lr, "grad_norm": Double(gradNorm),
+                                         "tokens_per_s": Double(tokens) / max(seconds, 1e-9), "loss_tokens": lossTokens,
+                                         "epoch": source.cursor["epoch"] ?? 0, "truncated": source.truncatedCount]
+            for (k, v) in result.metrics where record[k] == nil { record[k] = v }
+            try metrics?.append(record)
+            report(.step(step: step, loss: loss, learningRate: lr, tokensPerSecond: Double(tokens) / max(seconds, 1e-9),
+                         metrics: result.metrics))
             let evalNow = !hooks.isEmpty && ((options.evalEvery > 0 && step % options.evalEvery == 0) || step == options.steps)
             if evalNow {
-                summary.lastEval = try evaluate(step: step, metrics: metrics, progress: progress)
+                summary.lastEval = try evaluate(step: step, metrics: metrics)
             }
             if (options.checkpointEvery > 0 && step % options.checkpointEvery == 0) || step == options.steps {
-                let save = try checkpoints.save(checkpoint(step: step), keep: options.keep)
-                for w in save.warnings { warn(w) }
+                try saveCheckpoint(step: step)
             }
             if evalNow, let patience = options.earlyStopPatience, evalsSinceBest >= patience, step < options.steps {
                 note("early stop at step \(step): \(options.bestMetric ?? "the metric") has not improved for \(patience) evaluations")
-                let save = try checkpoints.save(checkpoint(step: step), keep: options.keep)
-                for w in save.warnings { warn(w) }
+                try saveCheckpoint(step: step)
                 summary.stoppedEarly = true
                 break
             }
@@ -139,6 +148,16 @@ public final class Trainer {
         /// Tokens (batch × length) and loss-carrying positions over the step's micro-batches.
         public var tokens: Int
         public var lossTokens: Int
+        /// The objective's metrics, combined over the micro-batches by their weights.
+        public var metrics: [String: Double] = [:]
+    }
+
+    /// Writes the step's checkpoint (primary process only) and reports it.
+    func saveCheckpoint(step: Int) throws {
+        guard isPrimary else { return }
+        let save = try checkpoints.save(checkpoint(step: step), keep: options.keep)
+        for w in save.warnings { warn(w) }
+        report(.checkpoint(step: step, path: checkpoints.path(forStep: step)))
     }
 
     /// One optimizer step (step number `step`, counted from 0): `gradAccum` micro-batches of forward and backward,
@@ -148,18 +167,22 @@ public final class Trainer {
         let trainable = parameters.map(\.tensor)
         beforeStep?(step)
         var lossSum = 0.0, tokens = 0, lossTokens = 0
-        // As transformers' Trainer (num_items_in_batch): the step's loss is the sum over all its micro-batches'
-        // loss tokens divided by their total, so each micro-batch mean is weighted by its share of the tokens.
+        var metrics: [String: Double] = [:]
+        // As transformers' Trainer (num_items_in_batch): the step's loss is Σ weight_i · loss_i / Σ weight_i over its
+        // micro-batches, where the objective says what a micro-batch weighs (loss tokens for token losses).
         let micro = try (0..<options.gradAccum).map { _ in try source.nextBatch() }
-        let stepLossTokens = micro.reduce(0) { $0 + $1.lossTokenCount }
-        for b in micro {
-            let loss = model.loss(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
-                                  positions: b.positions, blockPositions: b.blockPositions, mask: b.mask)
-            let weight = stepLossTokens > 0 ? Float(b.lossTokenCount) / Float(stepLossTokens) : 1 / Float(options.gradAccum)
-            lossSum += Double(loss.pointer[0]) * Double(weight)
+        let weights = micro.map { objective.weight(of: $0) }
+        let stepWeight = weights.reduce(0, +)
+        for (b, w) in zip(micro, weights) {
+            let result = try objective.loss(model: model, batch: b)
+            let weight = stepWeight > 0 ? Float(w) / Float(stepWeight) : 1 / Float(options.gradAccum)
+            lossSum += Double(result.loss.pointer[0]) * Double(weight)
+            for (k, v) in result.metrics { metrics[k, default: 0] += v * Double(weight) }
             tokens += b.batch * b.length; lossTokens += b.lossTokenCount
-            loss.backward(seed: Tensor([weight], shape: loss.shape))
+            result.loss.backward(seed: Tensor([weight], shape: result.loss.shape))
         }
+        // The one place gradients are combined across processes (MPI data parallelism plugs in here).
+        try gradientSynchronizer?.synchronize(parameters, weight: stepWeight)
         let gradNorm = options.maxGradNorm > 0
             ? GradientClipping.clip(trainable, maxNorm: Float(options.maxGradNorm))
             : GradientClipping.globalNorm(trainable)
@@ -167,11 +190,11 @@ public final class Trainer {
         optimizer.step(parameters, lr: Float(lr))
         for t in trainable { t.zeroGrad() }
         return StepResult(loss: lossSum, gradNorm: gradNorm, learningRate: lr,
-                          tokens: tokens, lossTokens: lossTokens)
+                          tokens: tokens, lossTokens: lossTokens, metrics: metrics)
     }
 
     /// Runs every hook once and logs `eval/<hook>/<metric>`; keeps the best checkpoint by `bestMetric`.
-    func evaluate(step: Int, metrics: MetricsLog, progress: ProgressReporter?) throws -> [String: Double] {
+    func evaluate(step: Int, metrics: MetricsLog?) throws -> [String: Double] {
         setTraining?(false)
         defer { setTraining?(true) }
         let context = EvaluationContext(model: model, tokenizer: tokenizer, step: step, runDirectory: runDirectory,
@@ -182,9 +205,8 @@ public final class Trainer {
             for (k, v) in try hook.evaluate(context) { values["eval/\(hook.name)/\(k)"] = v }
         }
         for (k, v) in values { record[k] = v }
-        try metrics.append(record)
-        progress?.message("eval step \(step): " + values.keys.sorted().filter { !$0.hasSuffix("/count") && !$0.hasSuffix("/tokens") && !$0.hasSuffix("/correct") }
-            .map { "\($0) \(String(format: "%.4f", values[$0]!))" }.joined(separator: ", "))
+        try metrics?.append(record)
+        report(.evaluation(step: step, values: values))
         if let key = options.bestMetric {
             guard let v = values[key] else {
                 throw GLMError("eval.best_metric: '\(key)' is not among the metrics (\(values.keys.sorted().joined(separator: ", ")))")
@@ -192,7 +214,7 @@ public final class Trainer {
             let better = bestValue.map { options.bestMode == "min" ? v < $0 : v > $0 } ?? true
             if better {
                 bestValue = v; evalsSinceBest = 0
-                if step > 0 {
+                if step > 0 && isPrimary {
                     let path = ((runDirectory as NSString).appendingPathComponent("best") as NSString).appendingPathComponent("checkpoint.h5")
                     try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
                     try checkpoint(step: step).write(to: path)
@@ -230,6 +252,7 @@ public final class Trainer {
         evalsSinceBest = Int(c.scalars["evals_since_best"] ?? 0)
     }
 
-    func warn(_ s: String) { FileHandle.standardError.write(Data("warning: \(s)\n".utf8)) }
-    func note(_ s: String) { FileHandle.standardError.write(Data("\(s)\n".utf8)) }
+    func report(_ event: TrainerEvent) { observer?.trainerDidReport(event) }
+    func warn(_ s: String) { report(.warning(s)) }
+    func note(_ s: String) { report(.note(s)) }
 }
