@@ -53,5 +53,4 @@ public enum BLAS {
     /// OpenBLAS's build configuration string.
     public static var config: String { String(cString: openblas_get_config()) }
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
-    public static func setThreadCount(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 }

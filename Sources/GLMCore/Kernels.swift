@@ -9,26 +9,9 @@ public enum Kernels {
     @inlinable public static func addInPlace(_ a: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
         for i in 0..<n { a[i] += b[i] }
     }
-    /// a += alpha * b
-    @inlinable public static func axpy(_ alpha: Float, _ b: UnsafePointer<Float>,
-                                       _ a: UnsafeMutablePointer<Float>, _ n: Int) {
-        for i in 0..<n { a[i] += alpha * b[i] }
-    }
     @inlinable public static func scale(_ a: UnsafePointer<Float>, _ s: Float,
                                         _ out: UnsafeMutablePointer<Float>, _ n: Int) {
         for i in 0..<n { out[i] = a[i] * s }
-    }
-    /// Sum in Float with 8 independent SIMD accumulators.
-    @inlinable public static func sum(_ a: UnsafePointer<Float>, _ n: Int) -> Float {
-        var acc = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= n {
-            acc += UnsafeRawPointer(a + i).loadUnaligned(as: SIMD8<Float>.self)
-            i += 8
-        }
-        var s = acc.sum()
-        while i < n { s += a[i]; i += 1 }
-        return s
     }
     /// Dot product with SIMD accumulators.
     @inlinable public static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {

@@ -13,10 +13,8 @@ public final class GLMForCausalLM {
     public let config: GLMConfig
     /// Every parameter by HF name (no `lm_head.weight` when tied). Set `requiresGrad` on those that train.
     public private(set) var parameters: [String: Tensor]
-    /// Optional extra terms added to a linear layer's output, keyed by module name without ".weight"
-    /// (e.g. "model.layers.0.self_attn.q_proj"): y = x·Wᵀ + b + adapter(x). Used for LoRA.
-    public var adapters: [String: (Tensor) -> Tensor] = [:]
-    /// Whole adapted linear layers, keyed like `adapters`: y = f(x, weight, bias) replaces x·Wᵀ + b (+ adapter).
+    /// Adapted linear layers, keyed by module name without ".weight" (e.g. "model.layers.0.self_attn.q_proj"):
+    /// y = f(x, weight, bias) replaces x·Wᵀ + b.
     /// LoRA's fused op (one output buffer, nothing but x and x·Aᵀ kept for backward) uses this.
     public var adaptedLinears: [String: (_ x: Tensor, _ weight: Tensor, _ bias: Tensor?) -> Tensor] = [:]
     private var layers: [Layer] = []
@@ -159,9 +157,7 @@ public final class GLMForCausalLM {
 
     private func project(_ x: Tensor, _ module: String, _ weight: Tensor, _ bias: Tensor?) -> Tensor {
         if !adaptedLinears.isEmpty, let linear = adaptedLinears[module] { return linear(x, weight, bias) }
-        let y = Tensor.linear(x, weight: weight, bias: bias)
-        guard !adapters.isEmpty, let adapter = adapters[module] else { return y }
-        return y + adapter(x)
+        return Tensor.linear(x, weight: weight, bias: bias)
     }
 
     /// Logits `[..., V]` of hidden states `[..., H]`.

@@ -50,9 +50,6 @@ public final class KVCache {
         length = newLength
     }
 
-    /// Empties the cache.
-    public func reset() { length = 0 }
-
     /// Writes the new rows `k`, `v` (`[batch, T, width]`) of `layer` at rows `length ..< length+T`.
     func write(layer: Int, k: Tensor, v: Tensor, tokens t: Int) {
         precondition(k.count == batch * t * width && v.count == k.count, "KV cache: rows \(k.shape) do not match \(batch)×\(t)×\(width)")

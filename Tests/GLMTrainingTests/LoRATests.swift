@@ -151,7 +151,7 @@ final class LoRATests: XCTestCase {
             try lora.attach(to: model)
             let adapted = logits(model)
             let merged = try lora.merged(model)
-            XCTAssertTrue(merged.adapters.isEmpty && merged.adaptedLinears.isEmpty)
+            XCTAssertTrue(merged.adaptedLinears.isEmpty)
             XCTAssertLessThan(Fixtures.relativeError(logits(merged), adapted), 1e-5, "\(type)")
             LoRA.detach(from: model)
             XCTAssertGreaterThan(Fixtures.relativeError(logits(model), adapted), 1e-3, "the adapter matters")

@@ -17,7 +17,7 @@ public enum LoRAModule: String, CaseIterable, Sendable, Comparable {
         }
     }
 
-    /// The module name in the model, e.g. "model.layers.3.self_attn.q_proj" (the key of `GLMForCausalLM.adapters`).
+    /// The module name in the model, e.g. "model.layers.3.self_attn.q_proj" (the key of `GLMForCausalLM.adaptedLinears`).
     public func moduleName(layer: Int) -> String { GLMWeights.layerPrefix(layer) + path }
 
     /// `[out, in]` of the base weight.

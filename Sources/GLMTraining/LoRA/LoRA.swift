@@ -86,7 +86,7 @@ public struct LoRAPair {
     public let module: LoRAModule
     public let a: Tensor
     public let b: Tensor
-    /// "model.layers.N.self_attn.q_proj" (the `GLMForCausalLM.adapters` key).
+    /// "model.layers.N.self_attn.q_proj" (the `GLMForCausalLM.adaptedLinears` key).
     public var moduleName: String { module.moduleName(layer: layer) }
 }
 
@@ -251,12 +251,11 @@ public final class LoRA {
         for t in model.parameters.values where t.requiresGrad && !t.isOnTape { t.setRequiresGrad(false) }
         var linears: [String: (Tensor, Tensor, Tensor?) -> Tensor] = [:]
         for pair in pairs { linears[pair.moduleName] = { x, weight, bias in self.linear(pair, x, weight: weight, bias: bias) } }
-        model.adapters = [:]
         model.adaptedLinears = linears
     }
 
     /// Removes the adapters from `model` (the base stays frozen).
-    public static func detach(from model: GLMForCausalLM) { model.adapters = [:]; model.adaptedLinears = [:] }
+    public static func detach(from model: GLMForCausalLM) { model.adaptedLinears = [:] }
 
     /// The adapter as plain data for the IO layer (tensors shared, not copied). Adapters read from a file keep
     /// that file's config (with `baseModel` when given).
