@@ -24,6 +24,7 @@ build: deps
 
 # The tests are XCTest; the closing line restates XCTest's summary as "N passed, N failed, N skipped".
 test: deps
+	Scripts/check_layers.sh
 	$(SWIFT) build -c release --build-tests
 	set -o pipefail; $(SWIFT) test -c release --skip-build --disable-swift-testing 2>&1 | tee .build/test.log
 	@line=$$(grep -E "Executed [0-9]+ tests?" .build/test.log | tail -1); \

@@ -69,14 +69,6 @@ public struct GLMConfig: Codable, Equatable, Sendable {
         return try GLMConfig(reading: ConfigReader(object: object, source: source))
     }
 
-    /// Reads a config file (`path` is named in errors).
-    public static func load(path: String) throws -> GLMConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw GLMError("\(path): missing or unreadable (a model directory needs config.json)")
-        }
-        return try decode(data, source: path)
-    }
-
     /// config.json text in the transformers-5 form (`rope_parameters`, `dtype`), keys sorted.
     public func jsonData() -> Data { Data((json.rendered() + "\n").utf8) }
 

@@ -1,0 +1,14 @@
+// Reading a model's config.json from disk: the file side of GLMConfig (GLMModel parses bytes and never reads files).
+import Foundation
+import GLMCore
+import GLMModel
+
+extension GLMConfig {
+    /// Reads a config file (`path` is named in errors).
+    public static func load(path: String) throws -> GLMConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw GLMError("\(path): missing or unreadable (a model directory needs config.json)")
+        }
+        return try decode(data, source: path)
+    }
+}
