@@ -50,10 +50,14 @@ public final class HDF5File {
     /// The path the file was opened or created with.
     public let path: String
     private var id: hid_t
+    /// The file's size when it was opened for reading (Int.max for a file being written): no dataset or attribute
+    /// read from it can hold more bytes, whatever its header claims, so nothing larger is allocated.
+    private let byteLimit: Int
 
-    private init(path: String, id: hid_t) {
+    private init(path: String, id: hid_t, byteLimit: Int = .max) {
         self.path = path
         self.id = id
+        self.byteLimit = byteLimit
     }
 
     deinit { try? close() }
@@ -104,7 +108,7 @@ public final class HDF5File {
             defer { H5Pclose(fapl) }
             let id = H5Fopen(path, writable ? 0x0001 /* H5F_ACC_RDWR */ : 0x0000 /* H5F_ACC_RDONLY */, fapl)
             guard id >= 0 else { throw error(path, "cannot open as HDF5 (damaged or truncated?)", nil) }
-            return HDF5File(path: path, id: id)
+            return HDF5File(path: path, id: id, byteLimit: writable ? .max : Int(st.st_size))
         }
     }
 
@@ -280,7 +284,7 @@ public final class HDF5File {
             guard space >= 0 else { throw fail("cannot read the shape of dataset", name) }
             defer { H5Sclose(space) }
             guard let size = try scalarStringSize(type: type, space: space, "dataset '\(name)'") else { return "" }
-            guard size > 0, H5Dget_storage_size(dataset) == UInt64(size) else {
+            guard size > 0, size <= byteLimit, H5Dget_storage_size(dataset) == UInt64(size) else {
                 throw GLMError("\(path): dataset '\(name)' stores \(H5Dget_storage_size(dataset)) bytes, expected \(size) (truncated or corrupt)")
             }
             let memType = try stringType(size, name)
@@ -353,7 +357,7 @@ public final class HDF5File {
             guard let size = try scalarStringSize(type: type, space: space, "attribute '\(attribute)' on '\(object)'") else {
                 return ""
             }
-            guard size > 0, size < 1 << 30 else {
+            guard size > 0, size < 1 << 30, size <= byteLimit else {
                 throw GLMError("\(path): attribute '\(attribute)' on '\(object)' has an invalid size \(size)")
             }
             let memType = try stringType(size, object)
@@ -532,6 +536,9 @@ public final class HDF5File {
         let stored = H5Dget_storage_size(dataset)
         guard !overflow, stored == UInt64(bytes) else {
             throw GLMError("\(path): dataset '\(name)' of shape \(shape) stores \(stored) bytes, expected \(overflow ? "more than Int.max" : String(bytes)) (truncated or corrupt)")
+        }
+        guard bytes <= byteLimit else {
+            throw GLMError("\(path): dataset '\(name)' of shape \(shape) claims \(bytes) bytes, more than the file's \(byteLimit) (corrupt)")
         }
         try fill(shape) { pointer in
             guard n > 0 else { return }

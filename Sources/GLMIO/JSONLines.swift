@@ -16,9 +16,10 @@ public struct JSONLine {
     public func intArray(_ key: String) throws -> [Int32]? {
         guard let value = object[key] else { return nil }
         guard let array = value as? [Any] else { throw GLMError("\(location): \"\(key)\" must be an array of integers") }
-        return try array.map { item in
-            guard let d = (item as? NSNumber)?.doubleValue, d.rounded() == d, abs(d) < 2_147_483_648 else {
-                throw GLMError("\(location): \"\(key)\" must contain only integers, found \(item)")
+        return try array.enumerated().map { i, item in
+            guard let n = item as? NSNumber, !JSONLines.isBoolean(n), case let d = n.doubleValue, d.rounded() == d,
+                  abs(d) < 2_147_483_648 else {
+                throw GLMError("\(location): \"\(key)\"[\(i)] is \(JSONLines.shown(item)); expected an integer that fits 32 bits")
             }
             return Int32(d)
         }
@@ -43,8 +44,16 @@ public enum JSONLines {
         for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             number += 1
             if raw.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 }) { continue }
-            guard let obj = try? jsonObject(Data(raw)), let dict = obj as? [String: Any] else {
-                throw GLMError("\(path):\(number): not a JSON object")
+            // Foundation's parser recurses once per level: a line of 100,000 brackets would overflow the stack.
+            try NestingDepth.checkJSON(raw, source: "\(path):\(number)")
+            let obj: Any
+            do { obj = try jsonObject(Data(raw)) } catch {
+                let text = String(decoding: raw, as: UTF8.self)
+                let why = text.utf8.elementsEqual(raw) ? "invalid JSON" : "invalid UTF-8"
+                throw GLMError("\(path):\(number): not a JSON object (\(why)); expected one JSON object per line")
+            }
+            guard let dict = obj as? [String: Any] else {
+                throw GLMError("\(path):\(number): not a JSON object; expected one JSON object per line")
             }
             lines.append(JSONLine(file: path, line: number, object: dict))
         }
@@ -63,6 +72,18 @@ public enum JSONLines {
         escaped.append(contentsOf: data.dropFirst().split(separator: bom, omittingEmptySubsequences: false)
             .map { Data($0) }.joined(separator: Data("\\ufeff".utf8)))
         return try JSONSerialization.jsonObject(with: escaped)
+    }
+
+    /// Whether a JSONSerialization number is a JSON true/false.
+    static func isBoolean(_ n: NSNumber) -> Bool {
+        let t = String(cString: n.objCType)
+        return t == "c" || t == "B"
+    }
+
+    /// A parsed value for an error message: one line, at most 48 characters.
+    static func shown(_ value: Any) -> String {
+        let s = "\(value)".split(whereSeparator: \.isNewline).joined(separator: " ")
+        return s.count > 48 ? String(s.prefix(48)) + "…" : s
     }
 
     /// One compact JSON line (keys sorted) for `object`.

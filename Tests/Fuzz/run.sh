@@ -39,7 +39,8 @@ run_target() {
         return 0
     fi
     echo "fuzz-$t: FAILED (exit $status); log: $log"
-    grep -E "^(==[0-9]+==|SUMMARY|Fatal error|.*Fatal error:|.*error:)" "$log" | head -5 | sed 's/^/  /'
+    grep -E '(==[0-9]+==|SUMMARY|Fatal error|Swift runtime failure|in [$]s.*(GLM|Sources/))' "$log" | grep -v "libFuzzer: deadly signal" \
+        | grep -vE "FuzzSupport|fuzz_[a-z_]+0A0|LLVMFuzzerTestOneInput" | head -8 | sed 's/^/  /'
     grep -oE "(Test unit written to|artifact_prefix.*Test unit written to) [^ ]+" "$log" | sed 's/.*written to /  crashing input: /'
     echo "  reproduce: $exe $corpus/artifacts/$t/<file>; keep it as Tests/Fuzz/Regressions/$t/<name> once fixed"
     return 1

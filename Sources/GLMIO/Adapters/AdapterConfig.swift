@@ -91,6 +91,18 @@ public struct AdapterConfig: Equatable, Sendable {
 
     // MARK: reading
 
+    /// The largest rank read from a file (far above any useful LoRA; vLLM serves up to 512).
+    public static let maxRank = 1 << 16
+    /// The largest lora_alpha read from a file.
+    public static let maxAlpha = 1e9
+
+    /// Throws unless `alpha` is finite, positive and at most `maxAlpha`; `what` names the file and key.
+    static func checkAlpha(_ alpha: Double, _ what: @autoclosure () -> String) throws {
+        guard alpha.isFinite, alpha > 0, alpha <= maxAlpha else {
+            throw GLMError("\(what()): expected a positive number up to \(Int(maxAlpha)), got \(alpha)")
+        }
+    }
+
     /// Parses adapter_config.json; `source` names the file in errors. Checks what GLMTrain cannot honour:
     /// a non-LoRA type, DoRA, trained biases, fan_in_fan_out, modules_to_save, per-module rank/alpha patterns.
     public static func decode(_ data: Data, source: String) throws -> AdapterConfig {
@@ -145,9 +157,12 @@ public struct AdapterConfig: Equatable, Sendable {
         c.taskType = try string("task_type")
         c.baseModelNameOrPath = try string("base_model_name_or_path")
         guard let r = try number("r") else { throw fail("r", "missing (the LoRA rank)") }
-        guard r >= 1, r.rounded() == r else { throw fail("r", "expected a positive integer rank, got \(r)") }
+        guard r.isFinite, r >= 1, r <= Double(maxRank), r.rounded() == r else {
+            throw fail("r", "expected a positive integer rank up to \(maxRank), got \(r)")
+        }
         c.r = Int(r)
         c.loraAlpha = try number("lora_alpha") ?? 8
+        try checkAlpha(c.loraAlpha, "\(source): key 'lora_alpha'")
         c.loraDropout = try number("lora_dropout") ?? 0
         guard c.loraDropout >= 0 && c.loraDropout < 1 else { throw fail("lora_dropout", "expected 0 ≤ p < 1, got \(c.loraDropout)") }
         guard let t = try targets("target_modules") else { throw fail("target_modules", "missing") }
@@ -156,7 +171,9 @@ public struct AdapterConfig: Equatable, Sendable {
         c.useRslora = try bool("use_rslora") ?? false
         switch o["layers_to_transform"] {
         case nil, .null?: c.layersToTransform = nil
-        case .int(let i)?: c.layersToTransform = [i]
+        case .int(let i)?:
+            guard i >= 0 else { throw fail("layers_to_transform", "expected a layer index, got \(i)") }
+            c.layersToTransform = [i]
         case .array(let a)?:
             c.layersToTransform = try a.map { v -> Int in
                 guard case .int(let i) = v, i >= 0 else { throw fail("layers_to_transform", "expected layer indices") }

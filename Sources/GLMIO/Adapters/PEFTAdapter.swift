@@ -117,6 +117,20 @@ public struct PEFTAdapter {
         }
     }
 
+    /// Throws when a matrix holds NaN or ±inf (a diverged run): exports refuse to write such an adapter. The
+    /// error names `source` and the first such tensor and element.
+    public func checkFinite(source: String) throws {
+        for name in tensors.keys.sorted() {
+            let t = tensors[name]!
+            if let i = UnsafeBufferPointer(start: t.pointer, count: t.count).firstIndex(where: { !$0.isFinite }) {
+                throw GLMError("\(source): tensor '\(name)' has a non-finite value (\(t.pointer[i]) at element \(i)); refusing to export a diverged adapter")
+            }
+        }
+        guard config.scale.isFinite, config.effectiveAlpha.isFinite, config.effectiveAlpha > 0 else {
+            throw GLMError("\(source): lora_alpha \(config.loraAlpha) with r \(config.r) gives no finite positive scale")
+        }
+    }
+
     // MARK: writing
 
     /// Writes `directory` as peft's save_pretrained does: adapter_config.json, adapter_model.safetensors (f32, names
@@ -124,6 +138,7 @@ public struct PEFTAdapter {
     /// (read by llama.cpp's converter for the GGUF metadata). The directory is published whole, replacing an older
     /// one (`AtomicDirectory.publish`): readers never see a half-written adapter.
     public func save(to directory: String) throws {
+        try checkFinite(source: directory)
         try AtomicDirectory.publish(directory) { dir in
             try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: tensors.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
                                         to: "\(dir)/\(PEFTAdapter.weightsFile)")
@@ -180,6 +195,7 @@ public struct PEFTAdapter {
 
     /// Writes the vLLM flavour (see `vllmAdapter`) in the PEFT layout, published whole as `save(to:)` does.
     public func saveVLLM(to directory: String, model: GLMConfig) throws {
+        try checkFinite(source: directory)
         let (c, t) = try vllmAdapter(model: model)
         try AtomicDirectory.publish(directory) { dir in
             try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: t.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
@@ -209,6 +225,7 @@ public struct PEFTAdapter {
     /// Loads the base model directory, merges, and writes a full Hugging Face model directory to `output` in the
     /// base model's storage dtype (its config.json `dtype`), with its tokenizer and generation files.
     public func saveMerged(baseDirectory: String, to output: String) throws {
+        try checkFinite(source: output)
         let (config, base) = try ModelDirectory.load(baseDirectory)
         try validate(against: config, source: baseDirectory)
         let weights = try merged(into: base.parameters)

@@ -79,6 +79,18 @@ public enum GGMLType: UInt32, Sendable {
 
     public var byteCount: Int { self == .f32 ? 4 : 2 }
     public var name: String { self == .f32 ? "F32" : self == .f16 ? "F16" : "BF16" }
+
+    /// Every ggml type id a GGUF file may hold (ggml.h), with its block of elements and the block's bytes
+    /// (ggml-common.h): enough to check any tensor's byte range, quantized or not. Other ids are errors.
+    static let layouts: [UInt32: (name: String, block: Int, bytes: Int)] = [
+        0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20), 6: ("Q5_0", 32, 22),
+        7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36), 10: ("Q2_K", 256, 84), 11: ("Q3_K", 256, 110),
+        12: ("Q4_K", 256, 144), 13: ("Q5_K", 256, 176), 14: ("Q6_K", 256, 210), 15: ("Q8_K", 256, 292),
+        16: ("IQ2_XXS", 256, 66), 17: ("IQ2_XS", 256, 74), 18: ("IQ3_XXS", 256, 98), 19: ("IQ1_S", 256, 50),
+        20: ("IQ4_NL", 32, 18), 21: ("IQ3_S", 256, 110), 22: ("IQ2_S", 256, 82), 23: ("IQ4_XS", 256, 136),
+        24: ("I8", 1, 1), 25: ("I16", 1, 2), 26: ("I32", 1, 4), 27: ("I64", 1, 8), 28: ("F64", 1, 8),
+        29: ("IQ1_M", 256, 56), 30: ("BF16", 1, 2), 34: ("TQ1_0", 256, 54), 35: ("TQ2_0", 256, 66), 39: ("MXFP4", 32, 17),
+    ]
 }
 
 /// One tensor of a GGUF file.
@@ -107,7 +119,14 @@ public final class GGUFFile {
     let data: Data
     let dataStart: Int
 
-    /// Reads and checks `path`; errors name the file and what is wrong.
+    /// The most tensors and metadata entries a file may declare (llama.cpp's own files have a few thousand).
+    public static let maxEntries = 1 << 20
+    /// The largest `general.alignment` accepted.
+    public static let maxAlignment = 1 << 16
+
+    /// Reads and checks `path`; errors name the file and what is wrong: counts and lengths that do not fit the
+    /// file, unknown value or tensor types, duplicate keys or tensor names, and tensor data that runs past the end
+    /// of the file or overlaps another tensor's.
     public init(path: String) throws {
         self.path = path
         let data: Data
@@ -117,24 +136,33 @@ public final class GGUFFile {
         guard try r.u32() == GGUFFile.magic else { throw GLMError("\(path): not a GGUF file (bad magic)") }
         version = try r.u32()
         guard version == 2 || version == 3 else { throw GLMError("\(path): GGUF version \(version) is not supported (expected 3)") }
-        let nTensors = try r.count("tensor count"), nKV = try r.count("metadata count")
+        // Each entry takes some bytes of the file (a metadata entry at least 13, a tensor info at least 32), so a
+        // count the rest of the file cannot hold is rejected before anything is reserved for it.
+        let nTensors = try r.count("tensor count", minimumBytes: 32, limit: GGUFFile.maxEntries)
+        let nKV = try r.count("metadata count", minimumBytes: 13, limit: GGUFFile.maxEntries)
         var kv: [(key: String, value: GGUFValue)] = []
-        for _ in 0..<nKV {
-            let key = try r.string()
+        var keys = Set<String>()
+        for i in 0..<nKV {
+            let key = try r.string("key of metadata entry \(i)")
+            guard keys.insert(key).inserted else { throw GLMError("\(path): metadata key '\(key)' appears twice") }
             let type = try r.u32()
             kv.append((key, try r.value(type: type, key: key)))
         }
         metadata = kv
         var alignment = 32
-        if let a = kv.first(where: { $0.key == "general.alignment" })?.value.intValue {
-            guard a > 0 && a & (a - 1) == 0 else { throw GLMError("\(path): general.alignment \(a) is not a power of two") }
+        if let v = kv.first(where: { $0.key == "general.alignment" })?.value {
+            guard let a = v.intValue, a > 0, a <= GGUFFile.maxAlignment, a & (a - 1) == 0 else {
+                throw GLMError("\(path): general.alignment \(v) is not a power of two up to \(GGUFFile.maxAlignment)")
+            }
             alignment = a
         }
         self.alignment = alignment
         var infos: [GGUFTensorInfo] = []
-        for _ in 0..<nTensors {
-            let name = try r.string()
-            let nDims = Int(try r.u32())
+        var names = Set<String>()
+        for i in 0..<nTensors {
+            let name = try r.string("name of tensor \(i)")
+            guard names.insert(name).inserted else { throw GLMError("\(path): tensor '\(name)' appears twice") }
+            let nDims = try r.u32()
             guard nDims >= 1 && nDims <= 4 else { throw GLMError("\(path): tensor '\(name)' has \(nDims) dimensions (expected 1–4)") }
             var dims: [Int] = []
             for _ in 0..<nDims { dims.append(try r.count("dimension of '\(name)'")) }
@@ -145,12 +173,30 @@ public final class GGUFFile {
         tensors = infos
         dataStart = (r.position + alignment - 1) / alignment * alignment
         self.data = data
+        // Every tensor's bytes lie inside the file, aligned, and no two tensors share bytes.
+        var ranges: [(begin: Int, end: Int, name: String)] = []
         for t in infos {
-            guard let type = t.type else { continue }
-            let end = dataStart + t.offset + t.dimensions.reduce(1, *) * type.byteCount
-            guard t.offset % alignment == 0, end <= data.count else {
-                throw GLMError("\(path): tensor '\(t.name)' data [\(t.offset), \(end - dataStart)) lies outside the file (truncated?)")
+            guard let layout = GGMLType.layouts[t.typeID] else {
+                throw GLMError("\(path): tensor '\(t.name)' has unknown ggml type \(t.typeID)")
             }
+            let elements = try Checked.elementCount(t.dimensions, "\(path): tensor '\(t.name)'")
+            guard t.dimensions[0] % layout.block == 0 else {
+                throw GLMError("\(path): tensor '\(t.name)' of type \(layout.name) has \(t.dimensions[0]) elements per row; expected a multiple of its block of \(layout.block)")
+            }
+            let bytes = try Checked.multiply(elements / layout.block, layout.bytes, "\(path): tensor '\(t.name)' byte size")
+            guard t.offset % alignment == 0 else {
+                throw GLMError("\(path): tensor '\(t.name)' data offset \(t.offset) is not a multiple of the alignment \(alignment)")
+            }
+            let begin = dataStart + t.offset   // both < 2^38 (counts are bounded), so no overflow
+            let (end, overflow) = begin.addingReportingOverflow(bytes)
+            guard !overflow, end <= data.count else {
+                throw GLMError("\(path): tensor '\(t.name)' data [\(t.offset), \(t.offset) + \(bytes)) lies outside the file's \(max(0, data.count - dataStart)) data bytes (truncated?)")
+            }
+            if bytes > 0 { ranges.append((begin, end, t.name)) }
+        }
+        ranges.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
+        for (a, b) in zip(ranges, ranges.dropFirst()) where b.begin < a.end {
+            throw GLMError("\(path): tensor '\(b.name)' data starts at \(b.begin - dataStart), inside tensor '\(a.name)' (data \(a.begin - dataStart)..<\(a.end - dataStart)); tensors overlap")
         }
     }
 
@@ -191,22 +237,44 @@ struct GGUFReader {
 
     mutating func u32() throws -> UInt32 { try load(UInt32.self) }
 
-    /// A uint64 count that must fit the file.
-    mutating func count(_ what: String) throws -> Int {
+    var remaining: Int { data.count - position }
+
+    /// A uint64 count of things that take at least `minimumBytes` each in the rest of the file (0: a size or an
+    /// offset, bounded by 2^37), and at most `limit`.
+    mutating func count(_ what: String, minimumBytes: Int = 0, limit: Int = Int(Int32.max) * 64) throws -> Int {
+        let at = position
         let v = try load(UInt64.self)
-        guard v < UInt64(Int32.max) * 64 else { throw GLMError("\(path): implausible \(what) \(v) at offset \(position - 8)") }
-        return Int(v)
+        guard v <= UInt64(limit) else { throw GLMError("\(path): implausible \(what) \(v) at offset \(at) (at most \(limit))") }
+        let n = Int(v)
+        if minimumBytes > 0 && n > remaining / minimumBytes {
+            throw GLMError("\(path): truncated GGUF file: \(what) \(n) at offset \(at) does not fit the \(remaining) bytes left")
+        }
+        return n
     }
 
-    mutating func string() throws -> String {
-        let n = try count("string length")
-        guard position + n <= data.count else { throw GLMError("\(path): truncated GGUF file (string of \(n) bytes at offset \(position))") }
+    /// A length-prefixed string; `what` names it in errors (a key, a tensor name, a value).
+    mutating func string(_ what: String) throws -> String {
+        let n = try count("length of the \(what)", minimumBytes: 1)
         let s = String(decoding: data[data.startIndex + position ..< data.startIndex + position + n], as: UTF8.self)
         position += n
         return s
     }
 
-    mutating func value(type raw: UInt32, key: String) throws -> GGUFValue {
+    /// The bytes a value of `type` takes at least (for bounding array lengths).
+    static func minimumBytes(_ type: GGUFValueType) -> Int {
+        switch type {
+        case .uint8, .int8, .bool: return 1
+        case .uint16, .int16: return 2
+        case .uint32, .int32, .float32: return 4
+        case .uint64, .int64, .float64, .string: return 8
+        case .array: return 12
+        }
+    }
+
+    /// The deepest arrays of arrays read (gguf-py writes at most two levels).
+    static let maxArrayDepth = 8
+
+    mutating func value(type raw: UInt32, key: String, depth: Int = 0) throws -> GGUFValue {
         guard let type = GGUFValueType(rawValue: raw) else { throw GLMError("\(path): key '\(key)' has unknown value type \(raw)") }
         switch type {
         case .uint8: return .uint8(try load(UInt8.self))
@@ -217,19 +285,22 @@ struct GGUFReader {
         case .int32: return .int32(try load(Int32.self))
         case .float32: return .float32(Float(bitPattern: try load(UInt32.self)))
         case .bool: return .bool(try load(UInt8.self) != 0)
-        case .string: return .string(try string())
+        case .string: return .string(try string("string value of '\(key)'"))
         case .uint64: return .uint64(try load(UInt64.self))
         case .int64: return .int64(try load(Int64.self))
         case .float64: return .float64(Double(bitPattern: try load(UInt64.self)))
         case .array:
+            guard depth < GGUFReader.maxArrayDepth else {
+                throw GLMError("\(path): key '\(key)' nests arrays deeper than \(GGUFReader.maxArrayDepth) levels")
+            }
             let elementRaw = try u32()
             guard let element = GGUFValueType(rawValue: elementRaw) else {
                 throw GLMError("\(path): key '\(key)' has an array of unknown type \(elementRaw)")
             }
-            let n = try count("array length of '\(key)'")
+            let n = try count("array length of '\(key)'", minimumBytes: GGUFReader.minimumBytes(element))
             var items: [GGUFValue] = []
-            items.reserveCapacity(min(n, 1 << 20))
-            for _ in 0..<n { items.append(try value(type: elementRaw, key: key)) }
+            items.reserveCapacity(n)
+            for _ in 0..<n { items.append(try value(type: elementRaw, key: key, depth: depth + 1)) }
             return .array(element, items)
         }
     }

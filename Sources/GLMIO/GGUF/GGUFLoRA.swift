@@ -17,7 +17,7 @@ import GLMModel
 
 public enum GGUFLoRA {
     /// llama.cpp's architecture name for a GLM model type (convert_hf_to_gguf's registration).
-    public static func architecture(_ type: GLMModelType) -> String { type == .glm4 ? "glm4" : "chatglm" }
+    public static func architecture(_ type: GLMModelType) -> String { type.ggufArchitecture }
 
     /// The GGUF tensor name of one LoRA matrix: "blk.3.attn_q.weight.lora_a".
     public static func tensorName(layer: Int, module: LoRAModule, isB: Bool) -> String {
@@ -28,6 +28,7 @@ public enum GGUFLoRA {
     /// the model name from: the adapter directory's name.
     public static func writer(adapter: PEFTAdapter, model: GLMConfig, name: String, type: GGMLType = .f32) throws -> GGUFWriter {
         try adapter.validate(against: model)
+        try adapter.checkFinite(source: name)
         var w = GGUFWriter()
         w.add("general.architecture", .string(architecture(model.modelType)))
         w.add("general.type", .string("adapter"))
@@ -94,6 +95,8 @@ public enum GGUFLoRA {
         }
         guard let r = rank else { throw GLMError("\(path): no LoRA tensors") }
         let alpha = Double(file.value("adapter.lora.alpha").flatMap { if case .float32(let a) = $0 { return a }; return nil } ?? Float(r))
+        guard r >= 1, r <= AdapterConfig.maxRank else { throw GLMError("\(path): LoRA rank \(r) is outside 1...\(AdapterConfig.maxRank)") }
+        try AdapterConfig.checkAlpha(alpha, "\(path): adapter.lora.alpha")
         let names = Set(tensors.keys.compactMap { LoRAModule.parse(tensorName: $0) }.map { $0.module.moduleName(layer: $0.layer) })
         let config = AdapterConfig(r: r, loraAlpha: alpha, targetModules: .list(names.sorted()))
         let adapter = PEFTAdapter(config: config, tensors: tensors)

@@ -27,7 +27,7 @@ extension GLMTokenizer {
                     guard let space = line.firstIndex(of: 0x20),
                           let token = Data(base64Encoded: Data(UnsafeBufferPointer(rebasing: line[..<space]))),
                           let rankText = String(bytes: UnsafeBufferPointer(rebasing: line[(space + 1)...]), encoding: .ascii),
-                          let rank = Int32(rankText), rank >= 0, !token.isEmpty else {
+                          let rank = Int32(rankText), rank >= 0, Int(rank) < idLimit, !token.isEmpty else {
                         throw GLMError("\(path): line \(lineNumber) is not \"base64(token bytes) rank\"; expected a tiktoken rank file (SentencePiece tokenizer.model files of ChatGLM2/3 are not supported)")
                     }
                     guard ranks.updateValue(rank, forKey: [UInt8](token)) == nil else {
@@ -61,6 +61,8 @@ extension GLMTokenizer {
         if let gmask = added.first(where: { $0.content == "[gMASK]" }), let sop = added.first(where: { $0.content == "<sop>" }) {
             template = [.tokens([gmask.id, sop.id]), .sequence]
         }
+        try checkIDs(vocabulary: vocabulary, addedTokens: added, source: path, vocabKey: "the rank file",
+                     addedKey: { addedTokens == nil ? "GLM-4 special token \($0)" : "added token \($0)" })
         let bpe = BPEModel(vocab: ranks, merges: merges, ignoreMerges: true)
         return GLMTokenizer(source: path, bpe: bpe, vocabulary: vocabulary, addedTokens: added, template: template)
     }

@@ -2,6 +2,7 @@
 // decoding maps ids back to bytes and UTF-8. Loaded from tokenizer.json or a tiktoken rank file.
 import Foundation
 import GLMCore
+import GLMModel
 
 /// A byte-level BPE tokenizer for GLM-4 models, giving the same ids as the Hugging Face `tokenizers` library.
 ///
@@ -143,6 +144,55 @@ public final class GLMTokenizer: @unchecked Sendable {
 }
 
 extension GLMTokenizer {
+    /// Token ids read from files are below this (2^24, `FileLimits.maxModelDimension`): ids index the decode table.
+    public static let idLimit = FileLimits.maxModelDimension
+
+    /// A token for an error message: JSON-quoted (so the message stays on one line), long ones cut.
+    static func shown(_ token: String) -> String {
+        ConfigJSON.quoted(token.count > 48 ? String(token.prefix(48)) + "…" : token)
+    }
+
+    /// Checks the ids of a vocabulary and its added tokens before a tokenizer is built from them: each below
+    /// `idLimit`; numbered without large gaps (the id table stays proportional to the number of tokens); no id
+    /// shared by two different tokens; no added token with an id other than the one the vocabulary or another
+    /// added token gives the same text. An added token re-declaring a vocabulary entry with the same id is fine
+    /// (Hugging Face files do that). `vocabKey` and `addedKey(i)` name the entries in errors.
+    static func checkIDs(vocabulary: [String: Int32], addedTokens: [GLMAddedToken], source: String,
+                         vocabKey: String, addedKey: (Int) -> String) throws {
+        var tokenOf: [Int32: String] = [:]
+        tokenOf.reserveCapacity(vocabulary.count + addedTokens.count)
+        var maxID: Int32 = -1
+        for (token, id) in vocabulary {
+            guard id >= 0, Int(id) < idLimit else {
+                throw GLMError("\(source): \(vocabKey) gives \(shown(token)) id \(id); expected an id in 0..<\(idLimit)")
+            }
+            if let other = tokenOf.updateValue(token, forKey: id) {
+                let (a, b) = other < token ? (other, token) : (token, other)
+                throw GLMError("\(source): \(vocabKey) gives id \(id) to both \(shown(a)) and \(shown(b)); expected one token per id")
+            }
+            maxID = max(maxID, id)
+        }
+        var addedID: [String: Int32] = [:]
+        for (i, t) in addedTokens.enumerated() {
+            guard t.id >= 0, Int(t.id) < idLimit else {
+                throw GLMError("\(source): \(addedKey(i)) \(shown(t.content)) has id \(t.id); expected an id in 0..<\(idLimit)")
+            }
+            if let id = vocabulary[t.content] ?? addedID[t.content], id != t.id {
+                throw GLMError("\(source): \(addedKey(i)) \(shown(t.content)) has id \(t.id), but the same token already has id \(id)")
+            }
+            if let other = tokenOf[t.id], other != t.content {
+                throw GLMError("\(source): \(addedKey(i)) \(shown(t.content)) has id \(t.id), which \(shown(other)) already has; expected one token per id")
+            }
+            tokenOf[t.id] = t.content
+            addedID[t.content] = t.id
+            maxID = max(maxID, t.id)
+        }
+        let slack = 1 << 16
+        guard Int(maxID) < 2 * tokenOf.count + slack else {
+            throw GLMError("\(source): ids go up to \(maxID) for only \(tokenOf.count) tokens; expected ids numbered from 0 without large gaps")
+        }
+    }
+
     /// Loads the tokenizer of a model directory: `tokenizer.json` when present, else the tiktoken rank file
     /// `tokenizer.model` with the added tokens of `tokenizer_config.json` (`added_tokens_decoder`), or GLM-4's
     /// 14 special tokens numbered after the ranks when the config lists none.

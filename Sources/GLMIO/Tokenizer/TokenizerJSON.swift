@@ -45,8 +45,8 @@ extension GLMTokenizer {
         var byteVocab: [[UInt8]: Int32] = [:]
         byteVocab.reserveCapacity(vocabObject.count)
         for (token, value) in vocabObject {
-            guard let id = value as? Int, id >= 0, id < Int(Int32.max) else {
-                throw GLMError("\(path): model.vocab[\"\(token)\"] is \(value); expected a non-negative integer id")
+            guard let number = value as? NSNumber, !isBoolean(number), let id = Int(exactly: number.doubleValue), id >= 0, id < idLimit else {
+                throw GLMError("\(path): model.vocab[\(shown(token))] is \(shownValue(value)); expected an integer id in 0..<\(idLimit)")
             }
             vocabulary[token] = Int32(id)
             if let bytes = ByteLevel.decode(token) { byteVocab[bytes] = Int32(id) }   // else unreachable by encoding
@@ -79,9 +79,10 @@ extension GLMTokenizer {
         var added: [GLMAddedToken] = []
         if let list = root["added_tokens"] as? [Any] {
             for (i, item) in list.enumerated() {
-                guard let t = item as? [String: Any], let id = t["id"] as? Int, id >= 0, id < Int(Int32.max),
+                guard let t = item as? [String: Any], let number = t["id"] as? NSNumber, !isBoolean(number),
+                      let id = Int(exactly: number.doubleValue), id >= 0, id < idLimit,
                       let content = t["content"] as? String, !content.isEmpty else {
-                    throw GLMError("\(path): added_tokens[\(i)] needs an integer \"id\" and a non-empty \"content\"")
+                    throw GLMError("\(path): added_tokens[\(i)] needs an integer \"id\" in 0..<\(idLimit) and a non-empty \"content\"")
                 }
                 added.append(GLMAddedToken(id: Int32(id), content: content, special: t["special"] as? Bool ?? false,
                                            singleWord: t["single_word"] as? Bool ?? false,
@@ -92,9 +93,22 @@ extension GLMTokenizer {
             throw GLMError("\(path): added_tokens is not a list")
         }
 
+        try checkIDs(vocabulary: vocabulary, addedTokens: added, source: path, vocabKey: "model.vocab", addedKey: { "added_tokens[\($0)]" })
         let template = try postProcessorTemplate(root["post_processor"], path)
         let bpe = BPEModel(vocab: byteVocab, merges: merges, ignoreMerges: ignoreMerges)
         return GLMTokenizer(source: path, bpe: bpe, vocabulary: vocabulary, addedTokens: added, template: template)
+    }
+
+    /// Whether a JSONSerialization number is a JSON true/false.
+    static func isBoolean(_ n: NSNumber) -> Bool {
+        let t = String(cString: n.objCType)
+        return t == "c" || t == "B"
+    }
+
+    /// A value for an error message, on one line and short.
+    static func shownValue(_ value: Any) -> String {
+        let s = "\(value)".split(whereSeparator: \.isNewline).joined(separator: " ")
+        return s.count > 48 ? String(s.prefix(48)) + "…" : s
     }
 
     private static func typeName(_ value: Any?) -> String {
@@ -149,10 +163,15 @@ extension GLMTokenizer {
         case "TemplateProcessing":
             var specials: [String: [Int32]] = [:]
             for (name, v) in obj["special_tokens"] as? [String: Any] ?? [:] {
-                guard let entry = v as? [String: Any], let ids = entry["ids"] as? [Int] else {
-                    throw GLMError("\(path): post_processor special_tokens[\"\(name)\"] has no ids list")
+                guard let entry = v as? [String: Any], let ids = entry["ids"] as? [Any] else {
+                    throw GLMError("\(path): post_processor special_tokens[\(shown(name))] has no ids list")
                 }
-                specials[name] = ids.map { Int32($0) }
+                specials[name] = try ids.map { v in
+                    guard let n = v as? NSNumber, !isBoolean(n), let id = Int(exactly: n.doubleValue), id >= 0, id < idLimit else {
+                        throw GLMError("\(path): post_processor special_tokens[\(shown(name))] has id \(shownValue(v)); expected an integer in 0..<\(idLimit)")
+                    }
+                    return Int32(id)
+                }
             }
             var pieces: [TemplatePiece] = []
             func special(_ name: String) throws -> TemplatePiece {
