@@ -105,6 +105,9 @@ final class HostileInputCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/short/checkpoints/step-00000001.h5"))
         let long = try recipe("long") { $0.replacingOccurrences(of: "seq_len: 64", with: "seq_len: 5000") }
         assertOneLineError(try GLMTrainBinary.run(["run", long]), contains: ["training.seq_len 5000 is more than the model's max_position_embeddings 1024"])
+        let target = try recipe("target") { $0.replacingOccurrences(of: "rank: 4", with: "rank: 4, targets: [q_proj, lm_head]") }
+        assertOneLineError(try GLMTrainBinary.run(["run", target]),
+                           contains: ["lora.targets: unknown target 'lm_head'; this glm model declares q_proj, k_proj, v_proj, o_proj, gate_up_proj, down_proj, all-linear"])
         let rank = try recipe("rank") { $0.replacingOccurrences(of: "rank: 4", with: "rank: 300") }
         assertOneLineError(try GLMTrainBinary.run(["run", rank]), contains: ["lora rank 300 is larger than the model's hidden_size 256"])
     }

@@ -316,6 +316,10 @@ public final class RecipeRun {
     func prepareTrainable() throws {
         let wd = Float(recipe.optimizer.weightDecay)
         if let l = recipe.lora {
+            let declared = model.adaptableTargets
+            for t in l.targets where t != "all-linear" && !declared.contains(t) {
+                throw GLMError("\(recipe.file): lora.targets: unknown target '\(t)'; this \(model.modelTypeName) model declares \((declared + ["all-linear"]).joined(separator: ", "))")
+            }
             let c = LoRAConfig(rank: l.rank, alpha: Float(l.alpha), dropout: Float(l.dropout),
                                targets: try LoRAConfig.targets(from: l.targets), layersToTransform: l.layers, useRSLoRA: l.rslora)
             do { try c.validate(for: config) } catch let e as GLMError { throw GLMError("\(recipe.file): lora: \(e.message)") }
