@@ -140,15 +140,16 @@ public enum AtomicDirectory {
     }
 
     static func temporaryName(for name: String) -> String {
-        "\(temporaryPrefix)\(hostName())-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(name)"
+        // The name part is cut so that the whole stays within NAME_MAX (255 bytes).
+        "\(temporaryPrefix)\(hostName())-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(String(decoding: Array(name.utf8.prefix(128)), as: UTF8.self))"
     }
 
-    /// This host's name with dashes replaced (the fields of a temporary name are separated by dashes).
+    /// This host's name with dashes replaced (the fields of a temporary name are separated by dashes), at most 64 characters.
     static func hostName() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count - 1) == 0 else { return "localhost" }
         let raw = String(cString: buf)
-        return raw.isEmpty ? "localhost" : raw.replacingOccurrences(of: "-", with: "_").replacingOccurrences(of: "/", with: "_")
+        return raw.isEmpty ? "localhost" : String(raw.replacingOccurrences(of: "-", with: "_").replacingOccurrences(of: "/", with: "_").prefix(64))
     }
 
     /// Renames `tmp` to `dest`; an older directory at `dest` ends up under a temporary name, which is returned.

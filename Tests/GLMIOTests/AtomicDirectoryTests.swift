@@ -73,6 +73,15 @@ final class AtomicDirectoryTests: XCTestCase {
         XCTAssertEqual(try files(dest), ["e.txt": "e"])
     }
 
+    func testANameNearNameMaxCanBePublishedAndReplaced() throws {
+        let dest = "\(root)/" + String(repeating: "m", count: 250)
+        for text in ["1", "2"] {
+            try AtomicDirectory.publish(dest) { dir in try AtomicFile.write(Data(text.utf8), to: "\(dir)/f") }
+            XCTAssertEqual(try String(contentsOfFile: "\(dest)/f", encoding: .utf8), text)
+        }
+        XCTAssertEqual(try entries(root), [(dest as NSString).lastPathComponent])
+    }
+
     func testPointerErrorsNameThePointerFile() throws {
         let pointer = "\(root)/latest"
         try AtomicFile.write(Data("../elsewhere\n".utf8), to: pointer)
@@ -122,9 +131,12 @@ final class AtomicDirectoryTests: XCTestCase {
 
         // The two complete exports every state must equal.
         var references: [String: [String: Data]] = [:]
+        var longest = 0.0
         for dtype in ["float32", "bfloat16"] {
             let out = "\(root)/ref-\(dtype)"
+            let started = Date()
             let r = try GLMTrainBinary.run(args(dtype, out))
+            longest = max(longest, Date().timeIntervalSince(started))
             XCTAssertEqual(r.status, 0, r.stderr)
             references[dtype] = try contents(out)
         }
@@ -143,7 +155,8 @@ final class AtomicDirectoryTests: XCTestCase {
             let dtype = attempt % 2 == 0 ? "float32" : "bfloat16"
             attempt += 1
             let p = try GLMTrainBinary.start(args(dtype, out))
-            usleep(UInt32.random(in: 0...300_000, using: &generator))
+            // Kills spread over the whole export (its duration measured above), at most 300 ms in.
+            usleep(UInt32.random(in: 0...UInt32(min(300_000, longest * 1.2e6)), using: &generator))
             let wasRunning = p.isRunning
             if wasRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
