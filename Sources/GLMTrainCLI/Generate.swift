@@ -4,7 +4,6 @@ import Foundation
 import GLMCore
 import GLMIO
 import GLMModel
-import GLMTraining
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -4,7 +4,6 @@ import Foundation
 import GLMCore
 import GLMIO
 import GLMModel
-import GLMTraining
 
 struct ModelOptions: ParsableArguments {
     @Option(help: "A Hugging Face model directory (config.json, *.safetensors, tokenizer.json).")

@@ -3,7 +3,6 @@ import ArgumentParser
 import Foundation
 import GLMCore
 import GLMIO
-import GLMTraining
 
 struct Tokenize: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,12 +21,12 @@ struct Tokenize: ParsableCommand {
         let tokenizer = try GLMTokenizer.load(directory: model)
         var out: [String] = []
         var template: ChatTemplate?
-        for chatLine in try TokenizedDataset.chatLines(input) {
+        for chatLine in try ChatData.chatLines(input) {
             let line = chatLine.line
             if line.object["messages"] != nil {
-                let conversation = try TokenizedDataset.conversation(chatLine)
+                let conversation = try ChatData.conversation(chatLine)
                 if template == nil { template = try templateOptions.template(directory: model) }
-                try TokenizedDataset.rejectForeignToolCalls(chatLine)
+                try ChatData.rejectForeignToolCalls(chatLine)
                 let t: ChatTemplate.Tokenized
                 do { t = try template!.tokenize(conversation, tokenizer: tokenizer, addGenerationPrompt: chat) }
                 catch let e as GLMError { throw GLMError("\(line.location): \(e.message)") }

@@ -2,6 +2,7 @@
 // file, the line and the dotted key, and suggest the nearest known key for a typo.
 import Foundation
 import GLMCore
+import GLMIO
 import Yams
 
 /// Reads one YAML mapping of a recipe. Call the typed accessors for every key the section knows, then `finish()`,
@@ -220,23 +221,7 @@ public final class RecipeReader {
     }
 
     /// " (did you mean 'X'?)" for the choice nearest to `value` when it is near enough; "" otherwise.
-    static func suggestion(_ value: String, _ choices: [String]) -> String {
-        guard let near = choices.min(by: { distance($0, value) < distance($1, value) }),
-              distance(near, value) <= Swift.max(2, value.count / 3) else { return "" }
-        return " (did you mean '\(near)'?)"
-    }
+    static func suggestion(_ value: String, _ choices: [String]) -> String { NearestName.suggestion(value, choices) }
 
-    static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        var row = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var prev = row[0]; row[0] = i
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                let cur = row[j]
-                row[j] = Swift.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] == b[j - 1] ? 0 : 1))
-                prev = cur
-            }
-        }
-        return row[b.count]
-    }
+    static func distance(_ a: String, _ b: String) -> Int { NearestName.distance(a, b) }
 }
