@@ -44,8 +44,9 @@ struct Export: ParsableCommand {
     var dtype: String?
 
     func run() throws {
-        let sources = [runDirectory, checkpoint, adapter].compactMap { $0 }
-        guard sources.count == 1 else { throw GLMError("give exactly one of --run, --checkpoint, --adapter") }
+        guard [runDirectory, checkpoint, adapter].compactMap({ $0 }).count == 1 else {
+            throw GLMError("give exactly one of --run, --checkpoint, --adapter")
+        }
         let ggmlType: GGMLType
         switch ggufType {
         case "f32": ggmlType = .f32
@@ -54,80 +55,28 @@ struct Export: ParsableCommand {
         default: throw GLMError("--gguf-type: '\(ggufType)' is not one of f32, f16, bf16")
         }
 
-        // The source: an adapter (config + tensors) or, for full fine-tunes, plain weights.
-        var adapterConfig: AdapterConfig?
-        var tensors: [String: Tensor] = [:]
-        var recordedBase: String?
-        var sourceLabel: String
-        var defaultName: String
-        if let dir = adapter {
-            let loaded = try PEFTAdapter.load(directory: dir, model: nil)
-            adapterConfig = loaded.config
-            tensors = loaded.tensors
-            recordedBase = loaded.config.baseModelNameOrPath
-            sourceLabel = "\(dir)/\(PEFTAdapter.configFile)"
-            defaultName = Export.baseName(dir)
-        } else {
-            let file: String
-            if let run = runDirectory {
-                let scan = try CheckpointDirectory("\(run)/checkpoints").newestValid()
-                for w in scan.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
-                guard let f = scan.file else { throw GLMError("\(run)/checkpoints: no valid training checkpoint") }
-                file = f.path
-                defaultName = Export.baseName(run)
-            } else {
-                file = checkpoint!
-                let parent = (file as NSString).deletingLastPathComponent
-                defaultName = (parent as NSString).lastPathComponent == "checkpoints"
-                    ? Export.baseName((parent as NSString).deletingLastPathComponent)
-                    : ((file as NSString).lastPathComponent as NSString).deletingPathExtension
-            }
-            let ckpt = try TrainingCheckpoint.read(from: file)
-            tensors = ckpt.tensors
-            recordedBase = ckpt.metadata["base_model"]
-            sourceLabel = "\(file): metadata adapter_config"
-            if let text = ckpt.metadata["adapter_config"] {
-                adapterConfig = try AdapterConfig.decode(Data(text.utf8), source: sourceLabel)
-            }
-            sourceLabel = file
-        }
+        // The source (an adapter, or a full fine-tune's weights) and the base model, resolved in GLMIO.
+        let source = try ExportSource.resolve(run: runDirectory, checkpoint: checkpoint, adapter: adapter)
+        for w in source.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
+        let (baseDir, baseConfig) = try source.baseConfig(model: model, required: format != .peft)
+        let defaultName = source.defaultName
 
-        // The base model.
-        let baseDir = model ?? recordedBase
-        var baseConfig: GLMConfig?
-        if let baseDir {
-            var isDir: ObjCBool = false
-            if FileManager.default.fileExists(atPath: baseDir, isDirectory: &isDir), isDir.boolValue {
-                baseConfig = try ModelDirectory.loadConfig(baseDir)
-            } else if format != .peft || model != nil {
-                throw GLMError("\(baseDir): base model directory not found\(model == nil ? " (recorded in \(sourceLabel); pass --model)" : "")")
-            }
-        } else if format != .peft {
-            throw GLMError("\(sourceLabel): no base model recorded; pass --model BASEDIR")
-        }
-
-        guard var config = adapterConfig else {
-            // A full fine-tune: the checkpoint holds model weights.
+        guard source.adapterConfig != nil else {
             guard format == .merged else {
-                throw GLMError("\(sourceLabel): no adapter_config in the checkpoint (a full fine-tune); only --format merged applies")
+                throw GLMError("\(source.label): no adapter_config in the checkpoint (a full fine-tune); only --format merged applies")
             }
-            let (_, base) = try ModelDirectory.load(baseDir!)
-            for (n, t) in tensors { try base.replaceParameter(n, with: t) }
             let chosen = try dtype.map { name -> StorageDType in
                 guard let d = ModelDirectory.dtype(named: name) else {
                     throw GLMError("--dtype: '\(name)' is not one of float32, bfloat16, float16")
                 }
                 return d
             }
-            try ModelDirectory.save(base, to: output, dtype: chosen ?? PEFTAdapter.storageDType(base.config.dtype), copyingFilesFrom: baseDir!)
-            print("wrote merged model (\(tensors.count) trained tensors over \(baseDir!)) to \(output)")
+            try source.saveFullFineTune(baseDirectory: baseDir!, to: output, dtype: chosen)
+            print("wrote merged model (\(source.tensors.count) trained tensors over \(baseDir!)) to \(output)")
             return
         }
-        if config.baseModelNameOrPath == nil { config.baseModelNameOrPath = baseDir }
-        // Checkpoints may carry more than the adapter (nothing else is exported).
-        let loraTensors = tensors.filter { LoRAModule.parse(tensorName: $0.key) != nil }
-        let exported = PEFTAdapter(config: config, tensors: adapter == nil ? loraTensors : tensors)
-        if let baseConfig { try exported.validate(against: baseConfig, source: sourceLabel) }
+        let exported = try source.peftAdapter(baseDirectory: baseDir, baseConfig: baseConfig)
+        let config = exported.config
         let summary = "\(exported.modules.count) modules, r=\(config.r), alpha=\(Export.number(config.loraAlpha))\(config.useRslora ? ", rsLoRA" : "")"
 
         switch format {
@@ -153,11 +102,6 @@ struct Export: ParsableCommand {
             try GGUFLoRA.write(adapter: exported, model: baseConfig!, to: path, name: name ?? defaultName, type: ggmlType)
             print("wrote GGUF LoRA adapter (\(summary), arch \(GGUFLoRA.architecture(baseConfig!.modelType)), adapter.lora.alpha \(Export.number(config.effectiveAlpha))) to \(path)")
         }
-    }
-
-    static func baseName(_ path: String) -> String {
-        let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
-        return (trimmed as NSString).lastPathComponent
     }
 
     static func number(_ x: Double) -> String { x.rounded() == x && abs(x) < 1e15 ? String(Int(x)) : String(x) }
