@@ -132,6 +132,21 @@ final class HostileInputTests: XCTestCase {
         assertError([path, "special_tokens[\"[gMASK]\"]", "0..<16777216"]) { _ = try GLMTokenizer.load(tokenizerJSON: path) }
     }
 
+    func testDeeplyNestedTokenizerFilesAreErrorsNotStackOverflows() throws {
+        let deep = Data(("{\"added_tokens\": " + String(repeating: "[", count: 200_000)).utf8)
+        let path = try temporary("tokenizer.json", deep)
+        assertError([path, "nested deeper than"]) { _ = try GLMTokenizer.load(tokenizerJSON: path) }
+        let config = try temporary("tokenizer_config.json", deep)
+        assertError([config, "nested deeper than"]) { _ = try GLMTokenizer.addedTokens(tokenizerConfig: config) }
+    }
+
+    func testChatJSONEscapeNeedsFourHexDigits() throws {
+        XCTAssertEqual(try JSONValue.parse("\"\\u00e9\""), .string("é"))
+        for text in ["\"\\u+0e9\"", "\"\\u-0e9\"", "\"\\u 0e9\"", "\"\\u00e\""] {
+            assertError(["4 hex digits"]) { _ = try JSONValue.parse(text) }
+        }
+    }
+
     func testTiktokenRankBeyondTheIDLimitIsAnError() throws {
         let path = try temporary("tokenizer.model", Data("YQ== 0\nYg== 2147483640\n".utf8))
         assertError([path, "line 2"]) { _ = try GLMTokenizer.load(tiktokenRanks: path) }

@@ -72,6 +72,7 @@ extension GLMTokenizer {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) }
         catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
+        try NestingDepth.checkJSON(data, source: path)
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw GLMError("\(path): not a JSON object; expected a tokenizer_config.json")
         }

@@ -10,6 +10,7 @@ extension GLMTokenizer {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) }
         catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
+        try NestingDepth.checkJSON(data, source: path)   // Foundation's parser would overflow the stack first
         let root: [String: Any]
         do {
             guard let object = try JSONLines.jsonObject(data) as? [String: Any] else {
