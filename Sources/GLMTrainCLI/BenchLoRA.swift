@@ -16,15 +16,9 @@ enum BenchLoRA {
                             seed: 0)
         try lora.attach(to: model)
         let parameters = lora.parameters.map { var p = $0; p.weightDecay = 0.01; return p }
-        var gen = SeededGenerator(seed: 1)
-        let ids = (0..<(B * T)).map { _ in Int32(2 + gen.next() % 8190) }
-        let targets = (0..<(B * T)).map { i in i % T == T - 1 ? ignoreLabel : ids[i + 1] }
-        var options = Trainer.Options(steps: steps + 2)
-        options.maxGradNorm = 0  // as the PyTorch side: no clipping (the norm is still computed)
-        let trainer = Trainer(model: model, parameters: parameters, optimizer: AdamW(),
-                              schedule: try LearningRateSchedule(kind: .constant, baseRate: 1e-4, warmupSteps: 0, totalSteps: steps + 2),
-                              source: FixedBatchSource([TrainingBatch(batch: B, length: T, ids: ids, targets: targets)]),
-                              hooks: [], runDirectory: NSTemporaryDirectory() + "glm-bench-lora", options: options)
+        let trainer = try BenchModel.trainer(model, parameters: parameters, steps: steps, batch: B, length: T)
+        let batch = try trainer.source.nextBatch()
+        let (ids, targets) = (batch.ids, batch.targets)
         for s in 0..<2 { _ = try trainer.trainStep(s) }
         var times: [Double] = []
         for s in 2..<(steps + 2) {

@@ -19,6 +19,21 @@ enum BenchModel {
         return c
     }
 
+    /// The Trainer (its own step: objective, gradient-sync point, global norm, AdamW, as a run takes it) over one
+    /// fixed random batch of `batch × length` tokens, lr 1e-4, no clipping (as the PyTorch side; the norm is still
+    /// computed), for `steps` timed steps after 2 warm-up steps.
+    static func trainer(_ model: GLMForCausalLM, parameters: [TrainableParameter], steps: Int, batch B: Int, length T: Int) throws -> Trainer {
+        var gen = SeededGenerator(seed: 1)
+        let ids = (0..<(B * T)).map { _ in Int32(2 + gen.next() % 8190) }
+        let targets = (0..<(B * T)).map { i in i % T == T - 1 ? ignoreLabel : ids[i + 1] }
+        var options = Trainer.Options(steps: steps + 2)
+        options.maxGradNorm = 0
+        return Trainer(model: model, parameters: parameters, optimizer: AdamW(),
+                       schedule: try LearningRateSchedule(kind: .constant, baseRate: 1e-4, warmupSteps: 0, totalSteps: steps + 2),
+                       source: FixedBatchSource([TrainingBatch(batch: B, length: T, ids: ids, targets: targets)]),
+                       hooks: [], runDirectory: NSTemporaryDirectory() + "glm-bench-train", options: options)
+    }
+
     static func peakRSSBytes() -> Int {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -49,16 +64,7 @@ struct BenchTrain: ParsableCommand {
             t.setRequiresGrad(true)
             return TrainableParameter(name: name, tensor: t, weightDecay: 0.01)
         }
-        var gen = SeededGenerator(seed: 1)
-        let ids = (0..<(B * T)).map { _ in Int32(2 + gen.next() % 8190) }
-        let targets = (0..<(B * T)).map { i in i % T == T - 1 ? ignoreLabel : ids[i + 1] }
-        // The Trainer's own step (objective, gradient-sync point, global norm, AdamW), as a run takes it.
-        var options = Trainer.Options(steps: steps + 2)
-        options.maxGradNorm = 0  // as the PyTorch side: no clipping (the norm is still computed)
-        let trainer = Trainer(model: model, parameters: params, optimizer: AdamW(),
-                              schedule: try LearningRateSchedule(kind: .constant, baseRate: 1e-4, warmupSteps: 0, totalSteps: steps + 2),
-                              source: FixedBatchSource([TrainingBatch(batch: B, length: T, ids: ids, targets: targets)]),
-                              hooks: [], runDirectory: NSTemporaryDirectory() + "glm-bench-train", options: options)
+        let trainer = try BenchModel.trainer(model, parameters: params, steps: steps, batch: B, length: T)
         for s in 0..<2 { _ = try trainer.trainStep(s) }
         let t0 = Stopwatch.now()
         for s in 2..<(steps + 2) { _ = try trainer.trainStep(s) }
