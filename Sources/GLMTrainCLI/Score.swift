@@ -32,6 +32,10 @@ struct Score: ParsableCommand {
                 throw GLMError("\(line.location): expected a \"tokens\" array or a \"text\" string")
             }
         }
+        let maxPositions = model.config.maxPositionEmbeddings
+        for (line, tokens) in zip(lines, sequences) where tokens.count > maxPositions {
+            throw GLMError("\(line.location): \(tokens.count) tokens is more than the model's max_position_embeddings \(maxPositions)")
+        }
         let scores = model.tokenLogProbs(ids: sequences)
         for (line, lp) in zip(lines, scores) {
             if let bad = lp.firstIndex(where: { !$0.isFinite }) {

@@ -44,6 +44,9 @@ final class HostileInputCommandTests: XCTestCase {
         let out = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         XCTAssertLessThanOrEqual((out["tokens"] as! [Int]).count, 13)
         let long = (0..<17).map { _ in "5" }.joined(separator: ",")
+        try "{\"tokens\": [\(long)]}\n".write(toFile: "\(dir)/long.jsonl", atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", m, "--input", "\(dir)/long.jsonl"]),
+                           contains: ["\(dir)/long.jsonl:1: 17 tokens is more than the model's max_position_embeddings 16"])
         assertOneLineError(try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", long]),
                            contains: ["prompt 1: 17 tokens is more than the model's max_position_embeddings 16"])
     }
