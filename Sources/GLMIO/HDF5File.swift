@@ -254,18 +254,15 @@ public final class HDF5File {
         try HDF5Runtime.locked {
             let file = try handle()
             let bytes = Array(value.utf8)
-            let type = try stringType(bytes.count, name)
-            defer { H5Tclose(type) }
-            let space = H5Screate(bytes.isEmpty ? H5S_NULL : H5S_SCALAR)
-            guard space >= 0 else { throw fail("cannot create dataspace for", name) }
-            defer { H5Sclose(space) }
-            let lcpl = try linkCreationList(name)
-            defer { H5Pclose(lcpl) }
-            let dataset = H5Dcreate2(file, name, type, space, lcpl, 0, 0)
-            guard dataset >= 0 else { throw fail("cannot create dataset", name) }
-            defer { H5Dclose(dataset) }
-            if !bytes.isEmpty {
-                guard H5Dwrite(dataset, type, 0, 0, 0, bytes) >= 0 else { throw fail("cannot write dataset", name) }
+            try withStringStorage(bytes, name, spaceError: "cannot create dataspace for") { type, space in
+                let lcpl = try linkCreationList(name)
+                defer { H5Pclose(lcpl) }
+                let dataset = H5Dcreate2(file, name, type, space, lcpl, 0, 0)
+                guard dataset >= 0 else { throw fail("cannot create dataset", name) }
+                defer { H5Dclose(dataset) }
+                if !bytes.isEmpty {
+                    guard H5Dwrite(dataset, type, 0, 0, 0, bytes) >= 0 else { throw fail("cannot write dataset", name) }
+                }
             }
         }
     }
@@ -277,21 +274,17 @@ public final class HDF5File {
             let dataset = H5Dopen2(file, name, 0)
             guard dataset >= 0 else { throw fail("cannot open dataset", name) }
             defer { H5Dclose(dataset) }
-            let type = H5Dget_type(dataset)
-            guard type >= 0 else { throw fail("cannot read the type of dataset", name) }
-            defer { H5Tclose(type) }
-            let space = H5Dget_space(dataset)
-            guard space >= 0 else { throw fail("cannot read the shape of dataset", name) }
-            defer { H5Sclose(space) }
-            guard let size = try scalarStringSize(type: type, space: space, "dataset '\(name)'") else { return "" }
-            guard size > 0, size <= byteLimit, H5Dget_storage_size(dataset) == UInt64(size) else {
-                throw GLMError("\(path): dataset '\(name)' stores \(H5Dget_storage_size(dataset)) bytes, expected \(size) (truncated or corrupt)")
-            }
-            let memType = try stringType(size, name)
-            defer { H5Tclose(memType) }
-            var bytes = [UInt8](repeating: 0, count: size)
-            guard H5Dread(dataset, memType, 0, 0, 0, &bytes) >= 0 else { throw fail("cannot read dataset", name) }
-            return String(decoding: bytes, as: UTF8.self)
+            return try readScalarString(
+                type: H5Dget_type(dataset), space: H5Dget_space(dataset), name, what: "dataset '\(name)'",
+                typeError: "cannot read the type of dataset", spaceError: "cannot read the shape of dataset",
+                checkSize: { size in
+                    guard size > 0, size <= self.byteLimit, H5Dget_storage_size(dataset) == UInt64(size) else {
+                        throw GLMError("\(self.path): dataset '\(name)' stores \(H5Dget_storage_size(dataset)) bytes, expected \(size) (truncated or corrupt)")
+                    }
+                },
+                read: { memType, buffer in
+                    guard H5Dread(dataset, memType, 0, 0, 0, buffer) >= 0 else { throw self.fail("cannot read dataset", name) }
+                })
         }
     }
 
@@ -311,26 +304,19 @@ public final class HDF5File {
     /// Sets (or replaces) the string attribute `attribute` on the object `object` (a group or dataset).
     public func setAttribute(_ attribute: String, _ value: String, on object: String = "/") throws {
         try HDF5Runtime.locked {
-            let file = try handle()
-            let target = H5Oopen(file, object, 0)
-            guard target >= 0 else { throw fail("cannot open object", object) }
-            defer { H5Oclose(target) }
-            let present = H5Aexists(target, attribute)
-            guard present >= 0 else { throw fail("cannot look up attribute '\(attribute)' on", object) }
-            if present > 0, H5Adelete(target, attribute) < 0 {
-                throw fail("cannot replace attribute '\(attribute)' on", object)
-            }
-            let bytes = Array(value.utf8)
-            let type = try stringType(bytes.count, object)
-            defer { H5Tclose(type) }
-            let space = H5Screate(bytes.isEmpty ? H5S_NULL : H5S_SCALAR)
-            guard space >= 0 else { throw fail("cannot create dataspace for attribute '\(attribute)' on", object) }
-            defer { H5Sclose(space) }
-            let attr = H5Acreate2(target, attribute, type, space, 0, 0)
-            guard attr >= 0 else { throw fail("cannot create attribute '\(attribute)' on", object) }
-            defer { H5Aclose(attr) }
-            if !bytes.isEmpty, H5Awrite(attr, type, bytes) < 0 {
-                throw fail("cannot write attribute '\(attribute)' on", object)
+            try withAttribute(attribute, on: object) { target, present in
+                if present, H5Adelete(target, attribute) < 0 {
+                    throw fail("cannot replace attribute '\(attribute)' on", object)
+                }
+                let bytes = Array(value.utf8)
+                try withStringStorage(bytes, object, spaceError: "cannot create dataspace for attribute '\(attribute)' on") { type, space in
+                    let attr = H5Acreate2(target, attribute, type, space, 0, 0)
+                    guard attr >= 0 else { throw fail("cannot create attribute '\(attribute)' on", object) }
+                    defer { H5Aclose(attr) }
+                    if !bytes.isEmpty, H5Awrite(attr, type, bytes) < 0 {
+                        throw fail("cannot write attribute '\(attribute)' on", object)
+                    }
+                }
             }
         }
     }
@@ -338,49 +324,34 @@ public final class HDF5File {
     /// The string attribute `attribute` of `object`, or nil when the object has no such attribute.
     public func attribute(_ attribute: String, of object: String = "/") throws -> String? {
         try HDF5Runtime.locked {
-            let file = try handle()
-            let target = H5Oopen(file, object, 0)
-            guard target >= 0 else { throw fail("cannot open object", object) }
-            defer { H5Oclose(target) }
-            let present = H5Aexists(target, attribute)
-            guard present >= 0 else { throw fail("cannot look up attribute '\(attribute)' on", object) }
-            if present == 0 { return nil }
-            let attr = H5Aopen(target, attribute, 0)
-            guard attr >= 0 else { throw fail("cannot open attribute '\(attribute)' on", object) }
-            defer { H5Aclose(attr) }
-            let type = H5Aget_type(attr)
-            guard type >= 0 else { throw fail("cannot read the type of attribute '\(attribute)' on", object) }
-            defer { H5Tclose(type) }
-            let space = H5Aget_space(attr)
-            guard space >= 0 else { throw fail("cannot read the shape of attribute '\(attribute)' on", object) }
-            defer { H5Sclose(space) }
-            guard let size = try scalarStringSize(type: type, space: space, "attribute '\(attribute)' on '\(object)'") else {
-                return ""
+            try withAttribute(attribute, on: object) { target, present -> String? in
+                guard present else { return nil }
+                let attr = H5Aopen(target, attribute, 0)
+                guard attr >= 0 else { throw fail("cannot open attribute '\(attribute)' on", object) }
+                defer { H5Aclose(attr) }
+                return try readScalarString(
+                    type: H5Aget_type(attr), space: H5Aget_space(attr), object, what: "attribute '\(attribute)' on '\(object)'",
+                    typeError: "cannot read the type of attribute '\(attribute)' on",
+                    spaceError: "cannot read the shape of attribute '\(attribute)' on",
+                    checkSize: { size in
+                        guard size > 0, size < 1 << 30, size <= self.byteLimit else {
+                            throw GLMError("\(self.path): attribute '\(attribute)' on '\(object)' has an invalid size \(size)")
+                        }
+                    },
+                    read: { memType, buffer in
+                        guard H5Aread(attr, memType, buffer) >= 0 else { throw self.fail("cannot read attribute '\(attribute)' on", object) }
+                    })
             }
-            guard size > 0, size < 1 << 30, size <= byteLimit else {
-                throw GLMError("\(path): attribute '\(attribute)' on '\(object)' has an invalid size \(size)")
-            }
-            let memType = try stringType(size, object)
-            defer { H5Tclose(memType) }
-            var bytes = [UInt8](repeating: 0, count: size)
-            guard H5Aread(attr, memType, &bytes) >= 0 else {
-                throw fail("cannot read attribute '\(attribute)' on", object)
-            }
-            return String(decoding: bytes, as: UTF8.self)
         }
     }
 
     /// Removes the attribute `attribute` from `object` if it is there.
     public func removeAttribute(_ attribute: String, from object: String = "/") throws {
         try HDF5Runtime.locked {
-            let file = try handle()
-            let target = H5Oopen(file, object, 0)
-            guard target >= 0 else { throw fail("cannot open object", object) }
-            defer { H5Oclose(target) }
-            let present = H5Aexists(target, attribute)
-            guard present >= 0 else { throw fail("cannot look up attribute '\(attribute)' on", object) }
-            if present > 0, H5Adelete(target, attribute) < 0 {
-                throw fail("cannot remove attribute '\(attribute)' from", object)
+            try withAttribute(attribute, on: object) { target, present in
+                if present, H5Adelete(target, attribute) < 0 {
+                    throw fail("cannot remove attribute '\(attribute)' from", object)
+                }
             }
         }
     }
@@ -442,6 +413,44 @@ public final class HDF5File {
         if spaceClass == H5S_NULL { return nil }
         guard spaceClass == H5S_SCALAR else { throw GLMError("\(path): \(what) is not a scalar string") }
         return H5Tget_size(type)
+    }
+
+    /// Opens `object` and looks `attribute` up on it: `body(object handle, whether the attribute exists)`.
+    private func withAttribute<T>(_ attribute: String, on object: String, _ body: (hid_t, Bool) throws -> T) throws -> T {
+        let target = H5Oopen(try handle(), object, 0)
+        guard target >= 0 else { throw fail("cannot open object", object) }
+        defer { H5Oclose(target) }
+        let present = H5Aexists(target, attribute)
+        guard present >= 0 else { throw fail("cannot look up attribute '\(attribute)' on", object) }
+        return try body(target, present > 0)
+    }
+
+    /// The fixed-length UTF-8 string type and the dataspace (scalar; null for "") that store `bytes`.
+    private func withStringStorage<T>(_ bytes: [UInt8], _ name: String, spaceError: String,
+                                      _ body: (_ type: hid_t, _ space: hid_t) throws -> T) throws -> T {
+        let type = try stringType(bytes.count, name)
+        defer { H5Tclose(type) }
+        let space = H5Screate(bytes.isEmpty ? H5S_NULL : H5S_SCALAR)
+        guard space >= 0 else { throw fail(spaceError, name) }
+        defer { H5Sclose(space) }
+        return try body(type, space)
+    }
+
+    /// Reads a scalar fixed-length string of a dataset or attribute whose `type` and `space` handles are given
+    /// (closed here): "" for a null dataspace, else `checkSize` vets the size before `read` fills the buffer.
+    private func readScalarString(type: hid_t, space: hid_t, _ name: String, what: String, typeError: String, spaceError: String,
+                                  checkSize: (Int) throws -> Void,
+                                  read: (_ memType: hid_t, _ buffer: UnsafeMutableRawPointer) throws -> Void) throws -> String {
+        defer { if type >= 0 { H5Tclose(type) }; if space >= 0 { H5Sclose(space) } }
+        guard type >= 0 else { throw fail(typeError, name) }
+        guard space >= 0 else { throw fail(spaceError, name) }
+        guard let size = try scalarStringSize(type: type, space: space, what) else { return "" }
+        try checkSize(size)
+        let memType = try stringType(size, name)
+        defer { H5Tclose(memType) }
+        var bytes = [UInt8](repeating: 0, count: size)
+        try bytes.withUnsafeMutableBytes { try read(memType, $0.baseAddress!) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private func stringType(_ byteCount: Int, _ name: String) throws -> hid_t {
