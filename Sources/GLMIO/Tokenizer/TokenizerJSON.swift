@@ -100,17 +100,10 @@ extension GLMTokenizer {
         return GLMTokenizer(source: path, bpe: bpe, vocabulary: vocabulary, addedTokens: added, template: template)
     }
 
-    /// Whether a JSONSerialization number is a JSON true/false.
-    static func isBoolean(_ n: NSNumber) -> Bool {
-        let t = String(cString: n.objCType)
-        return t == "c" || t == "B"
-    }
+    static func isBoolean(_ n: NSNumber) -> Bool { JSONLines.isBoolean(n) }
 
     /// A value for an error message, on one line and short.
-    static func shownValue(_ value: Any) -> String {
-        let s = "\(value)".split(whereSeparator: \.isNewline).joined(separator: " ")
-        return s.count > 48 ? String(s.prefix(48)) + "…" : s
-    }
+    static func shownValue(_ value: Any) -> String { JSONLines.shown(value) }
 
     private static func typeName(_ value: Any?) -> String {
         guard let value, !(value is NSNull) else { return "null" }
