@@ -43,8 +43,22 @@ public enum AtomicDirectory {
     /// A file in the way, or a parent that cannot be created or written, is a one-line error naming the path; when
     /// `fill` throws, the temporary directory is removed, the older directory stays, and the error names `path`
     /// instead of the temporary name.
-    public static func publish(_ path: String, pointer: String? = nil, fill: (String) throws -> Void) throws {
+    ///
+    /// `replacing` guards what an older directory at `path` may hold: when given, an older directory with a
+    /// subdirectory or a file it does not accept is not replaced (a one-line error naming the entry), so that an
+    /// export pointed at the wrong place (a home directory, a folder of models) never deletes someone's files.
+    public static func publish(_ path: String, pointer: String? = nil, replacing accepts: ((String) -> Bool)? = nil,
+                               fill: (String) throws -> Void) throws {
         let dest = try destination(path)
+        if let accepts, let entries = try? FileManager.default.contentsOfDirectory(atPath: dest) {
+            for entry in entries.sorted() {
+                var isDir: ObjCBool = false
+                _ = FileManager.default.fileExists(atPath: "\(dest)/\(entry)", isDirectory: &isDir)
+                if isDir.boolValue || !accepts(entry) {
+                    throw GLMError("\(path): exists and holds '\(entry)', which is not part of what is written there; refusing to replace it (choose a new or empty directory)")
+                }
+            }
+        }
         let parent = (dest as NSString).deletingLastPathComponent
         let name = (dest as NSString).lastPathComponent
         guard !name.isEmpty, name != ".", name != "..", !name.hasPrefix(temporaryPrefix) else {

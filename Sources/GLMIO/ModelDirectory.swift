@@ -111,7 +111,7 @@ public enum ModelDirectory {
             shards[shards.count - 1].append(name)
             bytes += size
         }
-        try AtomicDirectory.publish(path) { dir in
+        try AtomicDirectory.publish(path, replacing: ModelDirectory.isModelFile) { dir in
             if shards.count == 1 {
                 try SafetensorsWriter.write(tensors, to: "\(dir)/\(weightsFile)", dtype: dtype)
             } else {
@@ -140,6 +140,13 @@ public enum ModelDirectory {
                 try AtomicFile.write(generationConfig(config), to: "\(dir)/\(generationConfigFile)")
             }
         }
+    }
+
+    /// Whether a file name belongs in an HF model directory (what `save` may replace): config, weights, index,
+    /// tokenizer and generation files, a model card, git attributes.
+    public static func isModelFile(_ name: String) -> Bool {
+        [configFile, weightsFile, indexFile, "README.md", ".gitattributes"].contains(name) || auxiliaryFiles.contains(name)
+            || (name.hasPrefix("model-") && name.hasSuffix(".safetensors"))
     }
 
     /// The `weight_map` of a sharded checkpoint's index.

@@ -145,6 +145,21 @@ final class HostileInputCommandTests: XCTestCase {
                                contains: ["\(dir)/a-file"])
         }
         XCTAssertEqual(try String(contentsOfFile: "\(dir)/a-file", encoding: .utf8), "x", "the file in the way is untouched")
+        // A directory holding other things (a home directory, a folder of models) is never replaced.
+        let busy = "\(dir)/busy"
+        try FileManager.default.createDirectory(atPath: "\(busy)/other-model", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: "\(busy)/notes.txt", contents: Data("mine".utf8))
+        for format in ["peft", "vllm", "merged"] {
+            assertOneLineError(try GLMTrainBinary.run(["export", "--run", "\(dir)/exp", "--format", format, "--output", busy]),
+                               contains: ["\(busy): exists and holds", "refusing to replace it"])
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: busy).sorted(), ["notes.txt", "other-model"])
+        // Exporting again over an export replaces it.
+        for format in ["peft", "merged"] {
+            XCTAssertEqual(try GLMTrainBinary.run(["export", "--run", "\(dir)/exp", "--format", format, "--output", "\(dir)/again-\(format)"]).status, 0)
+            let r = try GLMTrainBinary.run(["export", "--run", "\(dir)/exp", "--format", format, "--output", "\(dir)/again-\(format)"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+        }
         // /proc is read-only even for root.
         assertOneLineError(try GLMTrainBinary.run(["export", "--run", "\(dir)/exp", "--format", "merged", "--output", "/proc/glmtrain-export"]),
                            contains: ["/proc/glmtrain-export"])

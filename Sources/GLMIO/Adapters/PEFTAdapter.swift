@@ -139,12 +139,19 @@ public struct PEFTAdapter {
     /// one (`AtomicDirectory.publish`): readers never see a half-written adapter.
     public func save(to directory: String) throws {
         try checkFinite(source: directory)
-        try AtomicDirectory.publish(directory) { dir in
+        try AtomicDirectory.publish(directory, replacing: PEFTAdapter.isAdapterFile) { dir in
             try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: tensors.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
                                         to: "\(dir)/\(PEFTAdapter.weightsFile)")
             try AtomicFile.write(Data(config.jsonText.utf8), to: "\(dir)/\(PEFTAdapter.configFile)")
             try AtomicFile.write(Data(modelCard.utf8), to: "\(dir)/README.md")
         }
+    }
+
+    /// Whether a file name belongs in a PEFT adapter directory (what `save` may replace): the config, the weights
+    /// (safetensors or bin), the model card and tokenizer files saved beside an adapter.
+    public static func isAdapterFile(_ name: String) -> Bool {
+        [configFile, weightsFile, "adapter_model.bin", "README.md", ".gitattributes"].contains(name)
+            || ModelDirectory.auxiliaryFiles.contains(name)
     }
 
     /// The YAML front matter of peft's model card.
@@ -197,7 +204,7 @@ public struct PEFTAdapter {
     public func saveVLLM(to directory: String, model: GLMConfig) throws {
         try checkFinite(source: directory)
         let (c, t) = try vllmAdapter(model: model)
-        try AtomicDirectory.publish(directory) { dir in
+        try AtomicDirectory.publish(directory, replacing: PEFTAdapter.isAdapterFile) { dir in
             try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: t.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
                                         to: "\(dir)/\(PEFTAdapter.weightsFile)")
             try AtomicFile.write(Data(c.jsonText.utf8), to: "\(dir)/\(PEFTAdapter.configFile)")
