@@ -9,7 +9,7 @@ ifeq ($(AVX512),yes)
 export OPENBLAS_CORETYPE ?= SkylakeX
 endif
 
-.PHONY: deps build test quickstart pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-seeds
+.PHONY: deps build test quickstart pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
 
 # System libraries (OpenBLAS, HDF5, pkg-config), installed only when missing.
 deps:
@@ -51,6 +51,11 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	Tests/Fuzz/run.sh $(FUZZ_SCRATCH)/release $(FUZZ_SMOKE_SECONDS)
+
+# The checkpoint target with libhdf5's metadata checksums repaired after each mutation: finds faults of libhdf5
+# itself (Tests/Fuzz/Known), so it is not part of fuzz or fuzz-smoke.
+fuzz-hdf5: fuzz-build
+	GLMFUZZ_HDF5_REPAIR=1 Tests/Fuzz/run.sh $(FUZZ_SCRATCH)/release $(FUZZ_SECONDS) checkpoint
 
 # Rewrites Tests/Fuzz/Seeds from the repository's fixtures.
 fuzz-seeds: fuzz-build

@@ -29,7 +29,7 @@ run_target() {
     local regressions=(Regressions/"$t"/*)
     if [ -e "${regressions[0]}" ]; then
         "$exe" "${common[@]}" "${regressions[@]}" >>"$log" 2>&1 || status=$?
-        [ $status -eq 0 ] || { echo "fuzz-$t: a regression input crashes again (log: $log)"; }
+        [ $status -eq 0 ] || echo "fuzz-$t: a regression input fails again: $(grep '^Running: ' "$log" | tail -1 | cut -c10-)"
     fi
     if [ $status -eq 0 ]; then
         "$exe" "${common[@]}" -max_total_time="$seconds" -print_final_stats=1 "$dir" "Seeds/$t" >>"$log" 2>&1 || status=$?
