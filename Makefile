@@ -22,17 +22,17 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-# The tests are XCTest; the closing line restates XCTest's summary as "N passed, N failed, N skipped".
+# The tests are XCTest, then the fuzz smoke run; the closing line restates XCTest's summary as "N passed, N failed, N skipped".
 test: deps
 	Scripts/check_layers.sh
 	$(SWIFT) build -c release --build-tests
 	set -o pipefail; $(SWIFT) test -c release --skip-build --disable-swift-testing 2>&1 | tee .build/test.log
+	$(MAKE) --no-print-directory fuzz-smoke
 	@line=$$(grep -E "Executed [0-9]+ tests?" .build/test.log | tail -1); \
 		total=$$(echo "$$line" | sed -E 's/.*Executed ([0-9]+) tests?.*/\1/'); \
 		skipped=$$(echo "$$line" | grep -oE '[0-9]+ tests? skipped' | grep -oE '^[0-9]+' || echo 0); \
 		failed=$$(echo "$$line" | sed -E 's/.* ([0-9]+) failures?.*/\1/'); \
 		echo "$$((total - skipped - failed)) passed, $$failed failed, $$skipped skipped"
-	$(MAKE) --no-print-directory fuzz-smoke
 
 # Coverage-guided fuzzing of every file parser (Tests/Fuzz, README there; libFuzzer and AddressSanitizer come with
 # the Swift toolchain). `make fuzz` runs each target FUZZ_SECONDS, two at a time; `make fuzz-smoke` (the end of

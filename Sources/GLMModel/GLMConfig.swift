@@ -175,6 +175,16 @@ public struct GLMConfig: Codable, Equatable, Sendable {
     /// The `dtype` / `torch_dtype` names a config may record.
     public static let knownDTypes = ["float32", "bfloat16", "float16"]
 
+    /// `eos_token_id` as written: ids outside the vocabulary (transformers' class defaults kept by a small model
+    /// that never set its own) are left out — they can never be generated, and a file naming them would not read
+    /// back; none left is `null`, which reads back as those same defaults.
+    var writtenEOS: ConfigJSON {
+        if eosTokenIds.isEmpty { return .array([]) }
+        let ids = eosTokenIds.filter { $0 >= 0 && $0 < vocabSize }
+        if ids.isEmpty { return .null }
+        return ids.count == 1 ? .int(ids[0]) : .array(ids.map(ConfigJSON.int))
+    }
+
     /// The transformers-5 form as a JSON tree.
     var json: ConfigJSON {
         var o: [String: ConfigJSON] = [
@@ -190,7 +200,7 @@ public struct GLMConfig: Codable, Equatable, Sendable {
                                         "partial_rotary_factor": .double(partialRotaryFactor)]),
             "pad_token_id": padTokenId.map(ConfigJSON.int) ?? .null,
             "bos_token_id": bosTokenId.map(ConfigJSON.int) ?? .null,
-            "eos_token_id": eosTokenIds.count == 1 ? .int(eosTokenIds[0]) : .array(eosTokenIds.map(ConfigJSON.int)),
+            "eos_token_id": writtenEOS,
         ]
         if let dtype { o["dtype"] = .string(dtype) }
         if rotary2D { o["rotary_2d"] = .bool(true) }

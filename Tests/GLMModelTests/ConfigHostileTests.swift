@@ -66,6 +66,20 @@ final class ConfigHostileTests: XCTestCase {
         assertError("\"rope_theta\": 1e300", "rope_theta must be a finite number")
     }
 
+    func testDefaultEOSOutsideASmallVocabularyIsWrittenSoThatItReadsBack() throws {
+        // Found by fuzz-config: no eos_token_id and vocab 256 keeps transformers' default ids (outside the
+        // vocabulary); writing them out would make a file that does not read back.
+        let c = try GLMConfig.decode(Data(#"{"model_type": "glm", "vocab_size": 256, "pad_token_id": 0}"#.utf8))
+        XCTAssertEqual(c.eosTokenIds, [151329, 151336, 151338])
+        let back = try GLMConfig.decode(c.jsonData())
+        XCTAssertEqual(back, c)
+        XCTAssertTrue(String(decoding: c.jsonData(), as: UTF8.self).contains("\"eos_token_id\": null"))
+        // In-vocabulary ids are written as they are.
+        var d = c
+        d.eosTokenIds = [1, 2]
+        XCTAssertEqual(try GLMConfig.decode(d.jsonData()).eosTokenIds, [1, 2])
+    }
+
     func testDeeplyNestedJSONIsAnErrorNotAStackOverflow() {
         let deep = "{\"model_type\": \"glm\", \"x\": " + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
         XCTAssertThrowsError(try GLMConfig.decode(Data(deep.utf8), source: "m/config.json")) { e in
