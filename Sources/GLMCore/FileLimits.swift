@@ -103,32 +103,47 @@ public enum NestingDepth {
     /// Throws when YAML text nests deeper than `limit`: flow collections (`[`, `{`) outside quotes and comments,
     /// plus block levels (distinct indentation columns of the enclosing lines, `- ` items counting as a level).
     public static func checkYAML(_ text: String, source: @autoclosure () -> String, limit: Int = FileLimits.maxNestingDepth) throws {
+        // Lines end at any YAML line break (\n, \r, \r\n, NEL, LS, PS). Quoted scalars may span lines, so the quote
+        // state carries over; a quote opens a scalar only where a scalar can start (YAML's rule, so `it's` is no
+        // quote), and `#` starts a comment only at a line's start or after white space.
         var indents: [Int] = [], flow = 0
-        for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        var quote: UInt8? = nil, escaped = false
+        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t")
+        for (n, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0.isNewline }).enumerated() {
             let bytes = Array(line.utf8)
-            var column = 0
-            while column < bytes.count, bytes[column] == UInt8(ascii: " ") { column += 1 }
-            guard column < bytes.count, bytes[column] != UInt8(ascii: "#") else { continue }
-            while let last = indents.last, last >= column { indents.removeLast() }
-            indents.append(column)
-            // `- - - x` and `- key:` open one level per dash on the line.
-            var i = column, dashes = 0
-            while i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == UInt8(ascii: " ") {
-                dashes += 1; i += 2
-                while i < bytes.count, bytes[i] == UInt8(ascii: " ") { i += 1 }
+            var i = 0, dashes = 0, deepest = flow
+            if quote == nil {
+                while i < bytes.count, bytes[i] == space { i += 1 }
+                if i == bytes.count || bytes[i] == UInt8(ascii: "#") { continue }
+                while let last = indents.last, last >= i { indents.removeLast() }
+                indents.append(i)
+                // `- - - x` and `- key:` open one level per dash on the line.
+                while i + 1 < bytes.count, bytes[i] == UInt8(ascii: "-"), bytes[i + 1] == space || bytes[i + 1] == tab {
+                    dashes += 1; i += 2
+                    while i < bytes.count, bytes[i] == space || bytes[i] == tab { i += 1 }
+                }
             }
-            var deepest = flow, quote: UInt8? = nil
-            for b in bytes[i...] {
-                if let q = quote { if b == q { quote = nil }; continue }
+            var previous: UInt8? = nil  // the last byte outside quotes on this line (nil: the line's start)
+            scan: while i < bytes.count {
+                let b = bytes[i]
+                i += 1
+                if let q = quote {
+                    if escaped { escaped = false } else if q == UInt8(ascii: "\"") && b == UInt8(ascii: "\\") { escaped = true }
+                    else if b == q { quote = nil; previous = b }
+                    continue
+                }
+                let scalarStart = previous.map { p in [space, tab, UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","),
+                                                       UInt8(ascii: ":"), UInt8(ascii: "-"), UInt8(ascii: "?")].contains(p) } ?? true
                 switch b {
-                case UInt8(ascii: "\""), UInt8(ascii: "'"): quote = b
-                case UInt8(ascii: "#"): break
+                case UInt8(ascii: "\""), UInt8(ascii: "'") where scalarStart: quote = b
+                case UInt8(ascii: "#") where previous == nil || previous == space || previous == tab: break scan
                 case UInt8(ascii: "["), UInt8(ascii: "{"): flow += 1; deepest = max(deepest, flow)
                 case UInt8(ascii: "]"), UInt8(ascii: "}"): flow = max(0, flow - 1)
-                default: continue
+                default: break
                 }
-                if b == UInt8(ascii: "#") { break }
+                previous = b
             }
+            if quote == nil { escaped = false }
             if indents.count + dashes + deepest > limit {
                 throw GLMError("\(source()):\(n + 1): nested deeper than \(limit) levels")
             }

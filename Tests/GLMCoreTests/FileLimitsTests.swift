@@ -53,6 +53,14 @@ final class FileLimitsTests: XCTestCase {
         // Flow collections that span lines still count.
         XCTAssertThrowsError(try NestingDepth.checkYAML("x:\n" + String(repeating: "[\n", count: 200), source: "r.yaml"))
         XCTAssertThrowsError(try NestingDepth.checkYAML(String(repeating: "- ", count: 200) + "x\n", source: "r.yaml"))
+        // Found by fuzz-recipe: lines broken by carriage returns (YAML line breaks) behind a comment.
+        XCTAssertThrowsError(try NestingDepth.checkYAML("# c\r" + String(repeating: "[", count: 200), source: "r.yaml"))
+        XCTAssertThrowsError(try NestingDepth.checkYAML("a: 1\u{2028}" + String(repeating: "[", count: 200), source: "r.yaml"))
+        // A quote inside a plain scalar opens no string; an escaped quote does not close one.
+        XCTAssertThrowsError(try NestingDepth.checkYAML("x: [it's, " + String(repeating: "[", count: 200), source: "r.yaml"))
+        XCTAssertThrowsError(try NestingDepth.checkYAML("x: [\"a\\\"]]]]\", " + String(repeating: "[", count: 100), source: "r.yaml"))
+        // A quoted string spanning lines hides its brackets.
+        try NestingDepth.checkYAML("x: 'a\n" + String(repeating: "[", count: 200) + "'\ny: 1\n", source: "r.yaml")
         // Quoted brackets and comments do not count.
         try NestingDepth.checkYAML("x: '" + String(repeating: "[", count: 200) + "'\ny: 1 # " + String(repeating: "{", count: 200), source: "r.yaml")
     }
