@@ -54,17 +54,20 @@ extension GLMForCausalLM: CausalLanguageModel {
 }
 
 extension GLMWeights {
-    /// The adaptable linears of a GLM / GLM-4 model: q/k/v/o projections and the fused gate_up and down MLP
-    /// projections of every layer.
-    public static func adaptableLinears(_ c: GLMConfig) -> [AdaptableLinear] {
+    /// The adaptable linear modules of one GLM / GLM-4 layer: sub-module path, target name, weight shape `[out, in]`
+    /// and kind — q/k/v/o projections and the fused gate_up and down MLP projections.
+    public static func layerLinears(_ c: GLMConfig) -> [(path: String, target: String, shape: [Int], kind: LinearKind)] {
         let (h, q, kv, i) = (c.hiddenSize, c.queryWidth, c.keyValueWidth, c.intermediateSize)
-        let modules: [(String, String, [Int], LinearKind)] = [
-            ("self_attn.", "q_proj", [q, h], .attention), ("self_attn.", "k_proj", [kv, h], .attention),
-            ("self_attn.", "v_proj", [kv, h], .attention), ("self_attn.", "o_proj", [h, q], .attention),
-            ("mlp.", "gate_up_proj", [2 * i, h], .mlp), ("mlp.", "down_proj", [h, i], .mlp),
-        ]
+        return [("self_attn.", "q_proj", [q, h], .attention), ("self_attn.", "k_proj", [kv, h], .attention),
+                ("self_attn.", "v_proj", [kv, h], .attention), ("self_attn.", "o_proj", [h, q], .attention),
+                ("mlp.", "gate_up_proj", [2 * i, h], .mlp), ("mlp.", "down_proj", [h, i], .mlp)]
+    }
+
+    /// The adaptable linears of every layer (`layerLinears`, layer-major).
+    public static func adaptableLinears(_ c: GLMConfig) -> [AdaptableLinear] {
+        let modules = layerLinears(c)
         return (0..<c.numHiddenLayers).flatMap { l in
-            modules.map { AdaptableLinear(module: layerPrefix(l) + $0.0 + $0.1, target: $0.1, layer: l, shape: $0.2, kind: $0.3) }
+            modules.map { AdaptableLinear(module: layerPrefix(l) + $0.path + $0.target, target: $0.target, layer: l, shape: $0.shape, kind: $0.kind) }
         }
     }
 }

@@ -22,13 +22,7 @@ public enum LoRAModule: String, CaseIterable, Sendable, Comparable {
 
     /// `[out, in]` of the base weight.
     public func weightShape(_ c: GLMConfig) -> [Int] {
-        switch self {
-        case .qProj: return [c.queryWidth, c.hiddenSize]
-        case .kProj, .vProj: return [c.keyValueWidth, c.hiddenSize]
-        case .oProj: return [c.hiddenSize, c.queryWidth]
-        case .gateUpProj: return [2 * c.intermediateSize, c.hiddenSize]
-        case .downProj: return [c.hiddenSize, c.intermediateSize]
-        }
+        GLMWeights.layerLinears(c).first { $0.target == rawValue }!.shape  // the model's declaration
     }
 
     /// llama.cpp's GGUF tensor base name (`blk.N.<name>.weight`): gate_up_proj is GGUF's fused ffn_up.
