@@ -135,7 +135,9 @@ public struct TrainingCheckpoint {
 
     /// Reads and verifies a checkpoint: format, completion marker, every dataset's checksum and the manifest.
     /// A torn, truncated, corrupt or foreign file throws a one-line `GLMError` naming `path` and the problem.
+    /// With `CheckpointIsolation` on, a child process reads the file first.
     public static func read(from path: String) throws -> TrainingCheckpoint {
+        try CheckpointIsolation.check(path)
         let file = try HDF5File.open(path)
         defer { try? file.close() }
         let format = try file.attribute("format")

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import GLMCore
+import GLMIO
 
 @main
 struct GLMTrain: ParsableCommand {
@@ -10,7 +11,16 @@ struct GLMTrain: ParsableCommand {
         abstract: "Fine-tune and post-train GLM models on CPUs.",
         subcommands: [Run.self, Eval.self, Plot.self, Score.self, Generate.self, Tokenize.self, Inspect.self, Export.self, Doctor.self, Bench.self])
 
+    /// The hidden first argument of the child that reads an untrusted checkpoint before this process opens it.
+    static let checkpointChildArgument = "__read-checkpoint"
+
     static func main() {
+        let arguments = CommandLine.arguments
+        if arguments.count == 3, arguments[1] == checkpointChildArgument {
+            Foundation.exit(CheckpointIsolation.childMain(path: arguments[2]))
+        }
+        // libhdf5 can be crashed by a crafted checkpoint: every checkpoint is read in a child process first.
+        CheckpointIsolation.enable(.init(executable: "/proc/self/exe", arguments: [checkpointChildArgument]))
         BLASCoreSelection.reexecIfUseful()
         do {
             var command = try parseAsRoot()

@@ -115,6 +115,29 @@ final class HostileInputCommandTests: XCTestCase {
         assertOneLineError(try GLMTrainBinary.run(["run", rank]), contains: ["lora rank 300 is larger than the model's hidden_size 256"])
     }
 
+    /// Crafted HDF5 files (metadata checksums valid) that crash libhdf5 1.10.8 itself: read in a child process
+    /// first, so each is a one-line error naming the file, and a resume skips such a checkpoint with a warning.
+    func testCheckpointsThatCrashTheHDF5LibraryAreAnErrorNotACrash() throws {
+        let known = "\(Fixtures.repositoryRoot)/Tests/Fuzz/Known/checkpoint"
+        let files = try FileManager.default.contentsOfDirectory(atPath: known).filter { $0.hasSuffix(".h5") }.sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 8)
+        for name in files {
+            let r = try GLMTrainBinary.run(["inspect", "\(known)/\(name)"])
+            assertOneLineError(r, contains: ["\(known)/\(name)"])
+        }
+        let crash = "\(known)/segv-or-use-after-free-H5F__accum_read-via-H5Aexists.h5"
+        assertOneLineError(try GLMTrainBinary.run(["inspect", crash]), contains: ["the HDF5 library crashed reading it"])
+
+        let first = try recipe("crafted", steps: 1)
+        XCTAssertEqual(try GLMTrainBinary.run(["run", first]).status, 0)
+        try FileManager.default.copyItem(atPath: crash, toPath: "\(dir)/crafted/checkpoints/step-00000005.h5")
+        let again = try recipe("crafted", steps: 2)
+        let r = try GLMTrainBinary.run(["run", again, "--resume"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("skipped \(dir)/crafted/checkpoints/step-00000005.h5: not a readable checkpoint"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/crafted/checkpoints/step-00000002.h5"))
+    }
+
     func testResumingWithOtherBatchesWarnsWhatChanged() throws {
         let first = try recipe("resume", steps: 2)
         XCTAssertEqual(try GLMTrainBinary.run(["run", first]).status, 0)
