@@ -1,5 +1,6 @@
 // Hugging Face model directories: config.json + model.safetensors (or shards + model.safetensors.index.json)
-// + generation_config.json, read into a GLMForCausalLM and written back so that transformers loads them.
+// + generation_config.json, read into the model its `model_type` names (ModelRegistry) and written back so that
+// transformers loads them.
 import Foundation
 import GLMCore
 import GLMModel
@@ -14,13 +15,26 @@ public enum ModelDirectory {
     public static let auxiliaryFiles = ["generation_config.json", "tokenizer.json", "tokenizer_config.json",
                                         "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "added_tokens.json"]
 
-    /// Reads `path/config.json` (glm, glm4 or legacy chatglm).
-    public static func loadConfig(_ path: String) throws -> GLMConfig {
+    /// Reads `path/config.json` with the architecture its `model_type` names (ModelRegistry).
+    public static func loadConfiguration(_ path: String) throws -> any CausalLMConfig {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue else {
             throw GLMError("\(path): not a directory (expected a model directory with config.json and model.safetensors)")
         }
-        return try GLMConfig.load(path: "\(path)/\(configFile)")
+        let file = "\(path)/\(configFile)"
+        guard let data = FileManager.default.contents(atPath: file) else {
+            throw GLMError("\(file): missing or unreadable (a model directory needs config.json)")
+        }
+        return try ModelRegistry.decodeConfig(data, source: file)
+    }
+
+    /// Reads `path/config.json` of a GLM model (glm, glm4 or legacy chatglm).
+    public static func loadConfig(_ path: String) throws -> GLMConfig {
+        let c = try loadConfiguration(path)
+        guard let glm = c as? GLMConfig else {
+            throw GLMError("\(path)/\(configFile): model_type '\(c.modelTypeName)' is not a GLM model (glm, glm4, chatglm)")
+        }
+        return glm
     }
 
     /// How loaded weights are held in memory.
@@ -81,6 +95,14 @@ public enum ModelDirectory {
 
     /// Loads config and weights; errors name the file, key or tensor (and expected shape). By default bf16 matrices
     /// stay bf16 in memory until they are marked trainable (`WeightStorage.automatic`).
+    public static func loadModel(_ path: String, storage: WeightStorage = .automatic) throws -> any CausalLanguageModel {
+        let config = try loadConfiguration(path)
+        let weights = try loadWeights(path, storage: storage)
+        do { return try ModelRegistry.makeModel(config: config, weights: weights) }
+        catch let e as GLMError { throw GLMError("\(path): \(e.message)") }
+    }
+
+    /// `loadModel` for a GLM model directory.
     public static func load(_ path: String, storage: WeightStorage = .automatic) throws -> (GLMConfig, GLMForCausalLM) {
         let config = try loadConfig(path)
         let weights = try loadWeights(path, storage: storage)
@@ -95,12 +117,13 @@ public enum ModelDirectory {
     /// new one, and nothing of an older save (stale shards, an index) survives into the new one.
     /// `copyingFilesFrom` copies tokenizer and generation files (`auxiliaryFiles`) from another model directory (or
     /// from `path` itself, whose older files are still in place while the new directory is written).
-    public static func save(_ model: GLMForCausalLM, config: GLMConfig? = nil, to path: String,
+    public static func save(_ model: any CausalLanguageModel, config: (any CausalLMConfig)? = nil, to path: String,
                             dtype: StorageDType = .float32, maxShardBytes: Int = 5_000_000_000,
                             copyingFilesFrom source: String? = nil) throws {
-        var config = config ?? model.config
-        config.dtype = dtypeName(dtype)
-        let tensors = try GLMWeights.validated(model.parameters, config: config)
+        let config = config ?? model.configuration
+        let architecture = try ModelRegistry.architecture(of: config)
+        let tensors = try architecture.savedTensors(model, config: config)
+        let configData = try architecture.encodeConfig(config, dtype: dtypeName(dtype))
         let fm = FileManager.default
 
         // Shards in name order, each up to maxShardBytes (a tensor larger than that gets a shard of its own).
@@ -127,7 +150,7 @@ public enum ModelDirectory {
                 try AtomicFile.write(try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]),
                                      to: "\(dir)/\(indexFile)")
             }
-            try AtomicFile.write(config.jsonData(), to: "\(dir)/\(configFile)")
+            try AtomicFile.write(configData, to: "\(dir)/\(configFile)")
             var copied: Set<String> = []
             if let source {
                 for file in auxiliaryFiles where fm.fileExists(atPath: "\(source)/\(file)") {
@@ -179,7 +202,7 @@ public enum ModelDirectory {
     }
 
     /// generation_config.json as transformers derives it from the model config.
-    static func generationConfig(_ c: GLMConfig) throws -> Data {
+    static func generationConfig(_ c: any CausalLMConfig) throws -> Data {
         var g: [String: Any] = ["_from_model_config": true, "use_cache": true]
         if let p = c.padTokenId { g["pad_token_id"] = p }
         if let b = c.bosTokenId { g["bos_token_id"] = b }

@@ -16,7 +16,7 @@ public final class GLMForCausalLM {
     /// Adapted linear layers, keyed by module name without ".weight" (e.g. "model.layers.0.self_attn.q_proj"):
     /// y = f(x, weight, bias) replaces x·Wᵀ + b.
     /// LoRA's fused op (one output buffer, nothing but x and x·Aᵀ kept for backward) uses this.
-    public var adaptedLinears: [String: (_ x: Tensor, _ weight: Tensor, _ bias: Tensor?) -> Tensor] = [:]
+    public var adaptedLinears: [String: LinearOverride] = [:]
     private var layers: [Layer] = []
 
     struct Layer {
@@ -75,22 +75,12 @@ public final class GLMForCausalLM {
         return converted
     }
 
-    /// Bytes held by the parameters' storages (tied weights once): 2 per element for bf16, 4 for f32.
-    public var parameterBytes: Int { parameters.values.reduce(0) { $0 + $1.storageBytes } }
 
     /// The token embedding table `[V, H]`.
     public var embedding: Tensor { parameters[GLMWeights.embedTokens]! }
     /// The output projection `[V, H]`: `lm_head.weight`, or the embedding table when tied.
     public var lmHead: Tensor { parameters[GLMWeights.lmHead] ?? embedding }
-    /// Total number of parameter elements (tied weights counted once).
-    public var parameterCount: Int { parameters.values.reduce(0) { $0 + $1.count } }
 
-    /// Throws a GLMError naming the first token id outside the vocabulary (user input check before a forward pass).
-    public func checkTokenIds(_ ids: [Int32], source: String = "input") throws {
-        if let bad = ids.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw GLMError("\(source): token id \(ids[bad]) at index \(bad) is outside the vocabulary of \(config.vocabSize)")
-        }
-    }
 
     /// Final hidden states `[B, T, H]` (after the final norm) of `ids` (`B·T`, row-major).
     /// - positions: rotary position ids, `B·T` or `T` (shared by every row); default `past ..< past+T`, where
@@ -159,7 +149,4 @@ public final class GLMForCausalLM {
         if !adaptedLinears.isEmpty, let linear = adaptedLinears[module] { return linear(x, weight, bias) }
         return Tensor.linear(x, weight: weight, bias: bias)
     }
-
-    /// Logits `[..., V]` of hidden states `[..., H]`.
-    public func logits(_ hidden: Tensor) -> Tensor { Tensor.linear(hidden, weight: lmHead) }
 }

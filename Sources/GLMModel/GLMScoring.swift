@@ -1,9 +1,9 @@
-// Losses and scores of a GLM model: mean cross-entropy through the fused output projection, and per-token
+// Losses and scores of any causal LM (built on its `hiddenStates` and `lmHead`): mean cross-entropy through the fused output projection, and per-token
 // log-probabilities of given sequences (what `glm-train score` prints).
 import Foundation
 import GLMCore
 
-extension GLMForCausalLM {
+extension CausalLanguageModel {
     /// Mean cross-entropy of the next-token predictions: `targets[b·T + t]` is the label of position t of row b
     /// (already shifted; `ignoreLabel` (−100) rows count neither in the sum nor in the mean). The logits are never
     /// materialised whole (`Tensor.linearCrossEntropy`). Other arguments as in `hiddenStates`.
@@ -23,7 +23,7 @@ extension GLMForCausalLM {
                                entropy: Bool = false) -> Tensor.TokenLogProbs {
         let h = hiddenStates(ids: ids, batch: batch, length: length, positions: positions,
                              blockPositions: blockPositions, mask: mask)
-        let r = Tensor.linearLogProbs(hidden: h.reshaped([batch * length, config.hiddenSize]), weight: lmHead,
+        let r = Tensor.linearLogProbs(hidden: h.reshaped([batch * length, configuration.hiddenSize]), weight: lmHead,
                                       targets: targets, entropy: entropy)
         return Tensor.TokenLogProbs(logProbs: r.logProbs.reshaped([batch, length]), entropy: r.entropy)
     }
@@ -42,7 +42,7 @@ extension GLMForCausalLM {
                     start += group.count
                     let flat = group.flatMap { ids[$0] }
                     let hidden = hiddenStates(ids: flat, batch: group.count, length: n)
-                    let scores = rowLogProbs(hidden.reshaped([group.count * n, config.hiddenSize]), flat, length: n,
+                    let scores = rowLogProbs(hidden.reshaped([group.count * n, configuration.hiddenSize]), flat, length: n,
                                              chunkRows: chunkRows)
                     for (j, s) in group.enumerated() { out[s] = Array(scores[(j * n)..<(j * n + n - 1)]) }
                 }
@@ -54,7 +54,7 @@ extension GLMForCausalLM {
     /// For rows `[R, H]` (sequences of `length` back to back): log-softmax of row r's logits at token r+1 of the
     /// same sequence; the last row of each sequence gets 0 (it predicts nothing).
     private func rowLogProbs(_ hidden: Tensor, _ tokens: [Int32], length: Int, chunkRows: Int) -> [Float] {
-        let rows = hidden.shape[0], vocab = config.vocabSize
+        let rows = hidden.shape[0], vocab = configuration.vocabSize
         var out = [Float](repeating: 0, count: rows)
         var r0 = 0
         while r0 < rows {

@@ -17,16 +17,24 @@ public final class KVCache {
     public private(set) var keys: [Tensor]
     public private(set) var values: [Tensor]
 
-    /// An empty cache for `config`, `batch` sequences and room for `capacity` positions.
-    public init(config: GLMConfig, batch: Int, capacity: Int = 256) {
+    /// An empty cache for `layers` layers of rows `width` wide, `batch` sequences and room for `capacity` positions.
+    public init(layers: Int, width: Int, batch: Int, capacity: Int = 256) {
         precondition(batch > 0 && capacity > 0, "KV cache needs a positive batch and capacity")
         self.batch = batch
-        self.layers = config.numHiddenLayers
-        self.width = config.keyValueWidth
+        self.layers = layers
+        self.width = width
         self.capacity = capacity
-        keys = (0..<layers).map { _ in Tensor(zeros: [batch, capacity, config.keyValueWidth]) }
-        values = (0..<layers).map { _ in Tensor(zeros: [batch, capacity, config.keyValueWidth]) }
+        keys = (0..<layers).map { _ in Tensor(zeros: [batch, capacity, width]) }
+        values = (0..<layers).map { _ in Tensor(zeros: [batch, capacity, width]) }
     }
+
+    /// An empty cache for a GLM model of `config`.
+    public convenience init(config: GLMConfig, batch: Int, capacity: Int = 256) {
+        self.init(layers: config.numHiddenLayers, width: config.keyValueWidth, batch: batch, capacity: capacity)
+    }
+
+    /// Counts `rows` more positions as processed (an architecture that writes its own rows, or has none).
+    public func advance(by rows: Int) { length += rows }
 
     /// Makes room for `rows` rows per batch entry, keeping the filled ones.
     public func reserve(_ rows: Int) {

@@ -14,8 +14,8 @@ public struct GeneratedSequence: Sendable, Equatable {
 
 /// Generates continuations of several prompts at once.
 public struct TextGenerator {
-    public let model: GLMForCausalLM
-    public init(model: GLMForCausalLM) { self.model = model }
+    public let model: any CausalLanguageModel
+    public init(model: any CausalLanguageModel) { self.model = model }
 
     /// Continues every prompt by up to `maxNewTokens` tokens. Row r samples with seed `seed + r`, so a row's
     /// text does not depend on which other prompts share the batch. `onToken(row, token)` is called as tokens
@@ -25,17 +25,17 @@ public struct TextGenerator {
                          seed: UInt64 = 0, stopTokens: Set<Int32>? = nil,
                          onToken: ((Int, Int32) -> Void)? = nil) -> [GeneratedSequence] {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "generation needs non-empty prompts")
-        let stops = stopTokens ?? Set(model.config.eosTokenIds.map(Int32.init))
+        let stops = stopTokens ?? Set(model.configuration.eosTokenIds.map(Int32.init))
         let B = prompts.count, L = prompts.map(\.count).max()!
         let pads = prompts.map { L - $0.count }
-        let maxNewTokens = min(requested, max(0, model.config.maxPositionEmbeddings - L))
+        let maxNewTokens = min(requested, max(0, model.configuration.maxPositionEmbeddings - L))
         var samplers = (0..<B).map { TokenSampler(parameters: sampling, seed: seed &+ UInt64($0)) }
         var results = (0..<B).map { _ in GeneratedSequence(tokens: [], logProbs: [], finishReason: "length") }
         var done = [Bool](repeating: false, count: B)
         guard maxNewTokens > 0 else { return results }
-        let fill = Int32(model.config.padTokenId ?? 0)
+        let fill = Int32(model.configuration.padTokenId ?? 0)
         return Autograd.noGrad {
-            let cache = KVCache(config: model.config, batch: B, capacity: L + maxNewTokens)
+            let cache = model.makeCache(batch: B, capacity: L + maxNewTokens)
             // Prefill: pad rows see only themselves; real tokens see their own prefix from the first real token.
             var ids = [Int32](), positions = [Int32](), lower = [Int32](), upper = [Int32]()
             for (b, p) in prompts.enumerated() {
@@ -46,14 +46,14 @@ public struct TextGenerator {
                     upper.append(Int32(i + 1))
                 }
             }
-            var hidden = model.hiddenStates(ids: ids, batch: B, length: L, positions: positions,
+            var hidden = model.hiddenStates(ids: ids, batch: B, length: L, positions: positions, blockPositions: nil,
                                             mask: AttentionMask(batch: B, queries: L, keys: L, lower: lower, upper: upper),
                                             cache: cache)
             var lastRow = L - 1
             for step in 0..<maxNewTokens {
                 let logits = lastLogits(hidden, row: lastRow, length: step == 0 ? L : 1)
                 var next = [Int32](repeating: fill, count: B)
-                let vocab = model.config.vocabSize
+                let vocab = model.configuration.vocabSize
                 for b in 0..<B where !done[b] {
                     let t = samplers[b].sample(logits.pointer + b * vocab, vocab: vocab)
                     results[b].tokens.append(t.id)
@@ -67,7 +67,7 @@ public struct TextGenerator {
                 let stepPositions = (0..<B).map { Int32(prompts[$0].count + step) }
                 let mask = AttentionMask(batch: B, queries: 1, keys: S, lower: pads.map(Int32.init),
                                          upper: [Int32](repeating: Int32(S), count: B))
-                hidden = model.hiddenStates(ids: next, batch: B, length: 1, positions: stepPositions, mask: mask, cache: cache)
+                hidden = model.hiddenStates(ids: next, batch: B, length: 1, positions: stepPositions, blockPositions: nil, mask: mask, cache: cache)
                 lastRow = 0
             }
             return results
@@ -76,7 +76,7 @@ public struct TextGenerator {
 
     /// Logits `[B, V]` of position `row` of each batch entry of `hidden` (`[B, length, H]`).
     private func lastLogits(_ hidden: Tensor, row: Int, length: Int) -> Tensor {
-        let B = hidden.shape[0], H = model.config.hiddenSize
+        let B = hidden.shape[0], H = model.configuration.hiddenSize
         let last = length == 1 ? hidden.reshaped([B, H]) : Tensor(uninitialized: [B, H])
         if length != 1 {
             for b in 0..<B { (last.pointer + b * H).update(from: hidden.pointer + (b * length + row) * H, count: H) }

@@ -12,7 +12,7 @@ enum BenchLoRA {
         let (B, T) = (8, 256)
         let config = BenchModel.config()
         let model = try GLMForCausalLM(config: config, seed: 0)
-        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 16, alpha: 32, dropout: 0, targets: LoRAModule.allCases),
+        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 16, alpha: 32, dropout: 0, targets: ["all-linear"]),
                             seed: 0)
         try lora.attach(to: model)
         let parameters = lora.parameters.map { var p = $0; p.weightDecay = 0.01; return p }

@@ -77,7 +77,7 @@ struct Export: ParsableCommand {
         }
         let exported = try source.peftAdapter(baseDirectory: baseDir, baseConfig: baseConfig)
         let config = exported.config
-        let summary = "\(exported.modules.count) modules, r=\(config.r), alpha=\(Export.number(config.loraAlpha))\(config.useRslora ? ", rsLoRA" : "")"
+        let summary = "\(exported.moduleNames.count) modules, r=\(config.r), alpha=\(Export.number(config.loraAlpha))\(config.useRslora ? ", rsLoRA" : "")"
 
         switch format {
         case .peft:
@@ -85,7 +85,11 @@ struct Export: ParsableCommand {
             print("wrote PEFT adapter (\(summary)) to \(output)")
         case .vllm:
             try exported.saveVLLM(to: output, model: baseConfig!)
-            print("wrote vLLM adapter (\(summary); gate_up_proj split into gate_proj/up_proj) to \(output); serve with --enable-lora --max-lora-rank \(exported.vllmMaxLoRARank!)")
+            let split = exported.modules(in: baseConfig!).filter { !$0.parts.isEmpty }
+            var seen = Set<String>()
+            let notes = split.filter { seen.insert($0.target).inserted }
+                .map { "; \($0.target) split into \($0.parts.map(\.target).joined(separator: "/"))" }.joined()
+            print("wrote vLLM adapter (\(summary)\(notes)) to \(output); serve with --enable-lora --max-lora-rank \(exported.vllmMaxLoRARank!)")
         case .merged:
             try exported.saveMerged(baseDirectory: baseDir!, to: output)
             print("wrote merged model (\(summary)) to \(output)")
@@ -100,7 +104,7 @@ struct Export: ParsableCommand {
                 path = "\(output)/adapter.gguf"
             }
             try GGUFLoRA.write(adapter: exported, model: baseConfig!, to: path, name: name ?? defaultName, type: ggmlType)
-            print("wrote GGUF LoRA adapter (\(summary), arch \(GGUFLoRA.architecture(baseConfig!.modelType)), adapter.lora.alpha \(Export.number(config.effectiveAlpha))) to \(path)")
+            print("wrote GGUF LoRA adapter (\(summary), arch \(baseConfig!.ggufArchitecture), adapter.lora.alpha \(Export.number(config.effectiveAlpha))) to \(path)")
         }
     }
 

@@ -62,7 +62,7 @@ struct Generate: ParsableCommand {
                 prompts.append(tokenizer!.encode(text, addSpecialTokens: true))
             }
         }
-        let maxPositions = model.config.maxPositionEmbeddings
+        let maxPositions = model.configuration.maxPositionEmbeddings
         for (i, p) in prompts.enumerated() where p.count > maxPositions {
             throw GLMError("prompt \(i + 1): \(p.count) tokens is more than the model's max_position_embeddings \(maxPositions)")
         }
@@ -73,10 +73,8 @@ struct Generate: ParsableCommand {
             FileHandle.standardError.write(Data("warning: --max-new-tokens \(self.maxNewTokens) with a \(longest)-token prompt passes max_position_embeddings \(maxPositions); generating at most \(maxNewTokens) tokens\n".utf8))
         }
         // The KV cache holds every position of every row: refuse one that cannot fit in memory.
-        let c = model.config
-        let cacheBytes = try Checked.multiply(
-            try Checked.multiply(try Checked.multiply(prompts.count, longest + maxNewTokens, "KV cache"), c.numHiddenLayers, "KV cache"),
-            c.keyValueWidth * 2 * 4, "KV cache")
+        let cacheBytes = try Checked.multiply(try Checked.multiply(prompts.count, longest + maxNewTokens, "KV cache"),
+                                              model.configuration.cacheBytesPerPosition, "KV cache")
         let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         guard cacheBytes <= memory / 2 else {
             throw GLMError("the KV cache for \(prompts.count) prompts of up to \(longest + maxNewTokens) positions needs \(cacheBytes >> 20) MiB, more than half of this machine's \(memory >> 20) MiB; lower --max-new-tokens or the batch")

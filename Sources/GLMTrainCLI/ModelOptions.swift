@@ -10,11 +10,12 @@ struct ModelOptions: ParsableArguments {
     var model: String
 
     /// The model and, when the directory has one, its tokenizer.
-    func load(needTokenizer: Bool) throws -> (GLMForCausalLM, GLMTokenizer?) {
-        let (_, m) = try ModelDirectory.load(model)
+    func load(needTokenizer: Bool) throws -> (any CausalLanguageModel, GLMTokenizer?) {
+        let m = try ModelDirectory.loadModel(model)
         let t = try tokenizer(required: needTokenizer)
-        if let t, t.vocabularySize > m.config.vocabSize {
-            throw GLMError("\(model): the tokenizer has ids up to \(t.vocabularySize - 1) but config.json's vocab_size is \(m.config.vocabSize)")
+        let vocab = m.configuration.vocabSize
+        if let t, t.vocabularySize > vocab {
+            throw GLMError("\(model): the tokenizer has ids up to \(t.vocabularySize - 1) but config.json's vocab_size is \(vocab)")
         }
         return (m, t)
     }
@@ -37,9 +38,9 @@ struct AdapterOptions: ParsableArguments {
 
     /// Merges the adapter into `model`'s weights (W + scale·B·A in f32): the same outputs as running the adapter
     /// beside the base, at the base model's speed. Errors name the adapter file and key.
-    func apply(to model: GLMForCausalLM) throws {
+    func apply(to model: any CausalLanguageModel) throws {
         guard let adapter else { return }
-        try PEFTAdapter.load(directory: adapter, model: model.config).merge(into: model)
+        try PEFTAdapter.load(directory: adapter, model: model.configuration).merge(into: model)
     }
 }
 

@@ -32,7 +32,7 @@ struct Score: ParsableCommand {
                 throw GLMError("\(line.location): expected a \"tokens\" array or a \"text\" string")
             }
         }
-        let maxPositions = model.config.maxPositionEmbeddings
+        let maxPositions = model.configuration.maxPositionEmbeddings
         for (line, tokens) in zip(lines, sequences) where tokens.count > maxPositions {
             throw GLMError("\(line.location): \(tokens.count) tokens is more than the model's max_position_embeddings \(maxPositions)")
         }

@@ -80,9 +80,9 @@ final class AdapterFormatTests: XCTestCase {
         XCTAssertEqual(fresh.jsonText, try String(contentsOfFile: "\(fixture("glm-qv"))/adapter_config.json", encoding: .utf8))
         let qv = try AdapterConfig.load(path: "\(fixture("glm-qv"))/adapter_config.json")
         XCTAssertEqual(qv.layersToTransform, [1])
-        XCTAssertTrue(qv.targets(layer: 1, module: .qProj))
-        XCTAssertFalse(qv.targets(layer: 0, module: .qProj))
-        XCTAssertFalse(qv.targets(layer: 1, module: .kProj))
+        XCTAssertTrue(qv.targets(module: "model.layers.1.self_attn.q_proj"))
+        XCTAssertFalse(qv.targets(module: "model.layers.0.self_attn.q_proj"))
+        XCTAssertFalse(qv.targets(module: "model.layers.1.self_attn.k_proj"))
     }
 
     // MARK: vLLM
@@ -99,7 +99,7 @@ final class AdapterFormatTests: XCTestCase {
         XCTAssertFalse(file.names.contains { $0.contains("gate_up_proj") })
         let I = base.intermediateSize
         for l in 0..<base.numHiddenLayers {
-            let (a, b) = adapter.matrices(layer: l, module: .gateUpProj)!
+            let (a, b) = adapter.matrices(module: "model.layers.\(l).mlp.gate_up_proj")!
             let p = "base_model.model.model.layers.\(l).mlp."
             assertBitwiseEqual(try file.tensor(p + "gate_proj.lora_A.weight"), a, "gate A")
             assertBitwiseEqual(try file.tensor(p + "up_proj.lora_A.weight"), a, "up A")
@@ -107,7 +107,7 @@ final class AdapterFormatTests: XCTestCase {
             XCTAssertEqual(gate.shape, [I, 8]); XCTAssertEqual(up.shape, [I, 8])
             XCTAssertEqual(gate.scalars, Array(b.scalars[0..<(I * 8)]))
             XCTAssertEqual(up.scalars, Array(b.scalars[(I * 8)...]))
-            let (qa, qb) = adapter.matrices(layer: l, module: .qProj)!
+            let (qa, qb) = adapter.matrices(module: "model.layers.\(l).self_attn.q_proj")!
             assertBitwiseEqual(try file.tensor("base_model.model.model.layers.\(l).self_attn.q_proj.lora_A.weight"), qa, "q A")
             assertBitwiseEqual(try file.tensor("base_model.model.model.layers.\(l).self_attn.q_proj.lora_B.weight"), qb, "q B")
         }
@@ -268,7 +268,7 @@ final class AdapterFormatTests: XCTestCase {
         let weights = try ModelDirectory.loadWeights(baseDir)
         let merged = try adapter.merged(into: weights)
         let name = "model.layers.1.mlp.down_proj.weight"
-        let (a, b) = adapter.matrices(layer: 1, module: .downProj)!
+        let (a, b) = adapter.matrices(module: "model.layers.1.mlp.down_proj")!
         let w = weights[name]!, m = merged[name]!
         let (out, inner, r) = (w.shape[0], w.shape[1], a.shape[0])
         for i in stride(from: 0, to: out, by: 7) {

@@ -34,11 +34,11 @@ final class LoRATests: XCTestCase {
     func testGradientCheckThroughTheLoRAPath() throws {
         let config = tinyConfig()
         let model = try GLMForCausalLM(config: config, seed: 11)
-        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 3, alpha: 6, targets: LoRAModule.allCases), seed: 5)
+        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 3, alpha: 6, targets: ["all-linear"]), seed: 5)
         randomizeB(lora)
         try lora.attach(to: model)
         // Check A and B of modules spread over the layer (attention input/output and both MLP matrices).
-        let checked = lora.pairs.filter { [.qProj, .oProj, .gateUpProj, .downProj].contains($0.module) }.flatMap { [$0.a, $0.b] }
+        let checked = lora.pairs.filter { ["q_proj", "o_proj", "gate_up_proj", "down_proj"].contains($0.linear.target) }.flatMap { [$0.a, $0.b] }
         let mismatches = GradientCheck.run(checked, step: 2e-3, rtol: 2e-2, atol: 2e-3) { _ in
             model.hiddenStates(ids: self.ids, batch: 2, length: 4)
         }
@@ -66,7 +66,7 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(names[0], "model.layers.0.self_attn.q_proj.lora_A.weight")
         XCTAssertEqual(names[1], "model.layers.0.self_attn.q_proj.lora_B.weight")
         for p in lora.pairs {
-            let w = p.module.weightShape(config)
+            let w = p.linear.shape
             XCTAssertEqual(p.a.shape, [4, w[1]]); XCTAssertEqual(p.b.shape, [w[0], 4])
             XCTAssertTrue(p.b.scalars.allSatisfy { $0 == 0 })
             let bound = 1 / Float(w[1]).squareRoot()
@@ -83,7 +83,7 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(LoRAConfig(rank: 4, alpha: 8, useRSLoRA: true).scale, 4)
         XCTAssertEqual(LoRAConfig(rank: 16, alpha: 32, useRSLoRA: true).adapterConfig(baseModel: nil).scale, 8)
         let config = tinyConfig()
-        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 4, alpha: 8, targets: [.vProj], useRSLoRA: true), seed: 1)
+        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 4, alpha: 8, targets: ["v_proj"], useRSLoRA: true), seed: 1)
         randomizeB(lora)
         let pair = lora.pairs[0]
         var gen = SeededGenerator(seed: 4)
@@ -105,11 +105,11 @@ final class LoRATests: XCTestCase {
 
     func testTargetsAndLayersToTransform() throws {
         let config = tinyConfig()
-        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 2, targets: try LoRAConfig.targets(from: ["v_proj", "q_proj"]),
+        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 2, targets: ["v_proj", "q_proj"],
                                                                      layersToTransform: [1]), seed: 0)
         XCTAssertEqual(lora.pairs.map(\.moduleName), ["model.layers.1.self_attn.q_proj", "model.layers.1.self_attn.v_proj"])
-        XCTAssertEqual(try LoRAConfig.targets(from: ["all-linear"]), LoRAModule.allCases)
-        XCTAssertThrowsError(try LoRAConfig.targets(from: ["lm_head"])) { XCTAssertTrue("\($0)".contains("lm_head")) }
+        XCTAssertEqual(try LoRAConfig(targets: ["all-linear"]).resolvedTargets(for: config), ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"])
+        XCTAssertThrowsError(try LoRAConfig(targets: ["lm_head"]).resolvedTargets(for: config)) { XCTAssertTrue("\($0)".contains("lm_head")) }
         XCTAssertThrowsError(try LoRA(modelConfig: config, config: LoRAConfig(layersToTransform: [2]), seed: 0)) {
             XCTAssertTrue("\($0)".contains("layer 2"), "\($0)")
         }

@@ -92,7 +92,7 @@ final class LoRATrainingStepTests: XCTestCase {
         config.hiddenSize = 24
         for (trainBase, dropout) in [(false, Float(0)), (true, 0), (false, 0.3)] {
             for withBias in [false, true] {
-                let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 4, alpha: 8, dropout: dropout, targets: [.vProj]), seed: 3)
+                let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 4, alpha: 8, dropout: dropout, targets: ["v_proj"]), seed: 3)
                 let pair = lora.pairs[0]
                 var gen = SeededGenerator(seed: 21)
                 for i in 0..<pair.b.count { pair.b.pointer[i] = 0.5 * gen.nextNormal() }

@@ -12,7 +12,7 @@ import GLMTraining
 final class TokenWeightedObjective: TrainingObjective {
     let name = "token_weighted"
     func weight(of batch: TrainingBatch) -> Int { batch.lossTokenCount }
-    func loss(model: GLMForCausalLM, batch: TrainingBatch) throws -> ObjectiveResult {
+    func loss(model: any CausalLanguageModel, batch: TrainingBatch) throws -> ObjectiveResult {
         let lp = SequenceLogProbs(model: model, batch: batch, entropy: true)
         let w = batch.tokenWeights ?? [Float](repeating: 1, count: batch.batch * batch.length)
         let masked = zip(w, batch.targets).map { $1 == ignoreLabel ? 0 : $0 }

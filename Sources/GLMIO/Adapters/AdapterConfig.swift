@@ -76,17 +76,18 @@ public struct AdapterConfig: Equatable, Sendable {
     /// The alpha that gives the same scale under the plain α/r rule (llama.cpp's): α·√r with rsLoRA.
     public var effectiveAlpha: Double { useRslora ? loraAlpha * Double(r).squareRoot() : loraAlpha }
 
-    /// Whether `module` of `layer` carries an adapter under this config.
-    public func targets(layer: Int, module: LoRAModule) -> Bool {
-        let name = module.moduleName(layer: layer)
-        if let layers = layersToTransform, !layers.contains(layer) { return false }
+    /// Whether the linear `module` (e.g. "model.layers.0.self_attn.q_proj") carries an adapter under this config.
+    public func targets(module name: String) -> Bool {
+        if let layers = layersToTransform {
+            guard let layer = LoRATensorName.layer(ofModule: name), layers.contains(layer) else { return false }
+        }
         if let ex = excludeModules, ex.matches(name) { return false }
         return targetModules.matches(name)
     }
 
-    /// Every (layer, module) targeted in a model of `config`, layer-major in canonical module order.
-    public func targetedModules(_ config: GLMConfig) -> [(layer: Int, module: LoRAModule)] {
-        (0..<config.numHiddenLayers).flatMap { l in LoRAModule.allCases.filter { targets(layer: l, module: $0) }.map { (l, $0) } }
+    /// Every linear of a model of `config` this config targets, in the model's declaration order.
+    public func targetedModules(_ config: any CausalLMConfig) -> [AdaptableLinear] {
+        config.adaptableLinears.filter { targets(module: $0.module) }
     }
 
     // MARK: reading
@@ -225,13 +226,13 @@ public struct AdapterConfig: Equatable, Sendable {
 
     /// Checks the targets against a base model: a list entry that names no linear module of the model, or a
     /// layer index beyond it, is an error naming it (PEFT would adapt some other module, or none).
-    public func validate(against model: GLMConfig, source: String) throws {
+    public func validate(against model: any CausalLMConfig, source: String) throws {
         let n = model.numHiddenLayers
-        let names = (0..<n).flatMap { l in LoRAModule.allCases.map { $0.moduleName(layer: l) } }
+        let linears = model.adaptableLinears
         if case .list(let l) = targetModules {
             guard !l.isEmpty else { throw GLMError("\(source): key 'target_modules': empty list") }
-            for t in l where !names.contains(where: { $0 == t || $0.hasSuffix("." + t) }) {
-                throw GLMError("\(source): key 'target_modules': unknown target '\(t)' (GLM linear modules: \(LoRAModule.allCases.map(\.rawValue).joined(separator: ", ")))")
+            for t in l where !linears.contains(where: { $0.module == t || $0.module.hasSuffix("." + t) }) {
+                throw GLMError("\(source): key 'target_modules': unknown target '\(t)' (this \(model.modelTypeName) model's linear modules: \(model.adaptableTargets.joined(separator: ", ")))")
             }
         }
         if let layers = layersToTransform, let bad = layers.first(where: { $0 >= n }) {

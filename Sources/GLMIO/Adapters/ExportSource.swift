@@ -57,14 +57,14 @@ public struct ExportSource {
 
     /// The base model's config: `model` (given by the user) or the recorded base. `required` (every format but a
     /// PEFT re-export) makes a missing base an error; a given `model` must exist either way.
-    public func baseConfig(model: String?, required: Bool) throws -> (directory: String?, config: GLMConfig?) {
+    public func baseConfig(model: String?, required: Bool) throws -> (directory: String?, config: (any CausalLMConfig)?) {
         guard let dir = model ?? recordedBase else {
             if required { throw GLMError("\(label): no base model recorded; pass --model BASEDIR") }
             return (nil, nil)
         }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue {
-            return (dir, try ModelDirectory.loadConfig(dir))
+            return (dir, try ModelDirectory.loadConfiguration(dir))
         }
         if required || model != nil {
             throw GLMError("\(dir): base model directory not found\(model == nil ? " (recorded in \(label); pass --model)" : "")")
@@ -74,12 +74,12 @@ public struct ExportSource {
 
     /// The adapter to export: the adapter config (base recorded as `baseDirectory` when it names none) over the LoRA
     /// matrices (a checkpoint may carry more tensors; nothing else is exported), checked against `baseConfig`.
-    public func peftAdapter(baseDirectory: String?, baseConfig: GLMConfig?) throws -> PEFTAdapter {
+    public func peftAdapter(baseDirectory: String?, baseConfig: (any CausalLMConfig)?) throws -> PEFTAdapter {
         guard var config = adapterConfig else {
             throw GLMError("\(label): no adapter_config in the checkpoint (a full fine-tune); only --format merged applies")
         }
         if config.baseModelNameOrPath == nil { config.baseModelNameOrPath = baseDirectory }
-        let lora = isAdapterDirectory ? tensors : tensors.filter { LoRAModule.parse(tensorName: $0.key) != nil }
+        let lora = isAdapterDirectory ? tensors : tensors.filter { LoRATensorName.parse($0.key) != nil }
         let exported = PEFTAdapter(config: config, tensors: lora)
         if let baseConfig { try exported.validate(against: baseConfig, source: label) }
         return exported
@@ -88,9 +88,9 @@ public struct ExportSource {
     /// A full fine-tune merged into its base: the base model with the trained tensors in place, saved as an HF
     /// directory at `output` in `dtype` (default: the base's), with the base's tokenizer and generation files.
     public func saveFullFineTune(baseDirectory: String, to output: String, dtype: StorageDType?) throws {
-        let (_, base) = try ModelDirectory.load(baseDirectory)
+        let base = try ModelDirectory.loadModel(baseDirectory)
         for (n, t) in tensors { try base.replaceParameter(n, with: t) }
-        try ModelDirectory.save(base, to: output, dtype: dtype ?? PEFTAdapter.storageDType(base.config.dtype),
+        try ModelDirectory.save(base, to: output, dtype: dtype ?? PEFTAdapter.storageDType(base.configuration.dtype),
                                 copyingFilesFrom: baseDirectory)
     }
 

@@ -22,21 +22,21 @@ public struct PEFTAdapter {
         self.tensors = tensors
     }
 
-    /// The adapted modules present in `tensors`, layer-major in canonical module order.
-    public var modules: [(layer: Int, module: LoRAModule)] {
-        var seen: Set<String> = []
-        var out: [(layer: Int, module: LoRAModule)] = []
-        for name in tensors.keys {
-            guard let (l, m, _) = LoRAModule.parse(tensorName: name), seen.insert(m.moduleName(layer: l)).inserted else { continue }
-            out.append((l, m))
-        }
-        return out.sorted { ($0.layer, $0.module) < ($1.layer, $1.module) }
+    /// The names of the adapted modules present in `tensors` ("model.layers.0.self_attn.q_proj"), sorted.
+    public var moduleNames: [String] {
+        Set(tensors.keys.compactMap { LoRATensorName.parse($0)?.module }).sorted()
+    }
+
+    /// The adapted modules of a model of `config` present in `tensors`, in the model's declaration order.
+    public func modules(in config: any CausalLMConfig) -> [AdaptableLinear] {
+        let present = Set(moduleNames)
+        return config.adaptableLinears.filter { present.contains($0.module) }
     }
 
     /// A and B of one module.
-    public func matrices(layer: Int, module: LoRAModule) -> (a: Tensor, b: Tensor)? {
-        guard let a = tensors[LoRAModule.tensorName(layer: layer, module: module, isB: false)],
-              let b = tensors[LoRAModule.tensorName(layer: layer, module: module, isB: true)] else { return nil }
+    public func matrices(module: String) -> (a: Tensor, b: Tensor)? {
+        guard let a = tensors[LoRATensorName.name(module: module, isB: false)],
+              let b = tensors[LoRATensorName.name(module: module, isB: true)] else { return nil }
         return (a, b)
     }
 
@@ -44,7 +44,7 @@ public struct PEFTAdapter {
 
     /// Reads a PEFT adapter directory. With `model`, everything is checked against the base model (see `validate`).
     /// Only `adapter_model.safetensors` is read; errors name the file and the key.
-    public static func load(directory: String, model: GLMConfig? = nil) throws -> PEFTAdapter {
+    public static func load(directory: String, model: (any CausalLMConfig)? = nil) throws -> PEFTAdapter {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
@@ -77,42 +77,48 @@ public struct PEFTAdapter {
 
     /// Checks config and tensors against a base model: known targets, every targeted module has both matrices,
     /// no others, rank `r`, and the base weight's in/out sizes.
-    public func validate(against model: GLMConfig, source: String = "adapter") throws {
+    public func validate(against model: any CausalLMConfig, source: String = "adapter") throws {
         try config.validate(against: model, source: source)
         try validateTensors(against: model, source: source, keyPrefix: "")
     }
 
-    func validateTensors(against model: GLMConfig?, source: String, keyPrefix: String) throws {
+    func validateTensors(against model: (any CausalLMConfig)?, source: String, keyPrefix: String) throws {
         let r = config.r
+        let declared = model.map(DeclaredLinears.init)
         func fail(_ name: String, _ what: String) -> GLMError { GLMError("\(source): tensor '\(keyPrefix)\(name)': \(what)") }
         for name in tensors.keys.sorted() {
-            guard let (layer, module, isB) = LoRAModule.parse(tensorName: name) else {
-                throw fail(name, "not a lora_A/lora_B matrix of a GLM linear module (expected model.layers.N.{self_attn.q_proj|k_proj|v_proj|o_proj, mlp.gate_up_proj|down_proj}.lora_A|lora_B.weight)")
+            guard let (module, isB) = LoRATensorName.parse(name), LoRATensorName.layer(ofModule: module) != nil else {
+                throw fail(name, "not a lora_A/lora_B matrix of a decoder-layer linear module (expected model.layers.N.<module>.lora_A|lora_B.weight)")
             }
             let t = tensors[name]!
             guard t.rank == 2 else { throw fail(name, "shape \(t.shape); expected a matrix") }
-            let partner = LoRAModule.tensorName(layer: layer, module: module, isB: !isB)
+            let partner = LoRATensorName.name(module: module, isB: !isB)
             guard tensors[partner] != nil else {
                 throw fail(name, "\(isB ? "lora_B without its lora_A" : "lora_A without its lora_B") ('\(keyPrefix)\(partner)' is missing)")
             }
             let rank = isB ? t.shape[1] : t.shape[0]
             guard rank == r else { throw fail(name, "rank mismatch: shape \(t.shape) has rank \(rank) but r is \(r) in \(PEFTAdapter.configFile)") }
-            guard config.targets(layer: layer, module: module) else {
-                throw fail(name, "module \(module.moduleName(layer: layer)) is not targeted by target_modules/layers_to_transform")
+            guard config.targets(module: module) else {
+                throw fail(name, "module \(module) is not targeted by target_modules/layers_to_transform")
             }
-            guard let model else { continue }
-            guard layer < model.numHiddenLayers else {
-                throw fail(name, "layer \(layer) does not exist in the base model (\(model.numHiddenLayers) layers)")
+            guard let declared else { continue }
+            guard let linear = declared[module] else {
+                let layer = LoRATensorName.layer(ofModule: module)!
+                if layer >= declared.numHiddenLayers {
+                    throw fail(name, "layer \(layer) does not exist in the base model (\(declared.numHiddenLayers) layers)")
+                }
+                throw fail(name, "not a lora_A/lora_B matrix of a linear module the base model declares (expected model.layers.N.{\(declared.layerModulePaths.joined(separator: "|"))}.lora_A|lora_B.weight)")
             }
-            let w = module.weightShape(model)
+            let w = linear.shape
+            guard w.count == 2 else { throw fail(name, "\(linear.target) has a \(w.count)-D weight \(w); LoRA on it is not supported in PEFT files") }
             let expected = isB ? [w[0], r] : [r, w[1]]
             guard t.shape == expected else {
-                throw fail(name, "shape \(t.shape) does not match the base model: \(module.rawValue) weight is \(w), so expected \(expected)")
+                throw fail(name, "shape \(t.shape) does not match the base model: \(linear.target) weight is \(w), so expected \(expected)")
             }
         }
         if let model {
-            for (l, m) in config.targetedModules(model) where matrices(layer: l, module: m) == nil {
-                throw GLMError("\(source): no tensor '\(keyPrefix)\(LoRAModule.tensorName(layer: l, module: m, isB: false))' although \(PEFTAdapter.configFile) targets \(m.moduleName(layer: l))")
+            for m in config.targetedModules(model) where matrices(module: m.module) == nil {
+                throw GLMError("\(source): no tensor '\(keyPrefix)\(LoRATensorName.name(module: m.module, isB: false))' although \(PEFTAdapter.configFile) targets \(m.module)")
             }
         }
     }
@@ -170,28 +176,31 @@ public struct PEFTAdapter {
     /// The vLLM flavour of the adapter: vLLM's GLM models pack `gate_proj`/`up_proj` and expect LoRAs on those
     /// two, so each gate_up_proj adapter becomes two sharing A, with B split by rows (gate rows first).
     /// `target_modules` lists the module kinds present. Errors when vLLM cannot serve the rank.
-    public func vllmAdapter(model: GLMConfig) throws -> (config: AdapterConfig, tensors: [String: Tensor]) {
+    public func vllmAdapter(model: any CausalLMConfig) throws -> (config: AdapterConfig, tensors: [String: Tensor]) {
         guard vllmMaxLoRARank != nil else {
             throw GLMError("rank \(config.r) is above what vLLM serves (max_lora_rank at most \(PEFTAdapter.vllmMaxLoRARanks.last!))")
         }
-        let I = model.intermediateSize
         var out: [String: Tensor] = [:]
         var kinds: [String] = []
-        for (l, m) in modules {
-            let (a, b) = matrices(layer: l, module: m)!
-            let stem = GLMWeights.layerPrefix(l)
-            if m == .gateUpProj {
-                guard b.shape[0] == 2 * I else { throw GLMError("\(m.moduleName(layer: l)): lora_B has \(b.shape[0]) rows; expected 2 × intermediate_size = \(2 * I)") }
-                let (gate, up) = Autograd.noGrad { (b.slice(axis: 0, start: 0, length: I), b.slice(axis: 0, start: I, length: I)) }
-                out[stem + "mlp.gate_proj.lora_A.weight"] = a
-                out[stem + "mlp.gate_proj.lora_B.weight"] = gate
-                out[stem + "mlp.up_proj.lora_A.weight"] = a
-                out[stem + "mlp.up_proj.lora_B.weight"] = up
-                for k in ["gate_proj", "up_proj"] where !kinds.contains(k) { kinds.append(k) }
-            } else {
-                out[LoRAModule.tensorName(layer: l, module: m, isB: false)] = a
-                out[LoRAModule.tensorName(layer: l, module: m, isB: true)] = b
-                if !kinds.contains(m.rawValue) { kinds.append(m.rawValue) }
+        for m in modules(in: model) {
+            let (a, b) = matrices(module: m.module)!
+            if m.parts.isEmpty {
+                out[LoRATensorName.name(module: m.module, isB: false)] = a
+                out[LoRATensorName.name(module: m.module, isB: true)] = b
+                if !kinds.contains(m.target) { kinds.append(m.target) }
+                continue
+            }
+            let rows = m.parts.reduce(0) { $0 + $1.rows }
+            guard b.shape[0] == rows else {
+                throw GLMError("\(m.module): lora_B has \(b.shape[0]) rows; expected \(rows) (\(m.parts.map { "\($0.target) \($0.rows)" }.joined(separator: " + ")))")
+            }
+            var start = 0
+            for part in m.parts {
+                let piece = Autograd.noGrad { b.slice(axis: 0, start: start, length: part.rows) }
+                start += part.rows
+                out[LoRATensorName.name(module: m.module(of: part), isB: false)] = a
+                out[LoRATensorName.name(module: m.module(of: part), isB: true)] = piece
+                if !kinds.contains(part.target) { kinds.append(part.target) }
             }
         }
         var c = config
@@ -201,7 +210,7 @@ public struct PEFTAdapter {
     }
 
     /// Writes the vLLM flavour (see `vllmAdapter`) in the PEFT layout, published whole as `save(to:)` does.
-    public func saveVLLM(to directory: String, model: GLMConfig) throws {
+    public func saveVLLM(to directory: String, model: any CausalLMConfig) throws {
         try checkFinite(source: directory)
         let (c, t) = try vllmAdapter(model: model)
         try AtomicDirectory.publish(directory, replacing: PEFTAdapter.isAdapterFile) { dir in
@@ -217,10 +226,10 @@ public struct PEFTAdapter {
     public func merged(into weights: [String: Tensor]) throws -> [String: Tensor] {
         var out = weights
         let s = Float(config.scale)
-        for (l, m) in modules {
-            let name = m.moduleName(layer: l) + ".weight"
+        for module in moduleNames {
+            let name = module + ".weight"
             guard let w = weights[name] else { throw GLMError("\(name): not in the base model weights") }
-            let (a, b) = matrices(layer: l, module: m)!
+            let (a, b) = matrices(module: module)!
             guard w.shape == [b.shape[0], a.shape[1]] else {
                 throw GLMError("\(name): base weight \(w.shape) does not match lora_B·lora_A \([b.shape[0], a.shape[1]])")
             }
@@ -233,11 +242,12 @@ public struct PEFTAdapter {
     /// base model's storage dtype (its config.json `dtype`), with its tokenizer and generation files.
     public func saveMerged(baseDirectory: String, to output: String) throws {
         try checkFinite(source: output)
-        let (config, base) = try ModelDirectory.load(baseDirectory)
+        let base = try ModelDirectory.loadModel(baseDirectory)
+        let config = base.configuration
         try validate(against: config, source: baseDirectory)
         let weights = try merged(into: base.parameters)
-        let model: GLMForCausalLM
-        do { model = try GLMForCausalLM(config: config, weights: weights) }
+        let model: any CausalLanguageModel
+        do { model = try ModelRegistry.makeModel(config: config, weights: weights) }
         catch let e as GLMError { throw GLMError("\(baseDirectory): \(e.message)") }
         try ModelDirectory.save(model, to: output, dtype: PEFTAdapter.storageDType(config.dtype), copyingFilesFrom: baseDirectory)
     }
@@ -245,10 +255,10 @@ public struct PEFTAdapter {
     /// The storage type named by a config's `dtype` ("bfloat16", "float16"; anything else f32).
     /// Merges the adapter into `model`'s weights in place (W + scale·B·A in f32): the adapter's outputs at the
     /// base model's speed.
-    public func merge(into model: GLMForCausalLM) throws {
+    public func merge(into model: any CausalLanguageModel) throws {
         let merged = try merged(into: model.parameters)
-        for (l, m) in modules {
-            let name = m.moduleName(layer: l) + ".weight"
+        for module in moduleNames {
+            let name = module + ".weight"
             try model.replaceParameter(name, with: merged[name]!)
         }
     }

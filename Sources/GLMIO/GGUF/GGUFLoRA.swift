@@ -16,30 +16,31 @@ import GLMCore
 import GLMModel
 
 public enum GGUFLoRA {
-    /// llama.cpp's architecture name for a GLM model type (convert_hf_to_gguf's registration).
-    public static func architecture(_ type: GLMModelType) -> String { type.ggufArchitecture }
-
-    /// The GGUF tensor name of one LoRA matrix: "blk.3.attn_q.weight.lora_a".
-    public static func tensorName(layer: Int, module: LoRAModule, isB: Bool) -> String {
-        "blk.\(layer).\(module.ggufName).weight.lora_\(isB ? "b" : "a")"
+    /// The GGUF tensor name of one LoRA matrix: "blk.3.attn_q.weight.lora_a"; nil when llama.cpp takes no LoRA on
+    /// the module.
+    public static func tensorName(_ linear: AdaptableLinear, isB: Bool) -> String? {
+        linear.gguf.map { "\($0).weight.lora_\(isB ? "b" : "a")" }
     }
 
     /// The file gguf-py writes for `adapter` on a base model of `model`. `name` is what the converter takes
     /// the model name from: the adapter directory's name.
-    public static func writer(adapter: PEFTAdapter, model: GLMConfig, name: String, type: GGMLType = .f32) throws -> GGUFWriter {
+    public static func writer(adapter: PEFTAdapter, model: any CausalLMConfig, name: String, type: GGMLType = .f32) throws -> GGUFWriter {
         try adapter.validate(against: model)
         try adapter.checkFinite(source: name)
         var w = GGUFWriter()
-        w.add("general.architecture", .string(architecture(model.modelType)))
+        w.add("general.architecture", .string(model.ggufArchitecture))
         w.add("general.type", .string("adapter"))
         w.add("adapter.type", .string("lora"))
         // Tensors in the converter's order: PEFT names sorted as strings (safetensors' order), A then B.
-        let modules = adapter.modules.sorted { $0.module.moduleName(layer: $0.layer) < $1.module.moduleName(layer: $1.layer) }
+        let modules = adapter.modules(in: model).sorted { $0.module < $1.module }
         var totalParameters = 0
-        for (l, m) in modules {
-            let (a, b) = adapter.matrices(layer: l, module: m)!
-            w.add(tensor: a, name: tensorName(layer: l, module: m, isB: false), type: type)
-            w.add(tensor: b, name: tensorName(layer: l, module: m, isB: true), type: type)
+        for m in modules {
+            let (a, b) = adapter.matrices(module: m.module)!
+            guard let nameA = tensorName(m, isB: false), let nameB = tensorName(m, isB: true) else {
+                throw GLMError("\(name): \(m.module): llama.cpp has no LoRA tensor for this module (\(model.ggufArchitecture))")
+            }
+            w.add(tensor: a, name: nameA, type: type)
+            w.add(tensor: b, name: nameB, type: type)
             totalParameters += b.shape[0] * a.shape[1]
         }
         // gguf-py's heuristics: a LoRA's parameter count is negated ("likely not exact").
@@ -66,38 +67,40 @@ public enum GGUFLoRA {
     }
 
     /// Writes the GGUF adapter file to `path` (atomically).
-    public static func write(adapter: PEFTAdapter, model: GLMConfig, to path: String, name: String, type: GGMLType = .f32) throws {
+    public static func write(adapter: PEFTAdapter, model: any CausalLMConfig, to path: String, name: String, type: GGMLType = .f32) throws {
         try writer(adapter: adapter, model: model, name: name, type: type).write(to: path)
     }
 
     /// Reads a GGUF LoRA adapter back as a PEFT adapter (ranks from the tensors, alpha as written, so the
     /// scale α/r is llama.cpp's). Errors name the file and the tensor.
-    public static func read(path: String, model: GLMConfig) throws -> PEFTAdapter {
+    public static func read(path: String, model: any CausalLMConfig) throws -> PEFTAdapter {
         let file = try GGUFFile(path: path)
         guard file.value("general.type")?.stringValue == "adapter", file.value("adapter.type")?.stringValue == "lora" else {
             throw GLMError("\(path): not a LoRA adapter (general.type/adapter.type are not adapter/lora)")
         }
-        let arch = architecture(model.modelType)
+        let arch = model.ggufArchitecture
         guard file.value("general.architecture")?.stringValue == arch else {
             throw GLMError("\(path): general.architecture is \(file.value("general.architecture")?.description ?? "missing"); the base model needs '\(arch)'")
         }
-        var byName: [String: (Int, LoRAModule, Bool)] = [:]
-        for l in 0..<model.numHiddenLayers { for m in LoRAModule.allCases { for b in [false, true] { byName[tensorName(layer: l, module: m, isB: b)] = (l, m, b) } } }
+        var byName: [String: (module: String, isB: Bool)] = [:]
+        for m in model.adaptableLinears {
+            for isB in [false, true] { if let n = tensorName(m, isB: isB) { byName[n] = (m.module, isB) } }
+        }
         var tensors: [String: Tensor] = [:]
         var rank: Int?
         for info in file.tensors {
-            guard let (l, m, isB) = byName[info.name] else { throw GLMError("\(path): tensor '\(info.name)' is not a LoRA matrix of a GLM linear module") }
+            guard let (module, isB) = byName[info.name] else { throw GLMError("\(path): tensor '\(info.name)' is not a LoRA matrix of a linear module of the base model") }
             let t = try file.tensor(info.name)
             let r = isB ? t.shape.last! : t.shape.first!
             if let rank, rank != r { throw GLMError("\(path): tensor '\(info.name)' has rank \(r); other tensors have \(rank)") }
             rank = r
-            tensors[LoRAModule.tensorName(layer: l, module: m, isB: isB)] = t
+            tensors[LoRATensorName.name(module: module, isB: isB)] = t
         }
         guard let r = rank else { throw GLMError("\(path): no LoRA tensors") }
         let alpha = Double(file.value("adapter.lora.alpha").flatMap { if case .float32(let a) = $0 { return a }; return nil } ?? Float(r))
         guard r >= 1, r <= AdapterConfig.maxRank else { throw GLMError("\(path): LoRA rank \(r) is outside 1...\(AdapterConfig.maxRank)") }
         try AdapterConfig.checkAlpha(alpha, "\(path): adapter.lora.alpha")
-        let names = Set(tensors.keys.compactMap { LoRAModule.parse(tensorName: $0) }.map { $0.module.moduleName(layer: $0.layer) })
+        let names = Set(tensors.keys.compactMap { LoRATensorName.parse($0)?.module })
         let config = AdapterConfig(r: r, loraAlpha: alpha, targetModules: .list(names.sorted()))
         let adapter = PEFTAdapter(config: config, tensors: tensors)
         try adapter.validate(against: model, source: path)

@@ -3,7 +3,7 @@ import GLMCore
 
 /// `batch` rows of `length` tokens, with labels already shifted: `targets[b·T + t]` is what position t of row b
 /// must predict, or `ignoreLabel` where no loss is taken. Positions, block positions and mask follow
-/// `GLMForCausalLM.hiddenStates` (nil: positions 0..<T, no block positions, causal mask).
+/// `CausalLanguageModel.hiddenStates` (nil: positions 0..<T, no block positions, causal mask).
 ///
 /// What preference and policy losses need rides along (nil when unused), each per target position (`B·T`, aligned
 /// with `targets`) unless said otherwise: `tokenWeights` (a per-token loss weight), `advantages`,

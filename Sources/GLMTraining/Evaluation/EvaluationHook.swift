@@ -6,14 +6,14 @@ import GLMModel
 
 /// What a hook sees: the model being trained (adapters applied), its tokenizer, the step and the run directory.
 public struct EvaluationContext {
-    public let model: GLMForCausalLM
+    public let model: any CausalLanguageModel
     public let tokenizer: GLMTokenizer?
     public let step: Int
     public let runDirectory: String
     /// Saves the current model (merged, for adapter runs) as an HF directory at the given path.
     public let exportModel: (String) throws -> Void
 
-    public init(model: GLMForCausalLM, tokenizer: GLMTokenizer?, step: Int, runDirectory: String,
+    public init(model: any CausalLanguageModel, tokenizer: GLMTokenizer?, step: Int, runDirectory: String,
                 exportModel: @escaping (String) throws -> Void) {
         self.model = model; self.tokenizer = tokenizer; self.step = step; self.runDirectory = runDirectory
         self.exportModel = exportModel

@@ -13,13 +13,14 @@ public struct LoRAConfig: Equatable, Sendable {
     public var alpha: Float
     /// Dropout probability on the adapter's input (training only).
     public var dropout: Float
-    public var targets: [LoRAModule]
+    /// Target names the model declares (`AdaptableLinear.target`: "q_proj", ...) or "all-linear" (every one).
+    public var targets: [String]
     /// Only these layers get adapters (nil: every layer).
     public var layersToTransform: [Int]?
     /// Scale α/√r instead of α/r.
     public var useRSLoRA: Bool
 
-    public init(rank: Int = 16, alpha: Float = 32, dropout: Float = 0, targets: [LoRAModule] = LoRAModule.allCases,
+    public init(rank: Int = 16, alpha: Float = 32, dropout: Float = 0, targets: [String] = ["all-linear"],
                 layersToTransform: [Int]? = nil, useRSLoRA: Bool = false) {
         self.rank = rank; self.alpha = alpha; self.dropout = dropout; self.targets = targets
         self.layersToTransform = layersToTransform; self.useRSLoRA = useRSLoRA
@@ -28,25 +29,23 @@ public struct LoRAConfig: Equatable, Sendable {
     /// The factor on B·A.
     public var scale: Float { useRSLoRA ? alpha / Float(rank).squareRoot() : alpha / Float(rank) }
 
-    /// Module kinds from recipe names: "q_proj", ..., or "all-linear" (all six). Unknown names are errors.
-    public static func targets(from names: [String]) throws -> [LoRAModule] {
-        var out: [LoRAModule] = []
-        for n in names {
-            if n == "all-linear" { out += LoRAModule.allCases; continue }
-            guard let m = LoRAModule(rawValue: n) else {
-                throw GLMError("unknown LoRA target '\(n)' (expected all-linear or some of \(LoRAModule.allCases.map(\.rawValue).joined(separator: ", ")))")
-            }
-            out.append(m)
+    /// The target names for `model`, in its declaration order: "all-linear" is every declared target; a name the
+    /// model does not declare is an error.
+    public func resolvedTargets(for model: any CausalLMConfig) throws -> [String] {
+        let declared = model.adaptableTargets
+        for t in targets where t != "all-linear" && !declared.contains(t) {
+            throw GLMError("unknown LoRA target '\(t)' (this \(model.modelTypeName) model declares \((declared + ["all-linear"]).joined(separator: ", ")))")
         }
-        return LoRAModule.allCases.filter(out.contains)
+        return targets.contains("all-linear") ? declared : declared.filter(targets.contains)
     }
 
-    /// Checks ranges and layers against the model.
-    public func validate(for model: GLMConfig) throws {
+    /// Checks ranges, targets and layers against the model.
+    public func validate(for model: any CausalLMConfig) throws {
         guard rank >= 1 else { throw GLMError("lora rank must be ≥ 1, got \(rank)") }
         guard alpha.isFinite && alpha > 0 else { throw GLMError("lora alpha must be > 0, got \(alpha)") }
         guard dropout >= 0 && dropout < 1 else { throw GLMError("lora dropout must be in [0, 1), got \(dropout)") }
         guard !targets.isEmpty else { throw GLMError("lora targets: no module chosen") }
+        _ = try resolvedTargets(for: model)
         guard rank <= model.hiddenSize else {
             throw GLMError("lora rank \(rank) is larger than the model's hidden_size \(model.hiddenSize); expected at most \(model.hiddenSize)")
         }
@@ -56,44 +55,49 @@ public struct LoRAConfig: Equatable, Sendable {
                 throw GLMError("lora layers_to_transform: layer \(bad) does not exist (the model has \(model.numHiddenLayers) layers)")
             }
         }
+        if let bad = modules(for: model).first(where: { $0.shape.count != 2 }) {
+            throw GLMError("lora targets: \(bad.target) has a \(bad.shape.count)-D weight \(bad.shape); LoRA on it is not supported yet")
+        }
     }
 
-    /// The adapted (layer, module) pairs of a model, layer-major in canonical module order.
-    public func modules(for model: GLMConfig) -> [(layer: Int, module: LoRAModule)] {
-        (0..<model.numHiddenLayers).filter { layersToTransform?.contains($0) ?? true }
-            .flatMap { l in LoRAModule.allCases.filter(targets.contains).map { (l, $0) } }
+    /// The adapted linears of a model, in its declaration order (layer-major).
+    public func modules(for model: any CausalLMConfig) -> [AdaptableLinear] {
+        let chosen = Set((try? resolvedTargets(for: model)) ?? [])
+        return model.adaptableLinears.filter { chosen.contains($0.target) && (layersToTransform?.contains($0.layer) ?? true) }
     }
 
-    /// The PEFT adapter_config.json for this config.
+    /// The PEFT adapter_config.json for this config (`targets` as they stand: resolved when made by `LoRA`).
     public func adapterConfig(baseModel: String?) -> AdapterConfig {
-        AdapterConfig(r: rank, loraAlpha: Double(alpha), loraDropout: Double(dropout), targetModules: .list(targets.map(\.rawValue)),
+        AdapterConfig(r: rank, loraAlpha: Double(alpha), loraDropout: Double(dropout), targetModules: .list(targets),
                              useRslora: useRSLoRA, layersToTransform: layersToTransform, baseModelNameOrPath: baseModel)
     }
 
-    /// The config of a PEFT adapter (targets: the module kinds the adapter has tensors for).
-    public init(_ adapter: PEFTAdapter) {
+    /// The config of a PEFT adapter on a model of `model` (targets: the target names the adapter has tensors for).
+    public init(_ adapter: PEFTAdapter, model: any CausalLMConfig) {
         let c = adapter.config
-        let kinds = Set(adapter.modules.map(\.module))
+        var seen = Set<String>()
+        let kinds = adapter.modules(in: model).map(\.target).filter { seen.insert($0).inserted }
         self.init(rank: c.r, alpha: Float(c.loraAlpha), dropout: Float(c.loraDropout),
-                  targets: LoRAModule.allCases.filter(kinds.contains), layersToTransform: c.layersToTransform,
+                  targets: model.adaptableTargets.filter(kinds.contains), layersToTransform: c.layersToTransform,
                   useRSLoRA: c.useRslora)
     }
 }
 
 /// One adapted module: its trainable A `[r, in]` and B `[out, r]`.
 public struct LoRAPair {
-    public let layer: Int
-    public let module: LoRAModule
+    public let linear: AdaptableLinear
     public let a: Tensor
     public let b: Tensor
-    /// "model.layers.N.self_attn.q_proj" (the `GLMForCausalLM.adaptedLinears` key).
-    public var moduleName: String { module.moduleName(layer: layer) }
+    public var layer: Int { linear.layer }
+    /// "model.layers.N.self_attn.q_proj" (the `CausalLanguageModel.adaptedLinears` key).
+    public var moduleName: String { linear.module }
 }
 
-/// The LoRA matrices of a model and the closures that apply them (attach to a `GLMForCausalLM`).
+/// The LoRA matrices of a model and the closures that apply them (attach to any `CausalLanguageModel`).
 public final class LoRA {
     public let config: LoRAConfig
-    public let modelConfig: GLMConfig
+    /// The linears of the model the adapters were made for (checked again on `attach`).
+    public let modelLinears: [AdaptableLinear]
     public private(set) var pairs: [LoRAPair]
     /// Dropout is applied only while this is true (set it false for evaluation). Adapters made for training
     /// start in training mode, adapters read from files in evaluation mode.
@@ -104,33 +108,35 @@ public final class LoRA {
     public private(set) var sourceAdapterConfig: AdapterConfig?
 
     /// New adapters with PEFT's initialisation: A ~ U(−1/√in, 1/√in) (kaiming_uniform_ with a = √5), B = 0,
-    /// drawn from `seed` layer by layer in canonical module order. Dropout masks use a generator derived from it.
-    public init(modelConfig: GLMConfig, config: LoRAConfig, seed: UInt64) throws {
+    /// drawn from `seed` in the model's declaration order (layer by layer). Dropout masks use a generator derived
+    /// from it.
+    public init(modelConfig: any CausalLMConfig, config: LoRAConfig, seed: UInt64) throws {
         try config.validate(for: modelConfig)
-        self.config = config
-        self.modelConfig = modelConfig
+        var resolved = config
+        resolved.targets = try config.resolvedTargets(for: modelConfig)
+        self.config = resolved
+        modelLinears = modelConfig.adaptableLinears
         var gen = SeededGenerator(seed: seed)
-        pairs = config.modules(for: modelConfig).map { (l, m) in
-            let shape = m.weightShape(modelConfig)
-            let bound = 1 / Float(shape[1]).squareRoot()
-            let a = Tensor.randomUniform([config.rank, shape[1]], low: -bound, high: bound, generator: &gen, requiresGrad: true)
-            let b = Tensor(zeros: [shape[0], config.rank], requiresGrad: true)
-            return LoRAPair(layer: l, module: m, a: a, b: b)
+        pairs = config.modules(for: modelConfig).map { m in
+            let bound = 1 / Float(m.shape[1]).squareRoot()
+            let a = Tensor.randomUniform([config.rank, m.shape[1]], low: -bound, high: bound, generator: &gen, requiresGrad: true)
+            let b = Tensor(zeros: [m.shape[0], config.rank], requiresGrad: true)
+            return LoRAPair(linear: m, a: a, b: b)
         }
         training = true
         dropoutGenerator = SeededGenerator(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
     /// Adapters from a PEFT adapter (copied, trainable), checked against the model.
-    public init(adapter: PEFTAdapter, modelConfig: GLMConfig, seed: UInt64 = 0) throws {
+    public init(adapter: PEFTAdapter, modelConfig: any CausalLMConfig, seed: UInt64 = 0) throws {
         try adapter.validate(against: modelConfig)
-        config = LoRAConfig(adapter)
-        self.modelConfig = modelConfig
-        pairs = adapter.modules.map { (l, m) in
-            let (a, b) = adapter.matrices(layer: l, module: m)!
+        config = LoRAConfig(adapter, model: modelConfig)
+        modelLinears = modelConfig.adaptableLinears
+        pairs = adapter.modules(in: modelConfig).map { m in
+            let (a, b) = adapter.matrices(module: m.module)!
             let ca = a.copy(), cb = b.copy()
             ca.setRequiresGrad(true); cb.setRequiresGrad(true)
-            return LoRAPair(layer: l, module: m, a: ca, b: cb)
+            return LoRAPair(linear: m, a: ca, b: cb)
         }
         training = false
         dropoutGenerator = SeededGenerator(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
@@ -138,7 +144,7 @@ public final class LoRA {
     }
 
     /// Adapters from tensors named as `tensors` names them (e.g. a training checkpoint's) and an adapter config.
-    public convenience init(tensors: [String: Tensor], adapterConfig: AdapterConfig, modelConfig: GLMConfig, seed: UInt64 = 0) throws {
+    public convenience init(tensors: [String: Tensor], adapterConfig: AdapterConfig, modelConfig: any CausalLMConfig, seed: UInt64 = 0) throws {
         try self.init(adapter: PEFTAdapter(config: adapterConfig, tensors: tensors), modelConfig: modelConfig, seed: seed)
     }
 
@@ -146,8 +152,8 @@ public final class LoRA {
     /// set here: the trainer decides).
     public var parameters: [TrainableParameter] {
         pairs.flatMap { p in
-            [TrainableParameter(name: LoRAModule.tensorName(layer: p.layer, module: p.module, isB: false), tensor: p.a),
-             TrainableParameter(name: LoRAModule.tensorName(layer: p.layer, module: p.module, isB: true), tensor: p.b)]
+            [TrainableParameter(name: LoRATensorName.name(module: p.moduleName, isB: false), tensor: p.a),
+             TrainableParameter(name: LoRATensorName.name(module: p.moduleName, isB: true), tensor: p.b)]
         }
     }
 
@@ -242,20 +248,18 @@ public final class LoRA {
 
     /// Freezes every base parameter (no gradient buffers) and routes the adapted modules through `linear`.
     /// Replaces any adapters the model had.
-    public func attach(to model: GLMForCausalLM) throws {
-        guard model.config.numHiddenLayers == modelConfig.numHiddenLayers, model.config.hiddenSize == modelConfig.hiddenSize,
-              model.config.queryWidth == modelConfig.queryWidth, model.config.keyValueWidth == modelConfig.keyValueWidth,
-              model.config.intermediateSize == modelConfig.intermediateSize else {
+    public func attach(to model: any CausalLanguageModel) throws {
+        guard model.adaptableLinears == modelLinears else {
             throw GLMError("LoRA adapters were made for another model shape")
         }
         for t in model.parameters.values where t.requiresGrad && !t.isOnTape { t.setRequiresGrad(false) }
-        var linears: [String: (Tensor, Tensor, Tensor?) -> Tensor] = [:]
+        var linears: [String: LinearOverride] = [:]
         for pair in pairs { linears[pair.moduleName] = { x, weight, bias in self.linear(pair, x, weight: weight, bias: bias) } }
         model.adaptedLinears = linears
     }
 
     /// Removes the adapters from `model` (the base stays frozen).
-    public static func detach(from model: GLMForCausalLM) { model.adaptedLinears = [:] }
+    public static func detach(from model: any CausalLanguageModel) { model.adaptedLinears = [:] }
 
     /// The adapter as plain data for the IO layer (tensors shared, not copied). Adapters read from a file keep
     /// that file's config (with `baseModel` when given).
@@ -270,7 +274,7 @@ public final class LoRA {
 
     /// The base weights of `model` with every adapted W replaced by W + scale·B·A (f32; cast to the storage
     /// dtype when saved).
-    public func mergedWeights(_ model: GLMForCausalLM) throws -> [String: Tensor] {
+    public func mergedWeights(_ model: any CausalLanguageModel) throws -> [String: Tensor] {
         try peftAdapter(baseModel: nil).merged(into: model.parameters)
     }
 

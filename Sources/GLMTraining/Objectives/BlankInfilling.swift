@@ -132,9 +132,9 @@ public struct BlankInfillingObjective: Sendable, Equatable {
         spanLengthCumulativeWeights = cw
     }
 
-    /// For `model`'s configuration: 2D positions exactly when it has `rotary_2d`.
-    public init(tokens: BlankInfillingTokens, seqLen: Int, config: GLMConfig, options: Options = Options()) throws {
-        try self.init(tokens: tokens, seqLen: seqLen, twoDimensionalPositions: config.rotary2D, options: options)
+    /// For `model`'s configuration: 2D positions exactly when it takes block positions (`rotary_2d`).
+    public init(tokens: BlankInfillingTokens, seqLen: Int, config: any CausalLMConfig, options: Options = Options()) throws {
+        try self.init(tokens: tokens, seqLen: seqLen, twoDimensionalPositions: config.usesBlockPositions, options: options)
     }
 
     // MARK: Batches

@@ -15,7 +15,7 @@ public struct SequenceLogProbs {
 
     /// Runs `model` on `batch` (its positions, block positions and mask) and gathers the targets' log-probabilities
     /// through the chunked output projection (`[tokens, vocab]` logits are never held at once).
-    public init(model: GLMForCausalLM, batch b: TrainingBatch, entropy: Bool = false) {
+    public init(model: any CausalLanguageModel, batch b: TrainingBatch, entropy: Bool = false) {
         let r = model.targetLogProbs(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
                                      positions: b.positions, blockPositions: b.blockPositions, mask: b.mask, entropy: entropy)
         perToken = r.logProbs

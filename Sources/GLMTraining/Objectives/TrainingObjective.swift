@@ -21,7 +21,7 @@ public protocol TrainingObjective: AnyObject {
     /// Σ weight_i · loss_i / Σ weight_i (transformers' `num_items_in_batch` for token losses: loss tokens).
     func weight(of batch: TrainingBatch) -> Int
     /// The loss (a mean over what `weight` counts) and metrics of `batch` under `model`.
-    func loss(model: GLMForCausalLM, batch: TrainingBatch) throws -> ObjectiveResult
+    func loss(model: any CausalLanguageModel, batch: TrainingBatch) throws -> ObjectiveResult
 }
 
 /// Next-token cross-entropy over the batch's targets (`ignoreLabel` skipped), the mean over loss tokens. The causal
@@ -34,7 +34,7 @@ public final class NextTokenObjective: TrainingObjective {
 
     public func weight(of batch: TrainingBatch) -> Int { batch.lossTokenCount }
 
-    public func loss(model: GLMForCausalLM, batch b: TrainingBatch) throws -> ObjectiveResult {
+    public func loss(model: any CausalLanguageModel, batch b: TrainingBatch) throws -> ObjectiveResult {
         ObjectiveResult(loss: model.loss(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
                                          positions: b.positions, blockPositions: b.blockPositions, mask: b.mask))
     }

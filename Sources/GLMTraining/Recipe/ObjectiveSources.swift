@@ -10,7 +10,7 @@ enum ObjectiveSources {
                                padID: padID, truncate: truncate)
     }
 
-    static func objective(_ options: Recipe.BlankInfillingOptions, tokenizer: GLMTokenizer?, config: GLMConfig,
+    static func objective(_ options: Recipe.BlankInfillingOptions, tokenizer: GLMTokenizer?, config: any CausalLMConfig,
                           seqLen: Int) throws -> BlankInfillingObjective {
         guard let tokenizer else {
             throw GLMError("objective blank_infilling needs a tokenizer with [MASK], [sMASK], [gMASK], <sop> and <eop>")
@@ -24,7 +24,7 @@ enum ObjectiveSources {
     }
 
     static func blankInfilling(_ examples: [TokenizedExample], options: Recipe.BlankInfillingOptions, tokenizer: GLMTokenizer?,
-                               config: GLMConfig, batchSize: Int, seqLen: Int, shuffle: Bool, seed: UInt64) throws -> BatchSource {
+                               config: any CausalLMConfig, batchSize: Int, seqLen: Int, shuffle: Bool, seed: UInt64) throws -> BatchSource {
         BlankInfillingSource(examples: examples, objective: try objective(options, tokenizer: tokenizer, config: config, seqLen: seqLen),
                              batchSize: batchSize, shuffle: shuffle, seed: seed)
     }

@@ -8,8 +8,8 @@ import GLMModel
 public final class RecipeRun {
     public let recipe: Recipe
     public let runDirectory: String
-    public private(set) var model: GLMForCausalLM!
-    public private(set) var config: GLMConfig!
+    public private(set) var model: (any CausalLanguageModel)!
+    public private(set) var config: (any CausalLMConfig)!
     public private(set) var tokenizer: GLMTokenizer?
     /// The directory tokenizer and generation files are copied from when the model is saved.
     public private(set) var assetDirectory: String?
@@ -134,7 +134,7 @@ public final class RecipeRun {
         let run = RecipeRun(recipe: r)
         try run.loadModel()
         if let adapter {
-            try PEFTAdapter.load(directory: adapter, model: run.model.config).merge(into: run.model)
+            try PEFTAdapter.load(directory: adapter, model: run.model.configuration).merge(into: run.model)
         }
         let eval = try r.data.eval.map { try run.loadExamples($0, key: "data.eval") }
         let hooks = try run.makeHooks(eval: eval)
@@ -166,23 +166,23 @@ public final class RecipeRun {
 
     /// Saves the model as an HF directory; a LoRA run saves the base with the adapter merged in.
     public func saveModel(to dir: String) throws {
-        let m = try lora.map { try $0.merged(model) } ?? model!
+        let m = try lora.map { try ModelRegistry.makeModel(config: config, weights: try $0.mergedWeights(model)) } ?? model!
         try ModelDirectory.save(m, config: config, to: dir, dtype: ModelDirectory.dtype(named: recipe.model.saveDType)!,
                                 copyingFilesFrom: assetDirectory)
     }
 
     func loadModel() throws {
         if let dir = recipe.model.path {
-            let (c, m) = try ModelDirectory.load(dir)
-            config = c; model = m; assetDirectory = dir
+            let m = try ModelDirectory.loadModel(dir)
+            config = m.configuration; model = m; assetDirectory = dir
             let fm = FileManager.default
             if fm.fileExists(atPath: dir + "/tokenizer.json") || fm.fileExists(atPath: dir + "/tokenizer.model") {
                 tokenizer = try GLMTokenizer.load(directory: dir)
             }
         } else if let initConfig = recipe.model.initConfig {
             let data = try JSONSerialization.data(withJSONObject: initConfig, options: [.sortedKeys])
-            config = try GLMConfig.decode(data, source: "\(recipe.file): model.init")
-            model = try GLMForCausalLM(config: config, seed: recipe.model.initSeed ?? recipe.training.seed)
+            config = try ModelRegistry.decodeConfig(data, source: "\(recipe.file): model.init")
+            model = try ModelRegistry.randomModel(config: config, seed: recipe.model.initSeed ?? recipe.training.seed)
         }
         if let t = recipe.model.tokenizer {
             var isDir: ObjCBool = false
@@ -321,7 +321,7 @@ public final class RecipeRun {
                 throw GLMError("\(recipe.file): lora.targets: unknown target '\(t)'; this \(model.modelTypeName) model declares \((declared + ["all-linear"]).joined(separator: ", "))")
             }
             let c = LoRAConfig(rank: l.rank, alpha: Float(l.alpha), dropout: Float(l.dropout),
-                               targets: try LoRAConfig.targets(from: l.targets), layersToTransform: l.layers, useRSLoRA: l.rslora)
+                               targets: l.targets, layersToTransform: l.layers, useRSLoRA: l.rslora)
             do { try c.validate(for: config) } catch let e as GLMError { throw GLMError("\(recipe.file): lora: \(e.message)") }
             let adapter = try LoRA(modelConfig: config, config: c, seed: recipe.training.seed)
             try adapter.attach(to: model)

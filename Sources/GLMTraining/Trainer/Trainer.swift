@@ -37,7 +37,7 @@ public final class Trainer {
         public var stoppedEarly: Bool
     }
 
-    public let model: GLMForCausalLM
+    public let model: any CausalLanguageModel
     /// Turns each micro-batch into the loss (and metrics) the step minimises.
     public let objective: TrainingObjective
     public let parameters: [TrainableParameter]
@@ -65,7 +65,7 @@ public final class Trainer {
     /// Whether this process writes checkpoints and metrics (the primary one of a data-parallel group).
     public var isPrimary: Bool { gradientSynchronizer?.isPrimary ?? true }
 
-    public init(model: GLMForCausalLM, objective: TrainingObjective = NextTokenObjective(), parameters: [TrainableParameter],
+    public init(model: any CausalLanguageModel, objective: TrainingObjective = NextTokenObjective(), parameters: [TrainableParameter],
                 optimizer: Optimizer, schedule: LearningRateSchedule,
                 source: BatchSource, hooks: [EvaluationHook], runDirectory: String, options: Options) {
         self.model = model; self.objective = objective
