@@ -37,6 +37,8 @@ let package = Package(
         .testTarget(name: "GLMTrainingTests", dependencies: ["GLMTraining", "GLMIO", "GLMModel", "GLMCore", "TestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "GLMTrainCLITests", dependencies: ["GLMTrainCLI", "GLMIO", "GLMCore", "TestSupport"]),
+        .testTarget(name: "GLMRLTests", dependencies: ["GLMRL", "GLMTraining", "GLMIO", "GLMModel", "GLMCore", "TestSupport"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "GLMIOTests", dependencies: ["GLMIO", "GLMModel", "GLMCore", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

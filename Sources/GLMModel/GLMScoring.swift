@@ -17,12 +17,15 @@ extension CausalLanguageModel {
     /// Per-position log-probabilities of the (already shifted) `targets` as a differentiable `[batch, length]`
     /// tensor: entry (b, t) is log p(targets[b·T + t] | row b up to t), 0 where the target is `ignoreLabel`.
     /// The logits are made in chunks and never held whole (`Tensor.linearLogProbs`); with `entropy`, each
-    /// position's predictive entropy comes back too (a metric). Other arguments as in `hiddenStates`.
+    /// position's predictive entropy comes back too (a metric). With `temperature`, the log-probabilities are those
+    /// of the temperature-scaled distribution (logits / T). Other arguments as in `hiddenStates`.
     public func targetLogProbs(ids: [Int32], targets: [Int32], batch: Int, length: Int, positions: [Int32]? = nil,
                                blockPositions: [Int32]? = nil, mask: AttentionMask? = nil,
-                               entropy: Bool = false) -> Tensor.TokenLogProbs {
-        let h = hiddenStates(ids: ids, batch: batch, length: length, positions: positions,
+                               entropy: Bool = false, temperature: Float = 1) -> Tensor.TokenLogProbs {
+        var h = hiddenStates(ids: ids, batch: batch, length: length, positions: positions,
                              blockPositions: blockPositions, mask: mask)
+        // Logits / T = (h / T)·Wᵀ: the distribution a sampler at temperature T draws from.
+        if temperature != 1 { h = h.scaled(1 / temperature) }
         let r = Tensor.linearLogProbs(hidden: h.reshaped([batch * length, configuration.hiddenSize]), weight: lmHead,
                                       targets: targets, entropy: entropy)
         return Tensor.TokenLogProbs(logProbs: r.logProbs.reshaped([batch, length]), entropy: r.entropy)

@@ -9,7 +9,7 @@ struct GLMTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "glm-train",
         abstract: "Fine-tune and post-train GLM models on CPUs.",
-        subcommands: [Run.self, Eval.self, Plot.self, Score.self, Generate.self, Tokenize.self, Inspect.self, Export.self, Doctor.self, Bench.self])
+        subcommands: [Run.self, Eval.self, Plot.self, Score.self, Generate.self, Tokenize.self, Inspect.self, Export.self, RL.self, Doctor.self, Bench.self])
 
     /// The hidden first argument of the child that reads an untrusted checkpoint before this process opens it.
     static let checkpointChildArgument = "__read-checkpoint"

@@ -7,7 +7,7 @@ import GLMTraining
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a recipe (task: pretrain or sft): train, evaluate, checkpoint, export, plot.")
+        abstract: "Run a recipe (task: pretrain, sft or grpo): train, evaluate, checkpoint, export, plot.")
 
     @Argument(help: "The recipe (YAML).")
     var recipe: String
@@ -20,6 +20,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
+        if r.task == .grpo { return try RLRunCommand.run(r, resume: resume, overwrite: overwrite) }
         let run = RecipeRun(recipe: r)
         run.observer = ConsoleTrainerObserver()
         _ = try run.run(resume: resume, overwrite: overwrite)

@@ -23,11 +23,13 @@ public struct TrainingBatch: Sendable, Equatable {
     public var referenceLogProbs: [Float]?
     public var rolloutLogProbs: [Float]?
     public var pairs: Int?
+    /// The policy version that generated each row (RL rollouts), `batch` values.
+    public var versions: [Int]?
 
     public init(batch: Int, length: Int, ids: [Int32], targets: [Int32], positions: [Int32]? = nil,
                 blockPositions: [Int32]? = nil, mask: AttentionMask? = nil, tokenWeights: [Float]? = nil,
                 advantages: [Float]? = nil, referenceLogProbs: [Float]? = nil, rolloutLogProbs: [Float]? = nil,
-                pairs: Int? = nil) {
+                pairs: Int? = nil, versions: [Int]? = nil) {
         let n = batch * length
         precondition(ids.count == n && targets.count == n,
                      "TrainingBatch: \(ids.count) ids and \(targets.count) targets for \(batch) × \(length)")
@@ -39,7 +41,9 @@ public struct TrainingBatch: Sendable, Equatable {
         self.batch = batch; self.length = length; self.ids = ids; self.targets = targets
         self.positions = positions; self.blockPositions = blockPositions; self.mask = mask
         self.tokenWeights = tokenWeights; self.advantages = advantages
+        precondition(versions == nil || versions!.count == batch, "TrainingBatch: \(versions?.count ?? 0) versions for \(batch) rows")
         self.referenceLogProbs = referenceLogProbs; self.rolloutLogProbs = rolloutLogProbs; self.pairs = pairs
+        self.versions = versions
     }
 
     /// Number of positions that carry a loss.

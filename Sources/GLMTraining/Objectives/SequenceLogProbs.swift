@@ -15,9 +15,10 @@ public struct SequenceLogProbs {
 
     /// Runs `model` on `batch` (its positions, block positions and mask) and gathers the targets' log-probabilities
     /// through the chunked output projection (`[tokens, vocab]` logits are never held at once).
-    public init(model: any CausalLanguageModel, batch b: TrainingBatch, entropy: Bool = false) {
+    public init(model: any CausalLanguageModel, batch b: TrainingBatch, entropy: Bool = false, temperature: Float = 1) {
         let r = model.targetLogProbs(ids: b.ids, targets: b.targets, batch: b.batch, length: b.length,
-                                     positions: b.positions, blockPositions: b.blockPositions, mask: b.mask, entropy: entropy)
+                                     positions: b.positions, blockPositions: b.blockPositions, mask: b.mask, entropy: entropy,
+                                     temperature: temperature)
         perToken = r.logProbs
         perSequence = r.logProbs.sum(axis: 1)
         tokenCounts = (0..<b.batch).map { row in b.targets[(row * b.length)..<(row * b.length + b.length)].reduce(0) { $0 + ($1 == ignoreLabel ? 0 : 1) } }

@@ -119,6 +119,8 @@ public struct Recipe {
     public var checkpoint: Checkpointing
     public var eval: Eval
     public var outputDir: String
+    /// The `rl:` section of a grpo recipe, read by the RL layer (GLMRL's RLConfig).
+    public var rl: Node?
     /// The YAML tree with overrides applied: what `run` saves as RUN/recipe.yaml.
     public var resolved: Node
 
@@ -221,9 +223,13 @@ public struct Recipe {
 
         eval = try Recipe.readEval(try r.section("eval"))
         outputDir = try r.string("output_dir") ?? "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        rl = r.node("rl")
+        if rl != nil && task != .grpo {
+            throw RecipeReader.error(file: file, node: rl, key: "rl", "only grpo recipes have an rl section")
+        }
         try r.finish()
 
-        if task == .dpo || task == .grpo {
+        if task == .dpo {
             throw RecipeReader.error(file: file, node: node, key: "task", "'\(task.rawValue)' recipes are not implemented yet (pretrain and sft are)")
         }
         if case .blankInfilling = objective, data.packing {

@@ -14,7 +14,7 @@ public final class RecipeReader {
     private var pairs: [(key: String, value: Node)] = []
     private var known: [String] = []
 
-    init(file: String, path: String, node: Node?) throws {
+    public init(file: String, path: String, node: Node?) throws {
         self.file = file; self.path = path; self.node = node
         guard let node else { return }
         guard case .mapping(let mapping) = node else {
@@ -86,7 +86,7 @@ public final class RecipeReader {
     /// Whether the mapping has `name` (marks it known).
     public func has(_ name: String) -> Bool { raw(name) != nil }
 
-    func fail(_ name: String, _ node: Node?, _ message: String) -> GLMError {
+    public func fail(_ name: String, _ node: Node?, _ message: String) -> GLMError {
         RecipeReader.error(file: file, node: node ?? self.node, key: key(name), message)
     }
 

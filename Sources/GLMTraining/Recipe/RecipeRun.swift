@@ -67,6 +67,21 @@ public final class RecipeRun {
             }
         }
         try prepareTrainable()
+        let trainer = try makeTrainer(objective: objective, source: source, hooks: hooks)
+        let trainableCount = trainable.reduce(0) { $0 + $1.tensor.count }
+        let templateNote = resolvedTemplate.map { "; chat template \($0.name)" } ?? ""
+        let summaryLine = "\(recipe.task.rawValue): \(model.parameterCount) parameters, \(trainableCount) trainable; "
+            + "\(train.count) training examples\(templateNote); run directory \(runDirectory)\n"
+        observer?.trainerDidReport(.note(String(summaryLine.dropLast())))
+        let summary = try trainer.train(resume: resume)
+        try finish(summary)
+        return summary
+    }
+
+    /// The trainer of this recipe over `source` with `objective` and `hooks`: optimizer, schedule and the recipe's
+    /// training, checkpoint and eval options, checkpoint metadata, the model export and (LoRA) dropout seeding.
+    /// Call after `loadModel` and `prepareTrainable`.
+    public func makeTrainer(objective: TrainingObjective, source: BatchSource, hooks: [EvaluationHook]) throws -> Trainer {
         let optimizer = try OptimizerFactory.make(recipe.optimizer, parameters: &trainable)
         let schedule = try LearningRateSchedule(kind: LearningRateSchedule.Kind(rawValue: recipe.schedule.name)!,
                                                 baseRate: recipe.optimizer.lr, warmupSteps: recipe.schedule.warmupSteps,
@@ -97,14 +112,7 @@ public final class RecipeRun {
             trainer.beforeStep = { step in lora.dropoutGenerator = SeededGenerator(seed: ExampleOrder.mix(seed, UInt64(step), 0xD809)) }
             trainer.setTraining = { lora.training = $0 }
         }
-        let trainableCount = trainable.reduce(0) { $0 + $1.tensor.count }
-        let templateNote = resolvedTemplate.map { "; chat template \($0.name)" } ?? ""
-        let summaryLine = "\(recipe.task.rawValue): \(model.parameterCount) parameters, \(trainableCount) trainable; "
-            + "\(train.count) training examples\(templateNote); run directory \(runDirectory)\n"
-        observer?.trainerDidReport(.note(String(summaryLine.dropLast())))
-        let summary = try trainer.train(resume: resume)
-        try finish(summary)
-        return summary
+        return trainer
     }
 
     /// Warnings for settings that change what a resumed run computes (the data order, the batches, the data).
@@ -149,7 +157,7 @@ public final class RecipeRun {
     }
 
     /// The final export (RUN/adapter for LoRA runs, RUN/model otherwise) and the plots.
-    func finish(_ summary: Trainer.Summary) throws {
+    public func finish(_ summary: Trainer.Summary) throws {
         let output: String
         if let lora {
             output = path("adapter")
@@ -171,7 +179,7 @@ public final class RecipeRun {
                                 copyingFilesFrom: assetDirectory)
     }
 
-    func loadModel() throws {
+    public func loadModel() throws {
         if let dir = recipe.model.path {
             let m = try ModelDirectory.loadModel(dir)
             config = m.configuration; model = m; assetDirectory = dir
@@ -217,7 +225,7 @@ public final class RecipeRun {
         return t
     }
 
-    func loadExamples(_ file: String, key: String) throws -> [TokenizedExample] {
+    public func loadExamples(_ file: String, key: String) throws -> [TokenizedExample] {
         guard FileManager.default.fileExists(atPath: file) else {
             throw GLMError("\(recipe.file): \(key): '\(file)' does not exist")
         }
@@ -248,7 +256,7 @@ public final class RecipeRun {
         }
     }
 
-    var padID: Int32 { Int32(config.padTokenId ?? config.eosTokenIds.first ?? 0) }
+    public var padID: Int32 { Int32(config.padTokenId ?? config.eosTokenIds.first ?? 0) }
 
     func makeSource(_ examples: [TokenizedExample], shuffle: Bool, seed: UInt64) throws -> BatchSource {
         let t = recipe.training
@@ -265,7 +273,7 @@ public final class RecipeRun {
         }
     }
 
-    func makeHooks(eval: [TokenizedExample]?) throws -> [EvaluationHook] {
+    public func makeHooks(eval: [TokenizedExample]?) throws -> [EvaluationHook] {
         var hooks: [EvaluationHook] = []
         var names = Set<String>()
         for (i, h) in recipe.eval.hooks.enumerated() {
@@ -313,7 +321,7 @@ public final class RecipeRun {
 
     /// LoRA (`lora:` present): the base is frozen and only the adapter matrices train. Full fine-tuning otherwise:
     /// every parameter trains. Weight decay applies to matrices only (not norms or biases).
-    func prepareTrainable() throws {
+    public func prepareTrainable() throws {
         let wd = Float(recipe.optimizer.weightDecay)
         if let l = recipe.lora {
             let declared = model.adaptableTargets

@@ -46,13 +46,18 @@ public final class Trainer {
     public let source: BatchSource
     public let hooks: [EvaluationHook]
     public let runDirectory: String
-    public let options: Options
+    public var options: Options
     /// Strings stored in every checkpoint (the recipe, the base model, an adapter config, ...).
     public var checkpointMetadata: [String: String] = [:]
     /// Called before each optimizer step's first micro-batch with the step number (e.g. to seed dropout).
     public var beforeStep: ((Int) -> Void)?
     /// Switches training-only behaviour (dropout) on and off around evaluations.
     public var setTraining: ((Bool) -> Void)?
+    /// Called after each step is logged, with the step count (e.g. to publish the new weights for a rollout
+    /// process); before that step's evaluation and checkpoint.
+    public var afterStep: ((Int) throws -> Void)?
+    /// Metrics logged with each step beside the objective's (e.g. a data source's statistics of the step's data).
+    public var stepMetrics: (() -> [String: Double])?
     /// Saves the model (merged, for adapter runs) as an HF directory; used by command hooks.
     public var exportModel: (String) throws -> Void = { _ in throw GLMError("this run cannot export its model") }
     public var tokenizer: GLMTokenizer?
@@ -117,9 +122,11 @@ public final class Trainer {
                                          "tokens_per_s": Double(tokens) / max(seconds, 1e-9), "loss_tokens": lossTokens,
                                          "epoch": source.cursor["epoch"] ?? 0, "truncated": source.truncatedCount]
             for (k, v) in result.metrics where record[k] == nil { record[k] = v }
+            for (k, v) in stepMetrics?() ?? [:] where record[k] == nil { record[k] = v }
             try metrics?.append(record)
             report(.step(step: step, loss: loss, learningRate: lr, tokensPerSecond: Double(tokens) / max(seconds, 1e-9),
                          metrics: result.metrics))
+            try afterStep?(step)
             let evalNow = !hooks.isEmpty && ((options.evalEvery > 0 && step % options.evalEvery == 0) || step == options.steps)
             if evalNow {
                 summary.lastEval = try evaluate(step: step, metrics: metrics)

@@ -1,0 +1,203 @@
+// The two sides of an RL run over one run directory: the trainer (`glm-train rl train`, or sync mode in one
+// process, which also generates) and the rollout process (`glm-train rl rollout`). Both read RUN/recipe.yaml.
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+import GLMTraining
+
+/// What both sides set up from the recipe: the model (with the tokenizer and chat template), the prompts, the
+/// rollout settings.
+final class RLSetup {
+    let recipe: Recipe
+    let rl: RLConfig
+    let run: RecipeRun
+    let tokenizer: GLMTokenizer
+    let prompts: RLPrompts
+    let directory: RLRunDirectory
+    let stops: Set<Int32>
+
+    init(recipe: Recipe) throws {
+        guard recipe.task == .grpo else { throw GLMError("\(recipe.file): task is \(recipe.task.rawValue); RL runs need task: grpo") }
+        self.recipe = recipe
+        rl = try RLConfig(recipe: recipe)
+        if let l = recipe.lora, l.dropout > 0 {
+            throw GLMError("\(recipe.file): lora.dropout \(l.dropout): RL needs the same policy in rollout and training; set lora.dropout: 0")
+        }
+        run = RecipeRun(recipe: recipe)
+        try run.loadModel()
+        guard let t = run.tokenizer else { throw GLMError("\(recipe.file): RL needs a tokenizer (model.path with tokenizer.json, or model.tokenizer)") }
+        tokenizer = t
+        let maxPrompt = run.config.maxPositionEmbeddings - rl.maxNewTokens
+        guard maxPrompt >= 1 else {
+            throw GLMError("\(recipe.file): rl.max_new_tokens \(rl.maxNewTokens) leaves no room for a prompt within max_position_embeddings \(run.config.maxPositionEmbeddings)")
+        }
+        prompts = try RLPrompts(file: recipe.data.train, tokenizer: t, template: try run.chatTemplate(), maxPromptTokens: maxPrompt)
+        directory = RLRunDirectory(recipe.outputDir)
+        stops = Set(run.config.eosTokenIds.map(Int32.init))
+    }
+
+    func worker() -> RolloutWorker {
+        RolloutWorker(rl: rl, prompts: prompts, tokenizer: tokenizer, directory: directory, seed: recipe.training.seed,
+                      shuffle: recipe.data.shuffle, pad: run.padID, stops: stops)
+    }
+}
+
+/// The trainer side: trains step k + 1 on rollout batch k and publishes version k + 1 after it.
+public final class RLTrainerRun {
+    public var observer: TrainerObserver?
+    let setup: RLSetup
+
+    public init(recipe: Recipe) throws { setup = try RLSetup(recipe: recipe) }
+
+    /// Trains to training.steps. With `generate` (sync mode) each batch is generated here first, with the current
+    /// weights (version = steps done): the on-policy reference. Otherwise rollout processes write the batches.
+    public func run(resume: Bool, generate: Bool) throws -> Trainer.Summary {
+        let s = setup, rl = s.rl, run = s.run
+        try run.prepareTrainable()
+        let source = RolloutSource(directory: s.directory, microBatchSize: rl.microBatchSize, pad: run.padID, promptCount: s.prompts.count)
+        let objective = GRPOObjective(rl: rl)
+        let model = run.model!
+        if rl.klCoef > 0 && !rl.klInReward {
+            objective.referenceLogProbs = try RLTrainerRun.reference(run: run, rl: rl)
+        }
+        var hooks = try run.makeHooks(eval: nil)
+        if let e = rl.eval {
+            let held = try RLPrompts(file: e.file, tokenizer: s.tokenizer, template: try run.chatTemplate(),
+                                     maxPromptTokens: run.config.maxPositionEmbeddings - rl.maxNewTokens, limit: e.limit)
+            let hook = RLEvalHook(prompts: held, config: e, reward: e.reward ?? rl.reward, tokenizer: s.tokenizer,
+                                  maxNewTokens: rl.maxNewTokens, stops: s.stops, seed: s.recipe.training.seed)
+            hook.warn = { [weak self] in self?.observer?.trainerDidReport(.warning($0)) }
+            hooks.append(hook)
+        }
+        let trainer = try run.makeTrainer(objective: objective, source: source, hooks: hooks)
+        trainer.options.gradAccum = RolloutSource.microBatches(samples: rl.samplesPerBatch, microBatchSize: rl.microBatchSize)
+        if let e = rl.eval { trainer.options.evalEvery = e.every }
+        trainer.options.progressLabel = "grpo"
+        trainer.observer = observer
+        let lora = run.lora
+        let publish: (Int) throws -> Void = { v in
+            try s.directory.publish(version: v, adapter: lora?.peftAdapter(baseModel: s.recipe.model.path),
+                                    tensors: lora == nil ? Dictionary(uniqueKeysWithValues: run.trainable.map { ($0.name, $0.tensor) }) : [:])
+        }
+        let earlier = trainer.beforeStep
+        var published = Set<Int>()
+        trainer.beforeStep = { step in
+            earlier?(step)
+            objective.version = step
+            source.trainerVersion = step
+            // The version this step starts from must be on disk before a rollout can use it (v0, and after a resume).
+            if !published.contains(step) && !s.directory.hasVersion(step) {
+                do { try publish(step) } catch { self.observer?.trainerDidReport(.warning("cannot publish version \(step): \(error)")) }
+            }
+            published.insert(step)
+        }
+        trainer.afterStep = { step in try publish(step); published.insert(step) }
+        trainer.stepMetrics = { source.stats }
+        source.onWait = { [weak self] k, seconds in
+            self?.observer?.trainerDidReport(.note(String(format: "waiting for rollout batch %d (%.0f s); is a rollout process running?", k, seconds)))
+        }
+        if generate {
+            let worker = s.worker()
+            worker.warn = { [weak self] in self?.observer?.trainerDidReport(.warning($0)) }
+            let withReference = RLTrainerRun.referenceSwitch(model: model, lora: lora)
+            source.produce = { k in
+                _ = try s.directory.claimBatch(k)
+                lora?.training = false
+                defer { lora?.training = true }
+                try worker.produce(batch: k, policy: RolloutPolicy(model: model, version: objective.version, withReference: withReference))
+            }
+        }
+        observer?.trainerDidReport(.note("grpo (\(rl.mode.rawValue)): \(s.prompts.count) prompts, \(rl.promptsPerBatch) × \(rl.samplesPerPrompt) samples per step; run directory \(s.recipe.outputDir)"))
+        let summary = try trainer.train(resume: resume)
+        try s.directory.markDone()
+        try run.finish(summary)
+        return summary
+    }
+
+    /// Runs a body with LoRA's adapters off (the reference policy of a LoRA run); nil for full fine-tuning.
+    static func referenceSwitch(model: any CausalLanguageModel, lora: LoRA?) -> ((() -> Void) -> Void)? {
+        guard lora != nil else { return nil }
+        return { body in
+            let saved = model.adaptedLinears
+            model.adaptedLinears = [:]
+            defer { model.adaptedLinears = saved }
+            body()
+        }
+    }
+
+    /// The reference log-probs of a batch: the base with adapters off (LoRA), or the initial model, loaded again
+    /// once (full fine-tuning).
+    static func reference(run: RecipeRun, rl: RLConfig) throws -> (TrainingBatch) -> [Float] {
+        let model = run.model!
+        if let lora = run.lora {
+            let off = referenceSwitch(model: model, lora: lora)!
+            return { b in
+                var out: [Float] = []
+                off { out = Autograd.noGrad { SequenceLogProbs(model: model, batch: b, temperature: rl.temperature).perToken.scalars } }
+                return out
+            }
+        }
+        let copy = RecipeRun(recipe: run.recipe)
+        try copy.loadModel()
+        let reference = copy.model!
+        reference.storeFrozenMatricesInBF16()
+        return { b in Autograd.noGrad { SequenceLogProbs(model: reference, batch: b, temperature: rl.temperature).perToken.scalars } }
+    }
+}
+
+/// The rollout side (`glm-train rl rollout`): claims batches in order, waits for a version recent enough
+/// (version ≥ k − max_staleness for batch k), loads the newest, and writes the batch; ends at training.steps
+/// batches or when the trainer marks the run done.
+public final class RLRolloutRun {
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+    let setup: RLSetup
+
+    public init(recipe: Recipe) throws { setup = try RLSetup(recipe: recipe) }
+
+    public func run() throws {
+        let s = setup, rl = s.rl
+        let model = s.run.model!
+        let base = model.parameters
+        let worker = s.worker()
+        worker.warn = { [log] in log("warning: \($0)") }
+        var loaded: Int?
+        var lora: LoRA?
+        func load(_ v: Int) throws {
+            let dir = s.directory.versionPath(v)
+            if s.recipe.lora != nil {
+                let adapter = try PEFTAdapter.load(directory: dir, model: model.configuration)
+                let l = try LoRA(adapter: adapter, modelConfig: model.configuration)
+                try l.attach(to: model)
+                lora = l
+            } else {
+                let file = try SafetensorsFile(path: dir + "/model.safetensors")
+                for name in file.names {
+                    guard base[name] != nil else { throw GLMError("\(dir)/model.safetensors: '\(name)' is not a parameter of the model") }
+                    try model.replaceParameter(name, with: try file.tensor(name))
+                }
+            }
+            loaded = v
+        }
+        var k = 0
+        while k < s.recipe.training.steps && !s.directory.isDone {
+            if s.directory.hasBatch(k) { k += 1; continue }
+            guard try s.directory.claimBatch(k) else { k += 1; continue }
+            let need = max(0, k - rl.maxStaleness)
+            let started = Date()
+            var latest = try s.directory.latestVersion()
+            while (latest ?? -1) < need {
+                if s.directory.isDone { return }
+                Thread.sleep(forTimeInterval: 0.02)
+                latest = try s.directory.latestVersion()
+            }
+            let waited = Date().timeIntervalSince(started)
+            if loaded != latest! { try load(latest!) }
+            let reference: ((() -> Void) -> Void)? = lora == nil ? nil : RLTrainerRun.referenceSwitch(model: model, lora: lora)
+            let batch = try worker.produce(batch: k, policy: RolloutPolicy(model: model, version: latest!, withReference: reference), waited: waited)
+            log(String(format: "rollout: batch %d (version %d, %d samples, reward %.3f, %.1f s)", k, latest!, batch.samples.count,
+                       batch.stats["rollout/reward_mean"] ?? 0, batch.stats["perf/rollout_seconds"] ?? 0))
+            k += 1
+        }
+    }
+}

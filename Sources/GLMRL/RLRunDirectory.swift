@@ -1,0 +1,152 @@
+// The files two RL processes share, and nothing else: policy versions published by the trainer
+// (RUN/weights/v000003/, whole directories published atomically, then the pointer RUN/weights/LATEST), rollout
+// batches written atomically by rollout processes (RUN/rollouts/batch-000003.json), claims that keep two rollout
+// processes from taking the same batch or prompt (RUN/rollouts/claims/, created with O_EXCL), and the trainer's
+// end marker (RUN/rollouts/DONE). Everything works on a shared (network) file system; a claim of a process that no
+// longer runs on this host is taken over, one from another host after `staleClaimSeconds`.
+import Foundation
+import GLMCore
+import GLMIO
+import GLMModel
+
+public struct RLRunDirectory: Sendable {
+    public let root: String
+    public init(_ root: String) { self.root = root }
+
+    public var weights: String { root + "/weights" }
+    public var rollouts: String { root + "/rollouts" }
+    public var claims: String { root + "/rollouts/claims" }
+    public var doneMarker: String { root + "/rollouts/DONE" }
+    public static let staleClaimSeconds = 600.0
+
+    public static func versionName(_ v: Int) -> String { String(format: "v%06d", v) }
+    public func versionPath(_ v: Int) -> String { weights + "/" + RLRunDirectory.versionName(v) }
+    public func batchPath(_ k: Int) -> String { rollouts + String(format: "/batch-%06d.json", k) }
+
+    // MARK: versions
+
+    /// Publishes version `v`: for LoRA runs the PEFT adapter (adapter_config.json + adapter_model.safetensors),
+    /// otherwise the trained tensors (model.safetensors); then LATEST names it (only if it is newer).
+    public func publish(version v: Int, adapter: PEFTAdapter?, tensors: [String: Tensor]) throws {
+        let newer = (try latestVersion()).map { v >= $0 } ?? true
+        try AtomicDirectory.publish(versionPath(v), pointer: newer ? "LATEST" : nil) { dir in
+            if let adapter {
+                try SafetensorsWriter.write(Dictionary(uniqueKeysWithValues: adapter.tensors.map { (PEFTAdapter.keyPrefix + $0.key, $0.value) }),
+                                            to: "\(dir)/\(PEFTAdapter.weightsFile)")
+                try AtomicFile.write(Data(adapter.config.jsonText.utf8), to: "\(dir)/\(PEFTAdapter.configFile)")
+            } else {
+                try SafetensorsWriter.write(tensors, to: "\(dir)/model.safetensors")
+            }
+        }
+    }
+
+    /// The newest published version, or nil before the first.
+    public func latestVersion() throws -> Int? {
+        guard let dir = try AtomicDirectory.resolve(pointer: weights + "/LATEST") else { return nil }
+        let name = (dir as NSString).lastPathComponent
+        guard name.hasPrefix("v"), let v = Int(name.dropFirst()) else { throw GLMError("\(weights)/LATEST: names '\(name)', not a version") }
+        return v
+    }
+
+    public func hasVersion(_ v: Int) -> Bool { FileManager.default.fileExists(atPath: versionPath(v)) }
+
+    // MARK: batches
+
+    public func write(_ batch: RolloutBatch) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try AtomicFile.makeDirectory(rollouts)
+        try AtomicFile.write(try encoder.encode(batch), to: batchPath(batch.index))
+    }
+
+    public func hasBatch(_ k: Int) -> Bool { FileManager.default.fileExists(atPath: batchPath(k)) }
+
+    public func readBatch(_ k: Int) throws -> RolloutBatch {
+        let path = batchPath(k)
+        guard let data = FileManager.default.contents(atPath: path) else { throw GLMError("\(path): missing or unreadable") }
+        do { return try JSONDecoder().decode(RolloutBatch.self, from: data) }
+        catch { throw GLMError("\(path): not a rollout batch (\(error.localizedDescription))") }
+    }
+
+    public var isDone: Bool { FileManager.default.fileExists(atPath: doneMarker) }
+    public func markDone() throws { try AtomicFile.makeDirectory(rollouts); try AtomicFile.write(Data("done\n".utf8), to: doneMarker) }
+
+    // MARK: claims
+
+    /// Who holds a claim: host, pid and, for a prompt position, the batch it is for.
+    struct Claim { var host: String; var pid: Int32; var batch: Int; var modified: Date }
+
+    static var host: String { ProcessInfo.processInfo.hostName }
+
+    func claimPath(batch k: Int) -> String { claims + String(format: "/batch-%06d", k) }
+    func claimPath(position p: Int) -> String { claims + String(format: "/pos-%08d", p) }
+
+    /// Creates the claim file exclusively; false when someone else holds it.
+    func create(_ path: String, batch: Int) throws -> Bool {
+        try AtomicFile.makeDirectory(claims)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        if fd < 0 {
+            if errno == EEXIST { return false }
+            throw GLMError("\(path): cannot create the claim (\(String(cString: strerror(errno))))")
+        }
+        let text = "\(RLRunDirectory.host) \(getpid()) \(batch)\n"
+        _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+        fsync(fd); close(fd)
+        return true
+    }
+
+    func readClaim(_ path: String) -> Claim? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard f.count >= 3, let pid = Int32(f[1]), let batch = Int(f[2]) else { return nil }
+        let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date()
+        return Claim(host: String(f[0]), pid: pid, batch: batch, modified: modified)
+    }
+
+    /// Whether the holder of a claim is gone: a process of this host that no longer runs (or this very process
+    /// from an earlier life, same pid reused is not a concern: it is this process), or a claim of another host left
+    /// alone for `staleClaimSeconds`.
+    func isAbandoned(_ c: Claim) -> Bool {
+        if c.host == RLRunDirectory.host {
+            if c.pid == getpid() { return true }
+            return kill(c.pid, 0) != 0 && errno == ESRCH
+        }
+        return Date().timeIntervalSince(c.modified) > RLRunDirectory.staleClaimSeconds
+    }
+
+    /// Claims batch `k` for this process: true when it is now ours (fresh, or taken over from a dead holder).
+    public func claimBatch(_ k: Int) throws -> Bool {
+        let path = claimPath(batch: k)
+        if try create(path, batch: k) { return true }
+        guard let c = readClaim(path), isAbandoned(c) else { return false }
+        unlink(path)
+        return try create(path, batch: k)
+    }
+
+    /// The prompt positions batch `k` already holds from an earlier (dead) holder, lowest first; they are taken over.
+    public func inheritedPositions(batch k: Int) throws -> [Int] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: claims) else { return [] }
+        var out: [Int] = []
+        for name in names where name.hasPrefix("pos-") {
+            guard let p = Int(name.dropFirst(4)), let c = readClaim(claims + "/" + name), c.batch == k else { continue }
+            out.append(p)
+        }
+        return out.sorted()
+    }
+
+    /// Claims the lowest free prompt position at or above `from` for batch `k`.
+    public func claimNextPosition(from: Int, batch k: Int) throws -> Int {
+        var p = from
+        while true {
+            if try create(claimPath(position: p), batch: k) { return p }
+            p += 1
+        }
+    }
+
+    /// The first position no claim holds yet (where a worker starts looking).
+    public func firstUnclaimedPosition() -> Int {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: claims) else { return 0 }
+        let taken = names.compactMap { $0.hasPrefix("pos-") ? Int($0.dropFirst(4)) : nil }
+        return (taken.max() ?? -1) + 1
+    }
+}
