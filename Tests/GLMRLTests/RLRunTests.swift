@@ -1,0 +1,169 @@
+// RL runs as a user starts them (`glm-train run` on grpo recipes, the bundled tiny GLM): the invariants of the
+// exchange (ratio exactly 1 and KL exactly 0 at step 1, train/rollout log-prob difference 0 at every on-policy
+// step), a sync run killed with SIGKILL at random moments resuming to bit-identical metrics, and an async run
+// whose trainer and rollout processes are killed at random moments losing and doubling no batch or prompt.
+import XCTest
+import Foundation
+import GLMCore
+import GLMIO
+import GLMRL
+import GLMTraining
+import TestSupport
+
+final class RLRunTests: XCTestCase {
+    var dir = ""
+    override func setUpWithError() throws {
+        dir = GLMTrainBinary.temporary("rl")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
+
+    func recipe(_ name: String, mode: String, steps: Int, extra: String = "") throws -> String {
+        let text = """
+        task: grpo
+        model: {path: \(Fixtures.repositoryRoot)/Checkpoints/glm-tiny}
+        data: {train: \(Fixtures.repositoryRoot)/Data/rl/prompts.jsonl, shuffle: true}
+        training: {steps: \(steps), seed: 3}
+        optimizer: {name: adamw, lr: 2.0e-3, weight_decay: 0.0}
+        schedule: {name: constant}
+        lora: {rank: 4, alpha: 8, dropout: 0}
+        checkpoint: {every: 1, keep: 2}
+        rl:
+          mode: \(mode)
+          prompts_per_batch: 2
+          n_samples_per_prompt: 4
+          max_new_tokens: 8
+          micro_batch_size: 4
+          kl_coef: 0.01
+          reward: {type: sum, terms: [{weight: 1, reward: exact_match}, {weight: 0.5, reward: {type: format, pattern: ".*[0-9].*"}}]}
+        \(extra)
+        output_dir: \(dir)/\(name)
+        """
+        let path = "\(dir)/\(name).yaml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    /// The step records of a run (evaluation lines left out), without the timing metrics.
+    func steps(_ run: String) throws -> [[String: Double]] {
+        try MetricsLog.read("\(run)/metrics.jsonl").filter { $0["loss"] != nil }.map { line in
+            var out: [String: Double] = [:]
+            for (k, v) in line where !k.hasPrefix("perf/") && k != "tokens_per_s" { out[k] = (v as? NSNumber)?.doubleValue }
+            return out
+        }
+    }
+
+    func testSyncRunInvariantsAtStepOneAndOnPolicy() throws {
+        let r = try GLMTrainBinary.run(["run", try recipe("sync", mode: "sync", steps: 3)])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let s = try steps("\(dir)/sync")
+        XCTAssertEqual(s.count, 3)
+        XCTAssertEqual(s[0]["train/ratio_mean"], 1, "the ratio at step 1 is exactly 1")
+        XCTAssertEqual(s[0]["train/kl"], 0, "the KL to the reference at step 1 is exactly 0 (B = 0)")
+        for line in s {
+            XCTAssertEqual(line["train/rollout_logprob_abs_diff"], 0, "trainer and rollout log-probs are bit-identical")
+            XCTAssertEqual(line["perf/staleness_mean"], nil)
+            XCTAssertNotNil(line["rollout/reward_mean"]); XCTAssertNotNil(line["train/entropy"])
+        }
+        XCTAssertGreaterThan(s[2]["train/kl"]!, 0, "the policy moved away from the reference")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/sync/adapter/adapter_config.json"))
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/sync/weights/v000003/adapter_model.safetensors"))
+    }
+
+    func testSyncRunKilledAtRandomMomentsResumesBitIdentically() throws {
+        let steps = 5
+        XCTAssertEqual(try GLMTrainBinary.run(["run", try recipe("whole", mode: "sync", steps: steps)]).status, 0)
+        let reference = try self.steps("\(dir)/whole")
+        let path = try recipe("killed", mode: "sync", steps: steps)
+        var gen = SeededGenerator(seed: 11)
+        var kills = 0
+        for attempt in 0..<6 {
+            let p = try GLMTrainBinary.start(["run", path] + (attempt > 0 ? ["--resume"] : []))
+            Thread.sleep(forTimeInterval: 0.3 + Double(gen.nextUniform()) * 1.2)
+            if p.isRunning { kill(p.processIdentifier, SIGKILL); kills += 1 }
+            p.waitUntilExit()
+            if p.terminationReason == .exit && p.terminationStatus == 0 { break }
+        }
+        let r = try GLMTrainBinary.run(["run", path, "--resume"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertGreaterThan(kills, 0, "the run finished before it could be killed")
+        XCTAssertEqual(try self.steps("\(dir)/killed"), reference)
+    }
+
+    func testAsyncProcessesKilledAtRandomLoseAndDoubleNothing() throws {
+        let steps = 6
+        let path = try recipe("async", mode: "async", steps: steps, extra: "  max_restarts: 20")
+        let log = "\(dir)/async.log"
+        let p = try GLMTrainBinary.start(["run", path], stderr: log)
+        var gen = SeededGenerator(seed: 5)
+        var killed = 0
+        while p.isRunning && killed < 4 {
+            Thread.sleep(forTimeInterval: 0.4 + Double(gen.nextUniform()) * 0.8)
+            let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
+                .split(separator: " ").compactMap { Int32($0) } ?? []
+            guard !children.isEmpty else { continue }
+            kill(children[Int(gen.next() % UInt64(children.count))], SIGKILL)
+            killed += 1
+        }
+        p.waitUntilExit()
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        XCTAssertGreaterThan(killed, 0)
+        XCTAssertTrue(text.contains("restarting it"), text)
+        let s = try self.steps("\(dir)/async")
+        XCTAssertEqual(s.map { $0["step"]! }, (1...steps).map(Double.init))
+        XCTAssertEqual(s.map { $0["rollout/batch"]! }, (0..<steps).map(Double.init), "each batch trained exactly once, in order")
+        let exchange = RLRunDirectory("\(dir)/async")
+        var positions: [Int] = []
+        for k in 0..<steps {
+            let b = try exchange.readBatch(k)
+            XCTAssertEqual(b.samples.count, 8)
+            positions += Set(b.samples.map(\.position)).sorted()
+            for sample in b.samples { XCTAssertGreaterThanOrEqual(sample.version, k - 1, "staleness bound 1") }
+        }
+        XCTAssertEqual(positions.count, Set(positions).count, "no prompt position used by two batches")
+        for line in s where line["rollout/version"] == line["step"].map({ $0 - 1 }) {
+            XCTAssertEqual(line["train/rollout_logprob_abs_diff"], 0)
+        }
+    }
+
+    func testRewardCommandsThatHangFailOrLieScoreZeroWithAWarning() throws {
+        let inputs = [RewardInput(prompt: "p", response: "12", answer: "12"), RewardInput(prompt: "q", response: "x", answer: "3")]
+        var warnings: [String] = []
+        XCTAssertEqual(RewardSpec.command(["sh", "-c", "while read l; do echo 0.5; done"], timeout: 10).score(inputs, warnings: &warnings), [0.5, 0.5])
+        XCTAssertEqual(RewardSpec.command(["sh", "-c", "cat >/dev/null; echo '{\"reward\": 2, \"len\": 1}'; echo 1"], timeout: 10).score(inputs, warnings: &warnings), [2, 1])
+        XCTAssertEqual(warnings, [])
+        XCTAssertEqual(RewardSpec.command(["sleep", "30"], timeout: 0.3).score(inputs, warnings: &warnings), [0, 0])
+        XCTAssertTrue(warnings.last!.contains("no answer within 0.3 s"), warnings.last!)
+        XCTAssertEqual(RewardSpec.command(["sh", "-c", "exit 3"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])
+        XCTAssertTrue(warnings.last!.contains("exited with status 3"), warnings.last!)
+        XCTAssertEqual(RewardSpec.command(["sh", "-c", "echo 1"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])
+        XCTAssertTrue(warnings.last!.contains("printed 1 lines for 2 samples"), warnings.last!)
+        XCTAssertEqual(RewardSpec.command(["/nonexistent/reward"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])
+        XCTAssertEqual(RewardSpec.numeric.score(inputs, warnings: &warnings), [1, 0])
+        // A run whose reward command crashes keeps going.
+        let path = try recipe("crash", mode: "sync", steps: 2).replacingOccurrences(of: "", with: "")
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        text = text.replacingOccurrences(of: "reward: {type: sum, terms: [{weight: 1, reward: exact_match}, {weight: 0.5, reward: {type: format, pattern: \".*[0-9].*\"}}]}",
+                                         with: "reward: {type: command, command: [sh, -c, \"kill -SEGV $$\"], timeout: 5}")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let r = try GLMTrainBinary.run(["run", path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: reward command sh -c kill -SEGV $$: exited with signal"), r.stderr)
+    }
+
+    func testRecipeMistakesAreOneLineErrors() throws {
+        let bad = try recipe("bad", mode: "sync", steps: 1, extra: "  eps_clip: 0.2")
+        var r = try GLMTrainBinary.run(["run", bad])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("rl.eps_clip: unknown key"), r.stderr)
+        let dropout = try String(contentsOfFile: try recipe("dropout", mode: "sync", steps: 1), encoding: .utf8)
+            .replacingOccurrences(of: "dropout: 0}", with: "dropout: 0.1}")
+        try dropout.write(toFile: "\(dir)/dropout.yaml", atomically: true, encoding: .utf8)
+        r = try GLMTrainBinary.run(["run", "\(dir)/dropout.yaml"])
+        XCTAssertTrue(r.stderr.contains("lora.dropout 0.1: RL needs the same policy"), r.stderr)
+        let kl = try recipe("kl", mode: "sync", steps: 1, extra: "  kl_in_reward: true\n  kl_coef: 0")
+        r = try GLMTrainBinary.run(["run", kl])
+        XCTAssertTrue(r.stderr.contains("duplicate key") || r.stderr.contains("kl_in_reward: true needs kl_coef above 0"), r.stderr)
+    }
+}
