@@ -44,8 +44,9 @@ public final class RLEvalHook: EvaluationHook {
             rewardSum += rewards.reduce(0, +); n += rewards.count
         }
         let p = Double(prompts.count)
-        return ["pass@1": pass1 / p, "pass@\(config.samples)": passK / p, "reward_mean": rewardSum / Double(max(n, 1)),
-                "prompts": p]
+        var out = ["pass@\(config.samples)": passK / p, "reward_mean": rewardSum / Double(max(n, 1)), "prompts": p]
+        out["pass@1"] = pass1 / p  // with one sample, pass@k is pass@1
+        return out
     }
 
     public func provides(metric: String) -> Bool { ["pass@1", "pass@\(config.samples)", "reward_mean", "prompts"].contains(metric) }
