@@ -92,7 +92,10 @@ public final class RLTrainerRun {
             }
             published.insert(step)
         }
-        trainer.afterStep = { step in try publish(step); published.insert(step) }
+        trainer.afterStep = { step in
+            try publish(step); published.insert(step)
+            s.directory.pruneVersions(before: step - rl.maxStaleness - 2)
+        }
         trainer.stepMetrics = { source.stats }
         source.onWait = { [weak self] k, seconds in
             self?.observer?.trainerDidReport(.note(String(format: "waiting for rollout batch %d (%.0f s); is a rollout process running?", k, seconds)))

@@ -50,6 +50,15 @@ public struct RLRunDirectory: Sendable {
 
     public func hasVersion(_ v: Int) -> Bool { FileManager.default.fileExists(atPath: versionPath(v)) }
 
+    /// Removes published versions older than `keepFrom` (a rollout never loads them again: it takes LATEST, and
+    /// batches need versions within the staleness bound).
+    public func pruneVersions(before keepFrom: Int) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: weights) else { return }
+        for name in names where name.hasPrefix("v") {
+            if let v = Int(name.dropFirst()), v < keepFrom { try? FileManager.default.removeItem(atPath: weights + "/" + name) }
+        }
+    }
+
     // MARK: batches
 
     public func write(_ batch: RolloutBatch) throws {
