@@ -9,7 +9,7 @@ ifeq ($(AVX512),yes)
 export OPENBLAS_CORETYPE ?= SkylakeX
 endif
 
-.PHONY: deps build test quickstart pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
+.PHONY: deps build test quickstart grpo pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
 
 # System libraries (OpenBLAS, HDF5, pkg-config), installed only when missing.
 deps:
@@ -83,6 +83,12 @@ quickstart: build
 	@echo "               model's own vocabulary needs tokenizer.ggml.pre=chatglm-bpe, see README; make check-llama-cpp does it)"
 	@echo "               llama-server -m glm-tiny.gguf --lora $(QS)/adapter.gguf"
 	@echo "Plots:         $(QS)/plots/*.svg"
+
+# GRPO after the quickstart's SFT (its adapter merged into the base), rollout and trainer as two processes.
+grpo: build
+	@[ -d $(QS)/adapter ] || $(MAKE) quickstart
+	.build/release/glm-train export --run $(QS) --format merged --output $(QS)/merged
+	.build/release/glm-train run Recipes/grpo-async.yaml --overwrite
 
 # Pretrains the bundled model again (the result is committed in Checkpoints/glm-tiny).
 pretrain-tiny: build

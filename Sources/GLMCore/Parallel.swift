@@ -5,8 +5,12 @@ import COpenBLAS
 
 /// Runs independent chunks of a loop on the available cores.
 public enum Parallel {
-    /// Number of workers used by our own kernels (the number of online cores).
-    public static let workerCount: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Number of workers used by our own kernels: the number of online cores, or `GLMTRAIN_THREADS` when set (a
+    /// process that shares the machine with others, such as the two sides of an RL run).
+    public static let workerCount: Int = {
+        if let v = ProcessInfo.processInfo.environment["GLMTRAIN_THREADS"].flatMap(Int.init), v >= 1 { return min(v, 1024) }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
 
     /// Calls `body(range)` for disjoint ranges covering `0..<n`, in parallel when the work is large
     /// enough (`n * costPerItem` above about 32K scalar operations). Inside the body OpenBLAS runs

@@ -30,6 +30,12 @@ public final class RLSupervisor {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = c.arguments + extra
+        // The children share the machine's cores instead of each taking all of them (unless the user chose).
+        var env = ProcessInfo.processInfo.environment
+        let share = String(max(1, ProcessInfo.processInfo.activeProcessorCount / (1 + workers)))
+        if env["OPENBLAS_NUM_THREADS"] == nil { env["OPENBLAS_NUM_THREADS"] = share }
+        if env["GLMTRAIN_THREADS"] == nil { env["GLMTRAIN_THREADS"] = share }
+        p.environment = env
         do { try p.run() } catch { throw GLMError("cannot start \(c.name) (\(executable): \(error.localizedDescription))") }
         c.process = p
     }
