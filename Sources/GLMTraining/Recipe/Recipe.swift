@@ -18,6 +18,8 @@ public struct Recipe {
         public var initSeed: UInt64?
         /// The dtype the final model is saved in: float32 (default), bfloat16 or float16.
         public var saveDType: String
+        /// A PEFT adapter directory the run's LoRA adapters start from (e.g. an SFT run's RUN/adapter).
+        public var adapter: String?
     }
 
     public struct DataSection {
@@ -116,6 +118,8 @@ public struct Recipe {
     public var optimizer: OptimizerSection
     public var schedule: Schedule
     public var lora: LoRA?
+    /// The preference loss of a dpo recipe (`dpo:`; its defaults when the section is absent).
+    public var dpo: PreferenceLoss?
     public var checkpoint: Checkpointing
     public var eval: Eval
     public var outputDir: String
@@ -151,11 +155,13 @@ public struct Recipe {
         let initNode = m.node("init")
         model = Model(path: try m.string("path"), initConfig: try initNode.map { try Recipe.plainValue($0, file: file, key: "model.init") as? [String: Any] ?? [:] },
                       tokenizer: try m.string("tokenizer"), initSeed: try m.int("init_seed").map { UInt64($0) },
-                      saveDType: try m.choice("save_dtype", ["float32", "bfloat16", "float16"], default: "float32")!)
+                      saveDType: try m.choice("save_dtype", ["float32", "bfloat16", "float16"], default: "float32")!,
+                      adapter: try m.string("adapter"))
         try m.finish()
         if (model.path == nil) == (model.initConfig == nil) {
             throw m.fail("path", nil, "give exactly one of model.path (a model directory) and model.init (a new config)")
         }
+        if model.adapter != nil && model.path == nil { throw m.fail("adapter", m.node("adapter"), "an adapter needs model.path (the base model it was made for)") }
 
         guard let d = try r.section("data") else { throw RecipeReader.error(file: file, node: node, key: "data", "missing (data: {train: FILE.jsonl})") }
         guard let train = try d.string("train") else { throw d.fail("train", nil, "missing (a JSONL file)") }
@@ -221,6 +227,7 @@ public struct Recipe {
                                    keep: try c?.int("keep", default: 3, min: 1, max: 100_000) ?? 3)
         try c?.finish()
 
+        dpo = try Recipe.readPreference(r, task: task)
         eval = try Recipe.readEval(try r.section("eval"))
         outputDir = try r.string("output_dir") ?? "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         rl = r.node("rl")
@@ -229,9 +236,6 @@ public struct Recipe {
         }
         try r.finish()
 
-        if task == .dpo {
-            throw RecipeReader.error(file: file, node: node, key: "task", "'\(task.rawValue)' recipes are not implemented yet (pretrain and sft are)")
-        }
         if case .blankInfilling = objective, data.packing {
             throw RecipeReader.error(file: file, node: node, key: "data.packing", "packing applies to the causal objective only")
         }
@@ -305,7 +309,7 @@ public struct Recipe {
                             return v },
                         atStart: try e.bool("at_start", default: true))
         if let metric = eval.bestMetric {
-            let parts = metric.split(separator: "/", omittingEmptySubsequences: false)
+            let parts = metric.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3, parts[0] == "eval", hooks.contains(where: { $0.name == parts[1] }) else {
                 throw e.fail("best_metric", e.node("best_metric"), "expected eval/<hook name>/<metric> naming one of the hooks (\(hooks.map(\.name).joined(separator: ", "))), got '\(metric)'")
             }

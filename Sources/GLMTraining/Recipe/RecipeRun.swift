@@ -13,18 +13,23 @@ public final class RecipeRun {
     public private(set) var tokenizer: GLMTokenizer?
     /// The directory tokenizer and generation files are copied from when the model is saved.
     public private(set) var assetDirectory: String?
-    public private(set) var trainable: [TrainableParameter] = []
+    public internal(set) var trainable: [TrainableParameter] = []
     /// The adapter of a LoRA run.
-    public private(set) var lora: LoRA?
+    public internal(set) var lora: LoRA?
     /// The directory whose tokenizer_config.json names the chat template (model.tokenizer's, else model.path).
     var templateDirectory: String?
     private var resolvedTemplate: ChatTemplate?
+    /// The objective of a dpo run (made with its reference policy by `preparePreference`).
+    var preferenceObjective: PreferenceObjective?
+    /// The adapted linears of the frozen copy of `model.adapter` (the reference policy of a dpo run started from it).
+    var referenceAdapterLinears: [String: LinearOverride]?
     /// Receives the run's progress, warnings and notes (the trainer's events and the run's own); the command line
     /// sets a `ConsoleTrainerObserver`.
     public var observer: TrainerObserver?
     /// The objective the recipe trains (next-token cross-entropy for pretrain and sft).
     public var objective: TrainingObjective {
         switch (recipe.task, recipe.objective) {
+        case (.dpo, _): return preferenceObjective ?? PreferenceObjective(recipe.dpo ?? PreferenceLoss())
         case (.sft, _): return NextTokenObjective(name: "sft")
         case (_, .blankInfilling): return NextTokenObjective(name: "blank_infilling")
         case (_, .causal): return NextTokenObjective(name: recipe.data.packing ? "packed_causal" : "causal")
@@ -55,23 +60,29 @@ public final class RecipeRun {
         try AtomicFile.write(Data(try recipe.resolvedYAML().utf8), to: path("recipe.yaml"))
 
         try loadModel()
-        let train = try loadExamples(recipe.data.train, key: "data.train")
-        try checkTrainable(train, key: "data.train")
-        let source = try makeSource(train, shuffle: recipe.data.shuffle, seed: recipe.training.seed)
-        let eval = try recipe.data.eval.map { try loadExamples($0, key: "data.eval") }
-        let hooks = try makeHooks(eval: eval)
+        let source: BatchSource, hooks: [EvaluationHook]
+        if recipe.task == .dpo {
+            try prepareTrainable()
+            (source, hooks) = try preparePreference()
+        } else {
+            let train = try loadExamples(recipe.data.train, key: "data.train")
+            try checkTrainable(train, key: "data.train")
+            source = try makeSource(train, shuffle: recipe.data.shuffle, seed: recipe.training.seed)
+            let eval = try recipe.data.eval.map { try loadExamples($0, key: "data.eval") }
+            hooks = try makeHooks(eval: eval)
+        }
         if let metric = recipe.eval.bestMetric {
-            let parts = metric.split(separator: "/", omittingEmptySubsequences: false)
+            let parts = metric.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
             if let hook = hooks.first(where: { $0.name == parts[1] }), !hook.provides(metric: String(parts[2])) {
                 throw GLMError("\(recipe.file): eval.best_metric: hook '\(hook.name)' has no metric '\(parts[2])'")
             }
         }
-        try prepareTrainable()
+        if recipe.task != .dpo { try prepareTrainable() }
         let trainer = try makeTrainer(objective: objective, source: source, hooks: hooks)
         let trainableCount = trainable.reduce(0) { $0 + $1.tensor.count }
         let templateNote = resolvedTemplate.map { "; chat template \($0.name)" } ?? ""
         let summaryLine = "\(recipe.task.rawValue): \(model.parameterCount) parameters, \(trainableCount) trainable; "
-            + "\(train.count) training examples\(templateNote); run directory \(runDirectory)\n"
+            + "\(source.exampleCount) training \(recipe.task == .dpo ? "pairs" : "examples")\(templateNote); run directory \(runDirectory)\n"
         observer?.trainerDidReport(.note(String(summaryLine.dropLast())))
         let summary = try trainer.train(resume: resume)
         try finish(summary)
@@ -144,7 +155,7 @@ public final class RecipeRun {
         if let adapter {
             try PEFTAdapter.load(directory: adapter, model: run.model.configuration).merge(into: run.model)
         }
-        let eval = try r.data.eval.map { try run.loadExamples($0, key: "data.eval") }
+        let eval = r.task == .dpo ? nil : try r.data.eval.map { try run.loadExamples($0, key: "data.eval") }
         let hooks = try run.makeHooks(eval: eval)
         guard !hooks.isEmpty else { throw GLMError("\(recipe.file): eval.hooks is empty; nothing to evaluate") }
         let context = EvaluationContext(model: run.model, tokenizer: run.tokenizer, step: 0, runDirectory: runDirectory,
@@ -237,7 +248,9 @@ public final class RecipeRun {
         case .sft:
             guard let tokenizer else { throw GLMError("\(recipe.file): sft needs a tokenizer (tokenizer.json in the model directory or model.tokenizer)") }
             examples = try TokenizedDataset.sft(path: file, tokenizer: tokenizer, template: try chatTemplate(), vocabularySize: config.vocabSize)
-        case .dpo, .grpo:
+        case .dpo:
+            throw GLMError("\(recipe.file): \(key): dpo data are preference pairs, read by glm-train run")
+        case .grpo:
             throw GLMError("\(recipe.file): task \(recipe.task.rawValue) is not implemented yet")
         }
         guard !examples.isEmpty else { throw GLMError("\(file): no examples (\(key))") }
@@ -279,6 +292,7 @@ public final class RecipeRun {
         for (i, h) in recipe.eval.hooks.enumerated() {
             let key = "eval.hooks[\(i)]"
             guard names.insert(h.name).inserted else { throw GLMError("\(recipe.file): \(key).name: '\(h.name)' is used twice") }
+            if recipe.task == .dpo && h.type == "loss" { hooks.append(try preferenceHook(h, key: key)); continue }
             switch h.type {
             case "loss", "infilling":
                 guard let eval else { throw GLMError("\(recipe.file): \(key): a \(h.type) hook needs data.eval") }
@@ -323,6 +337,7 @@ public final class RecipeRun {
     /// every parameter trains. Weight decay applies to matrices only (not norms or biases).
     public func prepareTrainable() throws {
         let wd = Float(recipe.optimizer.weightDecay)
+        if let adapter = recipe.model.adapter { try prepareAdapterStart(adapter); return }
         if let l = recipe.lora {
             let declared = model.adaptableTargets
             for t in l.targets where t != "all-linear" && !declared.contains(t) {
