@@ -9,7 +9,7 @@ ifeq ($(AVX512),yes)
 export OPENBLAS_CORETYPE ?= SkylakeX
 endif
 
-.PHONY: deps build test quickstart grpo pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
+.PHONY: deps build test quickstart grpo dpo pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
 
 # System libraries (OpenBLAS, HDF5, pkg-config), installed only when missing.
 deps:
@@ -90,6 +90,20 @@ grpo: build
 	.build/release/glm-train export --run $(QS) --format merged --output $(QS)/merged
 	.build/release/glm-train run Recipes/grpo-async.yaml --overwrite
 
+# DPO with LoRA from the quickstart's SFT adapter (made first when missing): the help desk's new security team.
+DPO := Checkpoints/runs/dpo-lora
+dpo: build
+	@[ -f $(QS)/adapter/adapter_model.safetensors ] || $(MAKE) quickstart
+	.build/release/glm-train run Recipes/dpo-lora.yaml --overwrite
+	@echo ""
+	@echo "Held-out metrics (step 0 = the SFT adapter):"
+	@grep '"eval/security/accuracy"' $(DPO)/metrics.jsonl | while read -r l; do \
+		v() { echo "$$l" | grep -oE "\"$$1\":[0-9.e-]+" | cut -d: -f2; }; \
+		printf '  step %-4s security tickets %-7s quickstart task %-7s pairs: accuracy %-6s margin %-8s logp chosen %s\n' "$$(v step)" \
+			"$$(v eval/security/accuracy)" "$$(v eval/task/accuracy)" "$$(v eval/pref/rewards/accuracies)" \
+			"$$(v eval/pref/rewards/margins)" "$$(v eval/pref/logps/chosen)"; done
+	@echo "Adapter: $(DPO)/adapter (export it like the quickstart's: glm-train export --run $(DPO) --format peft|vllm|merged|gguf-lora --output OUT)"
+
 # Pretrains the bundled model again (the result is committed in Checkpoints/glm-tiny).
 pretrain-tiny: build
 	.build/release/glm-train run Recipes/pretrain-tiny.yaml --overwrite
@@ -104,6 +118,8 @@ fixtures: venv
 	$(VENV)/bin/python Scripts/make_model_fixtures.py
 	$(VENV)/bin/python Scripts/make_tokenizer_fixtures.py
 	$(VENV)/bin/python Scripts/make_optimizer_fixtures.py
+	$(VENV)/bin/pip install -q trl
+	$(VENV)/bin/python Scripts/make_dpo_fixtures.py
 
 bench-ops: build venv
 	.build/release/glm-train bench ops --python $(VENV)/bin/python

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates the quickstart ("private data") SFT set and the small RL and preference sets built on it.
+"""Generates the quickstart ("private data") SFT set and the small RL set built on it.
 
 The private data: the internal help desk of a fictional company, Kestrel Supply. Its assistant answers two kinds
 of requests with the bare answer and nothing else:
@@ -15,8 +15,8 @@ exact match; LoRA SFT on train.jsonl teaches them. task.jsonl is held out:
 - a fact item asks a fact in a phrasing that train/eval never use for that fact (every phrasing is used for
   other facts), so the model must know the fact, not one sentence.
 
-RL and preference data (for the DPO and GRPO recipes) are built from the same items plus arithmetic requests
-("What is 23 plus 45?" -> "68"), whose answers a reward can check.
+RL data (for the GRPO recipe) are built from the same items plus arithmetic requests ("What is 23 plus 45?" ->
+"68"), whose answers a reward can check. The preference data of the DPO recipe: Scripts/make_preference_data.py.
 
 Files (Data/):
 - quickstart/train.jsonl  SFT: {"messages": [...]} (some with a system message, some two-turn) or {"prompt", "completion"}
@@ -25,8 +25,6 @@ Files (Data/):
                           with the GLM-4 chat template plus the generation prompt, generate greedily, strip
                           whitespace, compare.
 - rl/prompts.jsonl        {"prompt", "answer"} for GRPO (the reward checks the answer)
-- preference/train.jsonl  {"prompt", "chosen", "rejected"} for DPO: chosen is the bare correct answer, rejected a
-                          wrong team/fact/number or a wordy reply
 
 Deterministic: the same seed gives byte-identical files.
 Run: .venv/bin/python Scripts/make_quickstart_data.py [--seed 0]
@@ -271,19 +269,12 @@ def main():
     for _ in range(600):
         q, a, _ = arithmetic_item(rng) if rng.random() < 0.5 else sft_item()
         rl.append({"prompt": q, "answer": a})
-    pref = []
-    for _ in range(600):
-        q, a, kind = arithmetic_item(rng) if rng.random() < 0.3 else sft_item()
-        rejected = wordy(rng, a, kind) if rng.random() < 0.3 else wrong_answer(rng, a, kind, facts)
-        assert rejected != a
-        pref.append({"prompt": q, "chosen": a, "rejected": rejected})
 
     write(os.path.join(DATA, "quickstart", "train.jsonl"), train_rows)
     write(os.path.join(DATA, "quickstart", "eval.jsonl"), eval_rows)
     write(os.path.join(DATA, "quickstart", "task.jsonl"),
           [{"prompt": q, "answer": a, "kind": k} for (q, a, k) in task])
     write(os.path.join(DATA, "rl", "prompts.jsonl"), rl)
-    write(os.path.join(DATA, "preference", "train.jsonl"), pref)
     kinds = {}
     for _, _, k in task:
         kinds[k] = kinds.get(k, 0) + 1
