@@ -55,7 +55,8 @@ public final class RLTrainerRun {
     public func run(resume: Bool, generate: Bool) throws -> Trainer.Summary {
         let s = setup, rl = s.rl, run = s.run
         try run.prepareTrainable()
-        let source = RolloutSource(directory: s.directory, microBatchSize: rl.microBatchSize, pad: run.padID, promptCount: s.prompts.count)
+        let source = RolloutSource(directory: s.directory, microBatchSize: rl.microBatchSize, pad: run.padID, promptCount: s.prompts.count,
+                                   vocabularySize: run.config.vocabSize, maxPositions: run.config.maxPositionEmbeddings)
         let objective = GRPOObjective(rl: rl)
         let model = run.model!
         if rl.klCoef > 0 && !rl.klInReward {

@@ -36,6 +36,27 @@ public struct RolloutBatch: Codable, Sendable {
     public var stats: [String: Double]
     public var warnings: [String]
 
+    /// Throws a one-line error naming `source` and the sample when a batch read from disk cannot be trained on:
+    /// token ids outside the vocabulary, an empty or too long sequence, log-probs that do not match the response,
+    /// non-finite numbers, or a version from the future.
+    public func validate(source: String, vocabularySize: Int, maxPositions: Int, trainerVersion: Int) throws {
+        for (i, s) in samples.enumerated() {
+            func fail(_ what: String) -> GLMError { GLMError("\(source): sample \(i): \(what)") }
+            let n = s.promptTokens.count + s.responseTokens.count
+            guard !s.promptTokens.isEmpty, n <= maxPositions else { throw fail("\(n) tokens with a prompt of \(s.promptTokens.count); expected a prompt and at most \(maxPositions) tokens") }
+            if let bad = (s.promptTokens + s.responseTokens).first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+                throw fail("token id \(bad) is outside the vocabulary of \(vocabularySize)")
+            }
+            guard s.logProbs.count == s.responseTokens.count else { throw fail("\(s.logProbs.count) log-probs for \(s.responseTokens.count) response tokens") }
+            if let r = s.referenceLogProbs, r.count != s.responseTokens.count { throw fail("\(r.count) reference log-probs for \(s.responseTokens.count) response tokens") }
+            guard s.logProbs.allSatisfy({ $0.isFinite && $0 <= 0 }), s.referenceLogProbs?.allSatisfy({ $0.isFinite && $0 <= 0 }) ?? true else {
+                throw fail("a log-probability that is not a finite number ≤ 0")
+            }
+            guard s.reward.isFinite, s.advantage.isFinite else { throw fail("reward \(s.reward), advantage \(s.advantage); expected finite numbers") }
+            guard s.version >= 0, s.version <= trainerVersion else { throw fail("version \(s.version); the trainer is at version \(trainerVersion)") }
+        }
+    }
+
     /// The trainer's micro-batches of `microBatchSize` samples, in order.
     public func microBatches(_ microBatchSize: Int) -> [ArraySlice<RolloutSample>] {
         stride(from: 0, to: samples.count, by: microBatchSize).map { samples[$0..<min($0 + microBatchSize, samples.count)] }

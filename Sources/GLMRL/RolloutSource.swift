@@ -24,8 +24,11 @@ public final class RolloutSource: BatchSource {
     /// The step (version) the trainer is at, for the staleness statistics.
     var trainerVersion = 0
 
-    init(directory: RLRunDirectory, microBatchSize: Int, pad: Int32, promptCount: Int) {
+    let vocabularySize: Int, maxPositions: Int
+
+    init(directory: RLRunDirectory, microBatchSize: Int, pad: Int32, promptCount: Int, vocabularySize: Int, maxPositions: Int) {
         self.directory = directory; self.microBatchSize = microBatchSize; self.pad = pad; exampleCount = promptCount
+        self.vocabularySize = vocabularySize; self.maxPositions = maxPositions
     }
 
     /// Micro-batches per rollout batch of `samples` samples.
@@ -35,6 +38,7 @@ public final class RolloutSource: BatchSource {
 
     public func restore(cursor: [String: Int]) throws {
         batchIndex = cursor["batch"] ?? 0; micro = cursor["micro"] ?? 0; truncatedCount = cursor["truncated"] ?? 0
+        trainerVersion = batchIndex
         current = nil
         if micro > 0 { try load() }
     }
@@ -52,6 +56,8 @@ public final class RolloutSource: BatchSource {
         guard b.index == batchIndex, !b.samples.isEmpty else {
             throw GLMError("\(directory.batchPath(batchIndex)): holds batch \(b.index) with \(b.samples.count) samples; expected batch \(batchIndex)")
         }
+        try b.validate(source: directory.batchPath(batchIndex), vocabularySize: vocabularySize, maxPositions: maxPositions,
+                       trainerVersion: trainerVersion)
         current = b
         slices = b.microBatches(microBatchSize)
     }

@@ -91,14 +91,14 @@ final class RLRunTests: XCTestCase {
     }
 
     func testAsyncProcessesKilledAtRandomLoseAndDoubleNothing() throws {
-        let steps = 6
+        let steps = 16
         let path = try recipe("async", mode: "async", steps: steps, extra: "  max_restarts: 20")
         let log = "\(dir)/async.log"
         let p = try GLMTrainBinary.start(["run", path], stderr: log)
         var gen = SeededGenerator(seed: 5)
         var killed = 0
         while p.isRunning && killed < 4 {
-            Thread.sleep(forTimeInterval: 0.4 + Double(gen.nextUniform()) * 0.8)
+            Thread.sleep(forTimeInterval: 0.15 + Double(gen.nextUniform()) * 0.35)
             let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
                 .split(separator: " ").compactMap { Int32($0) } ?? []
             guard !children.isEmpty else { continue }
@@ -108,7 +108,7 @@ final class RLRunTests: XCTestCase {
         p.waitUntilExit()
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         XCTAssertEqual(p.terminationStatus, 0, text)
-        XCTAssertGreaterThan(killed, 0)
+        XCTAssertGreaterThanOrEqual(killed, 2, "the run ended before two processes could be killed")
         XCTAssertTrue(text.contains("restarting it"), text)
         let s = try self.steps("\(dir)/async")
         XCTAssertEqual(s.map { $0["step"]! }, (1...steps).map(Double.init))
@@ -150,6 +150,26 @@ final class RLRunTests: XCTestCase {
         let r = try GLMTrainBinary.run(["run", path])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("warning: reward command sh -c kill -SEGV $$: exited with signal"), r.stderr)
+    }
+
+    func testHostileRolloutBatchesAreOneLineErrors() throws {
+        let path = try recipe("hostile", mode: "async", steps: 1)
+        let run = "\(dir)/hostile"
+        try FileManager.default.createDirectory(atPath: "\(run)/rollouts", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: path, toPath: "\(run)/recipe.yaml")
+        let sample = #"{"position":0,"promptIndex":0,"group":0,"version":0,"promptTokens":[5,6],"responseTokens":[7,99999],"logProbs":[-1,-2],"reward":1,"advantage":0.5,"finishReason":"stop","response":"x"}"#
+        for (text, expected) in [("{not json", "not a rollout batch"),
+                                 (#"{"index":0,"samples":["# + sample + #"],"stats":{},"warnings":[]}"#, "sample 0: token id 99999 is outside the vocabulary of 2048"),
+                                 (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "8").replacingOccurrences(of: "[-1,-2]", with: "[-1]") + #"],"stats":{},"warnings":[]}"#, "1 log-probs for 2 response tokens"),
+                                 (#"{"index":3,"samples":[],"stats":{},"warnings":[]}"#, "holds batch 3 with 0 samples")] {
+            try text.write(toFile: "\(run)/rollouts/batch-000000.json", atomically: true, encoding: .utf8)
+            let r = try GLMTrainBinary.run(["rl", "train", "--run", run])
+            XCTAssertEqual(r.status, 1, r.stderr)
+            let errors = r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }
+            XCTAssertEqual(errors.count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains(expected) && r.stderr.contains("batch-000000.json"), r.stderr)
+            try? FileManager.default.removeItem(atPath: "\(run)/checkpoints")
+        }
     }
 
     func testRecipeMistakesAreOneLineErrors() throws {
