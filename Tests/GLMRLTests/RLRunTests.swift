@@ -127,6 +127,23 @@ final class RLRunTests: XCTestCase {
         }
     }
 
+    func testTwoRolloutWorkersShareTheBatchesWithoutOverlap() throws {
+        let steps = 8
+        let r = try GLMTrainBinary.run(["run", try recipe("two", mode: "async", steps: steps, extra: "  rollout_workers: 2\n  max_staleness: 2")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let s = try self.steps("\(dir)/two")
+        XCTAssertEqual(s.map { $0["rollout/batch"]! }, (0..<steps).map(Double.init))
+        let exchange = RLRunDirectory("\(dir)/two")
+        var positions: [Int] = []
+        for k in 0..<steps {
+            let b = try exchange.readBatch(k)
+            positions += Set(b.samples.map(\.position)).sorted()
+            for sample in b.samples { XCTAssertGreaterThanOrEqual(sample.version, k - 2, "staleness bound 2") }
+        }
+        XCTAssertEqual(positions.count, Set(positions).count, "no prompt taken by two workers")
+        XCTAssertEqual(r.stderr.components(separatedBy: "rollout: batch").count - 1, steps, "each batch written once")
+    }
+
     func testRewardCommandsThatHangFailOrLieScoreZeroWithAWarning() throws {
         let inputs = [RewardInput(prompt: "p", response: "12", answer: "12"), RewardInput(prompt: "q", response: "x", answer: "3")]
         var warnings: [String] = []
