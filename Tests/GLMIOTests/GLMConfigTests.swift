@@ -134,6 +134,9 @@ final class GLMConfigTests: XCTestCase {
         XCTAssertFalse(text.contains("torch_dtype"))
         XCTAssertFalse(text.contains("\"rope_theta\": 500.0,\n  \"rms"))  // not at top level
         XCTAssertEqual(try GLMConfig.decode(c.jsonData()), c)
+        // Codable goes through the same form.
+        let viaCodable = try JSONDecoder().decode(GLMConfig.self, from: try JSONEncoder().encode(c))
+        XCTAssertEqual(viaCodable, c)
     }
 }
 

@@ -95,3 +95,12 @@ extension GLMConfig {
         return .keyed(o)
     }
 }
+
+/// Codable goes through config.json's form (transformers 5), with the same checks as `decode`.
+extension GLMConfig: Codable {
+    public init(from decoder: Decoder) throws {
+        self = try GLMConfig(reading: ConfigReader(parsing: JSONValue(from: decoder), source: "config.json"))
+    }
+
+    public func encode(to encoder: Encoder) throws { try json.encode(to: encoder) }
+}
