@@ -13,10 +13,10 @@ endif
 
 # System libraries (OpenBLAS, HDF5, pkg-config), installed only when missing.
 deps:
-	@if ! pkg-config --exists openblas hdf5 2>/dev/null; then \
-		echo "installing libopenblas-dev libhdf5-dev pkg-config"; \
+	@if ! pkg-config --exists openblas hdf5 2>/dev/null || [ ! -f /usr/include/oneapi/dnnl/dnnl.h ]; then \
+		echo "installing libopenblas-dev libhdf5-dev libdnnl-dev pkg-config"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libopenblas-dev libhdf5-dev pkg-config; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libopenblas-dev libhdf5-dev libdnnl-dev pkg-config; \
 	fi
 
 build: deps

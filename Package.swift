@@ -22,7 +22,9 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
         .target(name: "CGLMKernels"),
-        .target(name: "GLMCore", dependencies: ["COpenBLAS", "CGLMKernels"]),
+        // bf16 matrix products on oneDNN (Debian's libdnnl-dev): `training.precision: bf16`.
+        .target(name: "CBF16GEMM", linkerSettings: [.linkedLibrary("dnnl")]),
+        .target(name: "GLMCore", dependencies: ["COpenBLAS", "CGLMKernels", "CBF16GEMM"]),
         .target(name: "GLMModel", dependencies: ["GLMCore"]),
         .target(name: "GLMIO", dependencies: ["GLMModel", "GLMCore", "CHDF5"]),
         .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore", .product(name: "Yams", package: "Yams")]),

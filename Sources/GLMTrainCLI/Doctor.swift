@@ -17,6 +17,7 @@ struct Doctor: ParsableCommand {
         print("openblas threads:  \(BLAS.threadCount) (our kernels: \(Parallel.workerCount) workers; OpenBLAS runs single-threaded inside them)")
         print("openblas config:   \(BLAS.config)")
         print("hdf5:              \(HDF5Library.version)")
+        print("bf16 compute:      \(MixedPrecision.bf16Available ? "yes, oneDNN \(MixedPrecision.kernelName) (training.precision: bf16)" : "no (needs AVX512_BF16); training.precision: bf16 runs f32")")
         if cpu.hasAVX512F && !BLAS.coreName.lowercased().contains("skylakex") && !BLAS.coreName.lowercased().contains("cooperlake")
             && !BLAS.coreName.lowercased().contains("sapphire") {
             print("note: this CPU has AVX-512F but OpenBLAS uses \(BLAS.coreName) kernels; set OPENBLAS_CORETYPE=SkylakeX for about 2x sgemm")

@@ -90,7 +90,7 @@ extension Tensor {
             if let wbits {
                 BF16Kernels.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab)
             } else {
-                BLAS.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wp!, ldb: h, c: logits, ldc: vocab)
+                MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wp!, ldb: h, c: logits, ldc: vocab)
             }
             var partial = [Double](repeating: 0, count: n)
             partial.withUnsafeMutableBufferPointer { pb in
@@ -115,11 +115,11 @@ extension Tensor {
                     BF16Kernels.gemm(transB: false, m: n, n: h, k: vocab, a: logits, lda: vocab, b: wbits, ldb: h,
                                      c: dHidden.pointer + r0 * h, ldc: h)
                 } else {
-                    BLAS.gemm(m: n, n: h, k: vocab, a: logits, lda: vocab, b: wp!, ldb: h, c: dHidden.pointer + r0 * h, ldc: h)
+                    MixedPrecision.gemm(m: n, n: h, k: vocab, a: logits, lda: vocab, b: wp!, ldb: h, c: dHidden.pointer + r0 * h, ldc: h)
                 }
             }
             if let dWeight {
-                BLAS.gemm(transA: true, m: vocab, n: h, k: n, a: logits, lda: vocab, b: hp + r0 * h, ldb: h,
+                MixedPrecision.gemm(transA: true, m: vocab, n: h, k: n, a: logits, lda: vocab, b: hp + r0 * h, ldb: h,
                           beta: 1, c: dWeight.pointer, ldc: h)
             }
             r0 += n

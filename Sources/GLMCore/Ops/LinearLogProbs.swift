@@ -40,7 +40,7 @@ extension Tensor {
                 BF16Kernels.gemm(transB: true, m: n, n: vocab, k: h, a: hidden.pointer + r0 * h, lda: h, b: wbits, ldb: h,
                                  c: buffer, ldc: vocab)
             } else {
-                BLAS.gemm(transB: true, m: n, n: vocab, k: h, a: hidden.pointer + r0 * h, lda: h, b: weight.pointer, ldb: h,
+                MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hidden.pointer + r0 * h, lda: h, b: weight.pointer, ldb: h,
                           c: buffer, ldc: vocab)
             }
         }
@@ -98,12 +98,12 @@ extension Tensor {
                         BF16Kernels.gemm(transB: false, m: n, n: h, k: vocab, a: buffer, lda: vocab, b: wbits, ldb: h,
                                          c: dHidden.pointer + r0 * h, ldc: h)
                     } else {
-                        BLAS.gemm(m: n, n: h, k: vocab, a: buffer, lda: vocab, b: weight.pointer, ldb: h,
+                        MixedPrecision.gemm(m: n, n: h, k: vocab, a: buffer, lda: vocab, b: weight.pointer, ldb: h,
                                   c: dHidden.pointer + r0 * h, ldc: h)
                     }
                 }
                 if let dWeight {
-                    BLAS.gemm(transA: true, m: vocab, n: h, k: n, a: buffer, lda: vocab, b: hidden.pointer + r0 * h, ldb: h,
+                    MixedPrecision.gemm(transA: true, m: vocab, n: h, k: n, a: buffer, lda: vocab, b: hidden.pointer + r0 * h, ldb: h,
                               beta: 1, c: dWeight.pointer, ldc: h)
                 }
                 r0 += n

@@ -1,4 +1,5 @@
-// Matrix products on OpenBLAS sgemm with transpose flags (no materialised transposes), and Linear.
+// Matrix products on OpenBLAS sgemm with transpose flags (no materialised transposes), and Linear; with
+// `MixedPrecision` active (training.precision: bf16) the many-row products take bf16 operands (MixedPrecision.swift).
 
 extension Tensor {
     /// Matrix product. `a` is `[..., m, k]` (or `[..., k, m]` with `transposeA`). `b` is either a
@@ -28,11 +29,11 @@ extension Tensor {
             // Few rows times a Linear-layout weight (decode): read the weight once for all rows.
             SmallRowMatMul.gemm(m: batch * m, n: n, k: k, a: ap, lda: ac, b: bp, ldb: bc, c: cp, ldc: n)
         } else if shared && !transposeA {
-            BLAS.gemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k,
+            MixedPrecision.gemm(transA: false, transB: transposeB, m: batch * m, n: n, k: k,
                       a: ap, lda: ac, b: bp, ldb: bc, c: cp, ldc: n)
         } else {
             for i in 0..<batch {
-                BLAS.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                MixedPrecision.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
                           a: ap + i * ar * ac, lda: ac, b: bp + (shared ? 0 : i * br * bc), ldb: bc,
                           c: cp + i * m * n, ldc: n)
             }
@@ -44,16 +45,16 @@ extension Tensor {
                 let dp = da.pointer
                 if shared && !transposeA {
                     // dA = dC · op(B)ᵀ over all folded rows at once.
-                    BLAS.gemm(transA: false, transB: !transposeB, m: batch * m, n: k, k: n,
+                    MixedPrecision.gemm(transA: false, transB: !transposeB, m: batch * m, n: k, k: n,
                               a: gp, lda: n, b: bp, ldb: bc, c: dp, ldc: ac)
                 } else {
                     for i in 0..<batch {
                         let bi = bp + (shared ? 0 : i * br * bc), gi = gp + i * m * n, di = dp + i * ar * ac
                         if transposeA {  // A stored [k, m]: dA = op(B) · dCᵀ
-                            BLAS.gemm(transA: transposeB, transB: true, m: k, n: m, k: n,
+                            MixedPrecision.gemm(transA: transposeB, transB: true, m: k, n: m, k: n,
                                       a: bi, lda: bc, b: gi, ldb: n, c: di, ldc: ac)
                         } else {         // dA = dC · op(B)ᵀ
-                            BLAS.gemm(transA: false, transB: !transposeB, m: m, n: k, k: n,
+                            MixedPrecision.gemm(transA: false, transB: !transposeB, m: m, n: k, k: n,
                                       a: gi, lda: n, b: bi, ldb: bc, c: di, ldc: ac)
                         }
                     }
@@ -65,10 +66,10 @@ extension Tensor {
                 let dp = db.pointer
                 if shared && !transposeA {
                     if transposeB {  // B stored [n, k]: dB = dCᵀ · A
-                        BLAS.gemm(transA: true, transB: false, m: n, n: k, k: batch * m,
+                        MixedPrecision.gemm(transA: true, transB: false, m: n, n: k, k: batch * m,
                                   a: gp, lda: n, b: ap, ldb: ac, c: dp, ldc: bc)
                     } else {         // dB = Aᵀ · dC
-                        BLAS.gemm(transA: true, transB: false, m: k, n: n, k: batch * m,
+                        MixedPrecision.gemm(transA: true, transB: false, m: k, n: n, k: batch * m,
                                   a: ap, lda: ac, b: gp, ldb: n, c: dp, ldc: bc)
                     }
                 } else {
@@ -77,10 +78,10 @@ extension Tensor {
                         let di = dp + (shared ? 0 : i * br * bc)
                         let beta: Float = shared && i > 0 ? 1 : 0
                         if transposeB {  // dB = dCᵀ · op(A)
-                            BLAS.gemm(transA: true, transB: transposeA, m: n, n: k, k: m,
+                            MixedPrecision.gemm(transA: true, transB: transposeA, m: n, n: k, k: m,
                                       a: gi, lda: n, b: ai, ldb: ac, beta: beta, c: di, ldc: bc)
                         } else {         // dB = op(A)ᵀ · dC
-                            BLAS.gemm(transA: !transposeA, transB: false, m: k, n: n, k: m,
+                            MixedPrecision.gemm(transA: !transposeA, transB: false, m: k, n: n, k: m,
                                       a: ai, lda: ac, b: gi, ldb: n, beta: beta, c: di, ldc: bc)
                         }
                     }
@@ -96,16 +97,23 @@ extension Tensor {
                            transposeB: Bool) -> Tensor {
         let out = Tensor(uninitialized: Array(a.shape.dropLast()) + [n])
         let ldb = b.shape[1]
-        BF16Kernels.gemm(transB: transposeB, m: m, n: n, k: k, a: a.pointer, lda: k, b: bits, ldb: ldb,
-                         c: out.pointer, ldc: n)
+        // bf16 compute: the weight's bits are already the operand (many rows; few-row decode keeps its kernels).
+        if !(m > BF16Kernels.fewRows && MixedPrecision.gemm(transB: transposeB, m: m, n: n, k: k, a: a.pointer, lda: k,
+                                                            bBits: bits, ldb: ldb, c: out.pointer, ldc: n)) {
+            BF16Kernels.gemm(transB: transposeB, m: m, n: n, k: k, a: a.pointer, lda: k, b: bits, ldb: ldb,
+                             c: out.pointer, ldc: n)
+        }
         withExtendedLifetime(b) {}
         return out.recorded(from: [a]) { g in
             let da = Tensor(uninitialized: a.shape)
             if let bits = b.bf16Bits {  // re-read: something may have widened b since the forward pass
-                BF16Kernels.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n, b: bits, ldb: ldb,
-                                 c: da.pointer, ldc: k)
+                if !(m > BF16Kernels.fewRows && MixedPrecision.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n,
+                                                                    bBits: bits, ldb: ldb, c: da.pointer, ldc: k)) {
+                    BF16Kernels.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n, b: bits, ldb: ldb,
+                                     c: da.pointer, ldc: k)
+                }
             } else {
-                BLAS.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n, b: b.pointer, ldb: ldb,
+                MixedPrecision.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n, b: b.pointer, ldb: ldb,
                           c: da.pointer, ldc: k)
             }
             a.accumulateGrad(da, fresh: true)

@@ -187,25 +187,25 @@ public final class LoRA {
         // The base product off the tape (its buffer is fresh), then += s·(input·Aᵀ)·Bᵀ in place.
         let y = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
         let down = Tensor(uninitialized: Array(x.shape.dropLast()) + [r])
-        BLAS.gemm(transB: true, m: rows, n: r, k: inDim, a: input.pointer, lda: inDim, b: pair.a.pointer, ldb: inDim,
+        MixedPrecision.gemm(transB: true, m: rows, n: r, k: inDim, a: input.pointer, lda: inDim, b: pair.a.pointer, ldb: inDim,
                   c: down.pointer, ldc: r)
-        BLAS.gemm(transB: true, m: rows, n: outDim, k: r, alpha: s, a: down.pointer, lda: r, b: pair.b.pointer, ldb: r,
+        MixedPrecision.gemm(transB: true, m: rows, n: outDim, k: r, alpha: s, a: down.pointer, lda: r, b: pair.b.pointer, ldb: r,
                   beta: 1, c: y.pointer, ldc: outDim)
         let (a, b) = (pair.a, pair.b)
         return y.recorded(from: bias.map { [x, weight, a, b, $0] } ?? [x, weight, a, b]) { g in
             let gp = g.pointer
             if b.requiresGrad {  // dB = s·gᵀ·down  [out, r]
                 let db = Tensor(uninitialized: b.shape)
-                BLAS.gemm(transA: true, m: outDim, n: r, k: rows, alpha: s, a: gp, lda: outDim, b: down.pointer, ldb: r,
+                MixedPrecision.gemm(transA: true, m: outDim, n: r, k: rows, alpha: s, a: gp, lda: outDim, b: down.pointer, ldb: r,
                           c: db.pointer, ldc: r)
                 b.accumulateGrad(db, fresh: true)
             }
             if a.requiresGrad || x.requiresGrad {
                 let gDown = Tensor(uninitialized: [rows, r])  // s·g·B
-                BLAS.gemm(m: rows, n: r, k: outDim, alpha: s, a: gp, lda: outDim, b: b.pointer, ldb: r, c: gDown.pointer, ldc: r)
+                MixedPrecision.gemm(m: rows, n: r, k: outDim, alpha: s, a: gp, lda: outDim, b: b.pointer, ldb: r, c: gDown.pointer, ldc: r)
                 if a.requiresGrad {  // dA = gDownᵀ·input  [r, in]
                     let da = Tensor(uninitialized: a.shape)
-                    BLAS.gemm(transA: true, m: r, n: inDim, k: rows, a: gDown.pointer, lda: r, b: input.pointer, ldb: inDim,
+                    MixedPrecision.gemm(transA: true, m: r, n: inDim, k: rows, a: gDown.pointer, lda: r, b: input.pointer, ldb: inDim,
                               c: da.pointer, ldc: inDim)
                     a.accumulateGrad(da, fresh: true)
                 }
@@ -213,11 +213,11 @@ public final class LoRA {
                     let dx = Autograd.noGrad { Tensor.matmul(g, weight) }
                     if let mask {
                         let t = Tensor(uninitialized: [rows, inDim])
-                        BLAS.gemm(m: rows, n: inDim, k: r, a: gDown.pointer, lda: r, b: a.pointer, ldb: inDim, c: t.pointer, ldc: inDim)
+                        MixedPrecision.gemm(m: rows, n: inDim, k: r, a: gDown.pointer, lda: r, b: a.pointer, ldb: inDim, c: t.pointer, ldc: inDim)
                         let dp = dx.pointer, tp = t.pointer, mp = mask.pointer
                         for i in 0..<x.count { dp[i] += tp[i] * mp[i] }
                     } else {
-                        BLAS.gemm(m: rows, n: inDim, k: r, a: gDown.pointer, lda: r, b: a.pointer, ldb: inDim, beta: 1,
+                        MixedPrecision.gemm(m: rows, n: inDim, k: r, a: gDown.pointer, lda: r, b: a.pointer, ldb: inDim, beta: 1,
                                   c: dx.pointer, ldc: inDim)
                     }
                     x.accumulateGrad(dx, fresh: true)
@@ -225,7 +225,7 @@ public final class LoRA {
             }
             if weight.requiresGrad {  // a base trained together with its adapter: dW = gᵀ·x
                 let dw = Tensor(uninitialized: weight.shape)
-                BLAS.gemm(transA: true, m: outDim, n: inDim, k: rows, a: gp, lda: outDim, b: x.pointer, ldb: inDim,
+                MixedPrecision.gemm(transA: true, m: outDim, n: inDim, k: rows, a: gp, lda: outDim, b: x.pointer, ldb: inDim,
                           c: dw.pointer, ldc: inDim)
                 weight.accumulateGrad(dw, fresh: true)
             }

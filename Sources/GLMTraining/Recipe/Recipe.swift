@@ -56,6 +56,8 @@ public struct Recipe {
         public var logEvery: Int
         /// Activation recompute: decoder layers keep only their inputs and run again in the backward.
         public var gradientCheckpointing = false
+        /// Matrix products in f32 (exact, the default) or with bf16 operands and f32 accumulation.
+        public var precision: ComputePrecision = .f32
     }
 
     public struct OptimizerSection {
@@ -182,7 +184,8 @@ public struct Recipe {
                             seed: UInt64(try t?.int("seed", default: 0, min: 0) ?? 0),
                             resume: try Recipe.readResume(t),
                             logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1,
-                            gradientCheckpointing: try t?.bool("gradient_checkpointing", default: false) ?? false)
+                            gradientCheckpointing: try t?.bool("gradient_checkpointing", default: false) ?? false,
+                            precision: ComputePrecision(rawValue: try t?.choice("precision", ["f32", "bf16"], default: "f32") ?? "f32")!)
         if let t, training.batchSize * training.seqLen > FileLimits.maxBatchTokens {
             throw t.fail("seq_len", t.node("seq_len"), "batch_size \(training.batchSize) × seq_len \(training.seqLen) is more than \(FileLimits.maxBatchTokens) tokens per micro-batch")
         }

@@ -223,6 +223,10 @@ public final class RecipeRun {
         if recipe.training.seqLen > config.maxPositionEmbeddings {
             throw GLMError("\(recipe.file): training.seq_len \(recipe.training.seqLen) is more than the model's max_position_embeddings \(config.maxPositionEmbeddings)")
         }
+        MixedPrecision.requested = recipe.training.precision
+        if recipe.training.precision == .bf16 && !MixedPrecision.bf16Available {
+            observer?.trainerDidReport(.warning("\(recipe.file): training.precision: bf16 needs AVX512_BF16, which this CPU lacks; matrix products stay f32"))
+        }
         if recipe.training.gradientCheckpointing {
             model.recomputesActivations = true
             guard model.recomputesActivations else {

@@ -1,0 +1,83 @@
+// bf16 matrix products: equal to f32 products of the bf16-rounded operands (up to f32 summation order) in every
+// layout the ops use (transposed A or B, accumulate, a scale, a bf16 weight's bits with a leading dimension).
+import XCTest
+import GLMCore
+import TestSupport
+
+final class MixedPrecisionTests: XCTestCase {
+    override func tearDown() { MixedPrecision.requested = .f32 }
+
+    func rounded(_ t: Tensor) -> Tensor {
+        let bits = MixedPrecision.roundToBF16(t.scalars)
+        return Tensor(bits.map { Float(bitPattern: UInt32($0) << 16) }, shape: t.shape)
+    }
+
+    func testRoundingIsNearestEven() {
+        let cases: [(Float, UInt16)] = [(1, 0x3F80), (Float(bitPattern: 0x3F80_8000), 0x3F80), (Float(bitPattern: 0x3F81_8000), 0x3F82),
+                                        (Float(bitPattern: 0x3F80_8001), 0x3F81), (-2.5, 0xC020), (.infinity, 0x7F80)]
+        XCTAssertEqual(MixedPrecision.roundToBF16(cases.map(\.0)), cases.map(\.1))
+        XCTAssertTrue(Float(bitPattern: UInt32(MixedPrecision.roundToBF16([.nan])[0]) << 16).isNaN)
+        // 37 values: the vector body and its tail.
+        let many = (0..<37).map { Float($0) * 1.001 + 0.0007 }
+        XCTAssertEqual(MixedPrecision.roundToBF16(many), many.map { MixedPrecision.roundToBF16([$0])[0] })
+    }
+
+    func testProductsEqualF32ProductsOfRoundedOperands() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
+        let (m, n, k) = (37, 29, 70)
+        var gen = SeededGenerator(seed: 3)
+        for transA in [false, true] {
+            for transB in [false, true] {
+                for (alpha, beta) in [(Float(1), Float(0)), (1, 1), (0.5, 0), (-2, 1)] {
+                    let a = Tensor.randomNormal(transA ? [k, m] : [m, k], std: 1, generator: &gen)
+                    let b = Tensor.randomNormal(transB ? [n, k] : [k, n], std: 1, generator: &gen)
+                    let c0 = Tensor.randomNormal([m, n], std: 1, generator: &gen)
+                    let want = c0.copy(), got = c0.copy()
+                    let (ra, rb) = (rounded(a), rounded(b))
+                    BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: ra.pointer, lda: a.shape[1],
+                              b: rb.pointer, ldb: b.shape[1], beta: beta, c: want.pointer, ldc: n)
+                    MixedPrecision.requested = .bf16
+                    MixedPrecision.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a.pointer, lda: a.shape[1],
+                                        b: b.pointer, ldb: b.shape[1], beta: beta, c: got.pointer, ldc: n)
+                    MixedPrecision.requested = .f32
+                    withExtendedLifetime((ra, rb)) {}
+                    let err = zip(got.scalars, want.scalars).map { abs($0 - $1) }.max()!
+                    XCTAssertLessThan(err, 1e-4, "transA \(transA) transB \(transB) alpha \(alpha) beta \(beta)")
+                    // And it is not the f32 product of the unrounded operands.
+                    let exact = c0.copy()
+                    BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a.pointer, lda: a.shape[1],
+                              b: b.pointer, ldb: b.shape[1], beta: beta, c: exact.pointer, ldc: n)
+                    XCTAssertGreaterThan(zip(got.scalars, exact.scalars).map { abs($0 - $1) }.max()!, 1e-3)
+                }
+            }
+        }
+    }
+
+    func testBF16WeightBitsWithALeadingDimension() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
+        let (m, n, k, ldb) = (40, 24, 33, 48)
+        var gen = SeededGenerator(seed: 4)
+        let a = Tensor.randomNormal([m, k], std: 1, generator: &gen)
+        let wide = Tensor.randomNormal([n, ldb], std: 1, generator: &gen)
+        let bits = MixedPrecision.roundToBF16(wide.scalars)
+        let rw = Tensor(bits.map { Float(bitPattern: UInt32($0) << 16) }, shape: [n, ldb])
+        let want = Tensor(zeros: [m, n]), got = Tensor(zeros: [m, n])
+        let ra = rounded(a)
+        BLAS.gemm(transB: true, m: m, n: n, k: k, a: ra.pointer, lda: k, b: rw.pointer, ldb: ldb, c: want.pointer, ldc: n)
+        withExtendedLifetime(ra) {}
+        MixedPrecision.requested = .bf16
+        let ok = bits.withUnsafeBufferPointer {
+            MixedPrecision.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, bBits: $0.baseAddress!, ldb: ldb, c: got.pointer, ldc: n)
+        }
+        XCTAssertTrue(ok)
+        XCTAssertLessThan(zip(got.scalars, want.scalars).map { abs($0 - $1) }.max()!, 1e-4)
+    }
+
+    func testInactiveIsPlainSgemm() {
+        let a = Tensor((0..<12).map { Float($0) * 0.37 }, shape: [3, 4]), b = Tensor((0..<8).map { Float($0) * 0.11 }, shape: [4, 2])
+        let want = Tensor(zeros: [3, 2]), got = Tensor(zeros: [3, 2])
+        BLAS.gemm(m: 3, n: 2, k: 4, a: a.pointer, lda: 4, b: b.pointer, ldb: 2, c: want.pointer, ldc: 2)
+        MixedPrecision.gemm(m: 3, n: 2, k: 4, a: a.pointer, lda: 4, b: b.pointer, ldb: 2, c: got.pointer, ldc: 2)
+        XCTAssertEqual(got.scalars, want.scalars)
+    }
+}
