@@ -33,6 +33,11 @@ def bench_config():
                      attn_implementation="eager")
 
 
+def current_rss_bytes():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+
+
 def peak_rss_bytes():
     """This process's own peak RSS. VmHWM, not ru_maxrss: glm-train starts this script with posix_spawn (vfork),
     and exec carries the parent's high-water mark into the child's ru_maxrss."""
@@ -94,13 +99,21 @@ def dpo_train(args):
     rejected with TRL's fused LM head, the reference forward, the sigmoid loss and TRL's metrics; backward) then
     the trainer's optimizer step, on one batch collated by TRL's DataCollatorForPreference from random token ids."""
     import logging
+    import sys
     import warnings
-    import datasets
-    from datasets import Dataset
-    from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
-    from trl.trainer.dpo_trainer import DataCollatorForPreference
-    from transformers.utils import logging as hf_logging
+    try:
+        import datasets
+        import peft
+        import transformers
+        import trl
+        from datasets import Dataset
+        from peft import LoraConfig
+        from trl import DPOConfig, DPOTrainer
+        from trl.trainer.dpo_trainer import DataCollatorForPreference
+        from transformers.utils import logging as hf_logging
+    except ImportError as e:
+        sys.exit(f"bench_model.py train --dpo needs trl and peft ({e}): .venv/bin/pip install trl peft")
+    import_rss = current_rss_bytes()
     hf_logging.set_verbosity_error()
     logging.getLogger("datasets").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -146,13 +159,11 @@ def dpo_train(args):
         last = step()
         times.append(time.perf_counter() - t0)
     dt = sum(times) / len(times)
-    import peft
-    import transformers
-    import trl
-    print(f"trl {trl.__version__}, peft {peft.__version__}, transformers {transformers.__version__}, "
-          f"{trainable} trainable, step times (s): " + " ".join(f"{t:.3f}" for t in times))
+    versions = (f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, "
+                f"trl {trl.__version__}, {torch.get_num_threads()} threads")
     return {"tokens_per_s": 2 * P * T / dt, "step_s": dt, "fastest_tokens_per_s": 2 * P * T / min(times),
-            "peak_rss_bytes": peak_rss_bytes(), "first_loss": first, "last_loss": last, "trainable": trainable}
+            "step_times": times, "peak_rss_bytes": peak_rss_bytes(), "import_rss_bytes": import_rss,
+            "first_loss": first, "last_loss": last, "trainable": trainable, "versions": versions}
 
 
 def generate(args):

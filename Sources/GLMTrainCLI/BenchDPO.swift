@@ -75,7 +75,8 @@ enum BenchDPO {
             throw GLMError("bench: frozen parameters hold gradients: \(frozenWithGradients.sorted().prefix(3).joined(separator: ", "))")
         }
         let mean = times.reduce(0, +) / Double(times.count), fastest = times.min()!
-        let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--dpo", "--steps", "\(steps)"])
+        let reported = try comparison.runReporting(script: "Scripts/bench_model.py", arguments: ["train", "--dpo", "--steps", "\(steps)"])
+        let torch = reported.compactMapValues { $0 as? Double }
         let trainable = parameters.reduce(0) { $0 + $1.tensor.count }
         print("bench train --dpo — LoRA DPO, sigmoid, beta 0.1, reference = base with adapters off (no-grad forward); "
               + "LoRA r 16, alpha 32 on q/k/v/o_proj, gate_up_proj, down_proj (\(trainable) trainable), AdamW; "
@@ -86,6 +87,11 @@ enum BenchDPO {
                               unit: "MB", higherIsBetter: false))
         print(String(format: "step times (s): %@; fastest %.0f tok/s", times.map { String(format: "%.3f", $0) }.joined(separator: " "),
                      tokens / fastest))
+        if let versions = reported["versions"] as? String, let pyTimes = reported["step_times"] as? [Double] {
+            print(String(format: "TRL side: %@; step times (s): %@; fastest %.0f tok/s; RSS after imports, before the model %.1f MB",
+                         versions, pyTimes.map { String(format: "%.3f", $0) }.joined(separator: " "),
+                         torch["fastest_tokens_per_s"] ?? .nan, (torch["import_rss_bytes"] ?? .nan) / 1e6))
+        }
         print(String(format: "one step by phase: reference forward %.3f s, policy forward + loss %.3f s, backward %.3f s, AdamW %.3f s",
                      phase[1] - phase[0], phase[2] - phase[1], phase[3] - phase[2], phase[4] - phase[3]))
         var check = String(format: "check: step 1 loss %.6f (ln 2 = %.6f); last timed step loss %.6f", first.loss, log(2.0), last?.loss ?? .nan)
