@@ -154,15 +154,17 @@ def dpo_train(args):
     first = step()
     step()
     times, last = [], None
+    cpu0 = time.process_time()
     for _ in range(args.steps):
         t0 = time.perf_counter()
         last = step()
         times.append(time.perf_counter() - t0)
+    cpu = (time.process_time() - cpu0) / args.steps
     dt = sum(times) / len(times)
     versions = (f"torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}, "
                 f"trl {trl.__version__}, {torch.get_num_threads()} threads")
     return {"tokens_per_s": 2 * P * T / dt, "step_s": dt, "fastest_tokens_per_s": 2 * P * T / min(times),
-            "step_times": times, "peak_rss_bytes": peak_rss_bytes(), "import_rss_bytes": import_rss,
+            "step_times": times, "cpu_s_per_step": cpu, "peak_rss_bytes": peak_rss_bytes(), "import_rss_bytes": import_rss,
             "first_loss": first, "last_loss": last, "trainable": trainable, "versions": versions}
 
 

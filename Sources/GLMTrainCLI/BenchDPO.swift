@@ -32,6 +32,13 @@ enum BenchDPO {
         return TrainingBatch(batch: 2 * P, length: T, ids: ids, targets: targets, pairs: P)
     }
 
+    /// User + system CPU time of this process so far (all threads), in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
+    }
+
     static func run(steps: Int, comparison: ComparisonOptions) throws {
         let config = BenchModel.config()
         let model = try GLMForCausalLM(config: config, seed: 0)
@@ -52,11 +59,13 @@ enum BenchDPO {
         _ = try trainer.trainStep(1)
         var times: [Double] = []
         var last: Trainer.StepResult?
+        let cpu0 = cpuSeconds()
         for s in 2..<(steps + 2) {
             let t0 = Stopwatch.now()
             last = try trainer.trainStep(s)
             times.append(Stopwatch.now() - t0)
         }
+        let cpuPerStep = (cpuSeconds() - cpu0) / Double(steps)
         // One more step, timed by phase (the same work as trainStep, split up).
         var phase = [Stopwatch.now()]
         let reference = try objective.referenceLogProbs(model: model, batch: b)
@@ -87,6 +96,9 @@ enum BenchDPO {
                               unit: "MB", higherIsBetter: false))
         print(String(format: "step times (s): %@; fastest %.0f tok/s", times.map { String(format: "%.3f", $0) }.joined(separator: " "),
                      tokens / fastest))
+        var cpuLine = String(format: "CPU time per step (user+sys, all threads): %.2f s", cpuPerStep)
+        if let c = torch["cpu_s_per_step"] { cpuLine += String(format: "; TRL side %.2f s", c) }
+        print(cpuLine)
         if let versions = reported["versions"] as? String, let pyTimes = reported["step_times"] as? [Double] {
             print(String(format: "TRL side: %@; step times (s): %@; fastest %.0f tok/s; RSS after imports, before the model %.1f MB",
                          versions, pyTimes.map { String(format: "%.3f", $0) }.joined(separator: " "),
