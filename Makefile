@@ -108,10 +108,10 @@ dpo: build
 pretrain-tiny: build
 	.build/release/glm-train run Recipes/pretrain-tiny.yaml --overwrite
 
-# Python with torch/transformers/peft, for fixture scripts and benchmark comparisons only.
+# Python with torch/transformers/peft/trl, for fixture scripts and benchmark comparisons only.
 venv:
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q torch transformers peft safetensors
+	$(VENV)/bin/pip install -q torch transformers peft safetensors trl
 
 fixtures: venv
 	$(VENV)/bin/python Scripts/make_core_fixtures.py

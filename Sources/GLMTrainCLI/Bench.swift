@@ -39,11 +39,16 @@ struct ComparisonOptions: ParsableArguments {
 
     /// The numbers `script` printed (empty with --no-compare).
     func run(script: String, arguments: [String]) throws -> [String: Double] {
+        try runReporting(script: script, arguments: arguments).compactMapValues { $0 as? Double }
+    }
+
+    /// Everything `script` reported, strings (versions) included (empty with --no-compare).
+    func runReporting(script: String, arguments: [String]) throws -> [String: Any] {
         if noCompare { return [:] }
         guard let py = python ?? ReferenceScript.defaultPython() else {
             throw GLMError("no Python with torch found: pass --python PATH, create .venv (make venv), or use --no-compare")
         }
-        return try ReferenceScript.run(python: py, script: script, arguments: arguments).compactMapValues { $0 as? Double }
+        return try ReferenceScript.run(python: py, script: script, arguments: arguments)
     }
 }
 

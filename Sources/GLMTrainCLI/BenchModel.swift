@@ -26,11 +26,17 @@ enum BenchModel {
         var gen = SeededGenerator(seed: 1)
         let ids = (0..<(B * T)).map { _ in Int32(2 + gen.next() % 8190) }
         let targets = (0..<(B * T)).map { i in i % T == T - 1 ? ignoreLabel : ids[i + 1] }
+        return try trainer(model, parameters: parameters, steps: steps, batch: TrainingBatch(batch: B, length: T, ids: ids, targets: targets))
+    }
+
+    /// The same Trainer over `batch` with `objective` (e.g. DPO over a pair batch).
+    static func trainer(_ model: GLMForCausalLM, objective: TrainingObjective = NextTokenObjective(),
+                        parameters: [TrainableParameter], steps: Int, batch: TrainingBatch) throws -> Trainer {
         var options = Trainer.Options(steps: steps + 2)
         options.maxGradNorm = 0
-        return Trainer(model: model, parameters: parameters, optimizer: AdamW(),
+        return Trainer(model: model, objective: objective, parameters: parameters, optimizer: AdamW(),
                        schedule: try LearningRateSchedule(kind: .constant, baseRate: 1e-4, warmupSteps: 0, totalSteps: steps + 2),
-                       source: FixedBatchSource([TrainingBatch(batch: B, length: T, ids: ids, targets: targets)]),
+                       source: FixedBatchSource([batch]),
                        hooks: [], runDirectory: NSTemporaryDirectory() + "glm-bench-train", options: options)
     }
 
@@ -55,8 +61,11 @@ struct BenchTrain: ParsableCommand {
     @OptionGroup var comparison: ComparisonOptions
     @Option(help: "Timed steps.") var steps = 5
     @Flag(help: "A LoRA step instead (r 16, alpha 32 on every linear layer; vs PyTorch + PEFT).") var lora = false
+    @Flag(help: "A LoRA DPO step instead (sigmoid, beta 0.1, reference = adapters off; 4 pairs × 256; vs TRL + PEFT).")
+    var dpo = false
 
     func run() throws {
+        if dpo { return try BenchDPO.run(steps: steps, comparison: comparison) }
         if lora { return try BenchLoRA.run(steps: steps, comparison: comparison) }
         let (B, T) = (8, 256)
         let model = try GLMForCausalLM(config: BenchModel.config(), seed: 0)
