@@ -8,6 +8,8 @@ AVX512 := $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo yes)
 ifeq ($(AVX512),yes)
 export OPENBLAS_CORETYPE ?= SkylakeX
 endif
+# oneDNN's OpenMP threads (bf16 products) sleep between products instead of spinning (glm-train sets it itself too).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: deps build test quickstart grpo dpo pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
 

@@ -64,7 +64,9 @@ def train(args):
     ids = torch.randint(2, 8192, (B, T))
 
     def step():
-        out = model(input_ids=ids, labels=ids)
+        # --bf16: PyTorch's CPU autocast (what transformers' Trainer does with bf16=True on a CPU).
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -195,6 +197,7 @@ def main():
     ap.add_argument("mode", choices=["train", "generate"])
     ap.add_argument("--lora", action="store_true")
     ap.add_argument("--dpo", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="train under torch.autocast('cpu', dtype=torch.bfloat16)")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--new-tokens", type=int, default=64)
     args = ap.parse_args()

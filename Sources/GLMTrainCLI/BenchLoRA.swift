@@ -15,6 +15,7 @@ enum BenchLoRA {
         let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 16, alpha: 32, dropout: 0, targets: ["all-linear"]),
                             seed: 0)
         try lora.attach(to: model)
+        model.recomputesActivations = BenchModel.recompute
         let parameters = lora.parameters.map { var p = $0; p.weightDecay = 0.01; return p }
         let trainer = try BenchModel.trainer(model, parameters: parameters, steps: steps, batch: B, length: T)
         let batch = try trainer.source.nextBatch()
@@ -41,10 +42,10 @@ enum BenchLoRA {
             throw GLMError("bench: frozen parameters hold gradients: \(frozenWithGradients.sorted().prefix(3).joined(separator: ", "))")
         }
         let mean = times.reduce(0, +) / Double(times.count), fastest = times.min()!
-        let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--lora", "--steps", "\(steps)"])
+        let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--lora", "--steps", "\(steps)"] + BenchModel.torchPrecision)
         let trainable = parameters.reduce(0) { $0 + $1.tensor.count }
         print("bench train --lora — LoRA r 16, alpha 32 on q/k/v/o_proj, gate_up_proj, down_proj (\(trainable) trainable, base frozen), "
-              + "AdamW, batch 8 × 256, OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
+              + "AdamW, batch 8 × 256, \(BenchModel.settings), OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
         print(BenchModel.line("training tokens/s", ours: Double(B * T) / mean, torch: torch["tokens_per_s"], unit: "tok/s"))
         print(BenchModel.line("peak RSS", ours: Double(rss) / 1e6, torch: torch["peak_rss_bytes"].map { $0 / 1e6 },
                               unit: "MB", higherIsBetter: false))

@@ -9,6 +9,15 @@ import GLMTraining
 /// The bench model of the issues: vocab 8192, hidden 512, 8 layers, 8 heads / 2 KV heads × 64,
 /// intermediate 1536, partial rotary 0.5, untied embeddings.
 enum BenchModel {
+    /// `bench train --recompute`: activation recompute on our side.
+    nonisolated(unsafe) static var recompute = false
+    /// How our side computes, for the headline.
+    static var settings: String {
+        (MixedPrecision.isActive ? "bf16 products (oneDNN \(MixedPrecision.kernelName))" : "f32") + (recompute ? ", activation recompute" : "")
+    }
+    /// The PyTorch side's arguments for the same precision (its CPU bf16 autocast).
+    static var torchPrecision: [String] { MixedPrecision.requested == .bf16 ? ["--bf16"] : [] }
+
     static func config() -> GLMConfig {
         var c = GLMConfig()
         c.modelType = .glm
@@ -63,12 +72,25 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "A LoRA step instead (r 16, alpha 32 on every linear layer; vs PyTorch + PEFT).") var lora = false
     @Flag(help: "A LoRA DPO step instead (sigmoid, beta 0.1, reference = adapters off; 4 pairs × 256; vs TRL + PEFT).")
     var dpo = false
+    @Option(help: "Matrix products: f32, or bf16 (bf16 operands, f32 accumulation; PyTorch runs under its bf16 autocast too).")
+    var precision = "f32"
+    @Flag(help: "Activation recompute (training.gradient_checkpointing) on our side.") var recompute = false
+
+    func validate() throws {
+        guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision: expected f32 or bf16, got '\(precision)'") }
+    }
 
     func run() throws {
+        MixedPrecision.requested = ComputePrecision(rawValue: precision)!
+        if MixedPrecision.requested == .bf16 && !MixedPrecision.isActive {
+            FileHandle.standardError.write(Data("warning: bf16 products are not available on this CPU; our side runs f32\n".utf8))
+        }
+        BenchModel.recompute = recompute
         if dpo { return try BenchDPO.run(steps: steps, comparison: comparison) }
         if lora { return try BenchLoRA.run(steps: steps, comparison: comparison) }
         let (B, T) = (8, 256)
         let model = try GLMForCausalLM(config: BenchModel.config(), seed: 0)
+        model.recomputesActivations = recompute
         let params = model.parameters.sorted { $0.key < $1.key }.map { name, t -> TrainableParameter in
             t.setRequiresGrad(true)
             return TrainableParameter(name: name, tensor: t, weightDecay: 0.01)
@@ -79,8 +101,8 @@ struct BenchTrain: ParsableCommand {
         for s in 2..<(steps + 2) { _ = try trainer.trainStep(s) }
         let dt = (Stopwatch.now() - t0) / Double(steps)
         let rss = BenchModel.peakRSSBytes()
-        let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--steps", "\(steps)"])
-        print("bench train — full-parameter AdamW, batch 8 × 256, OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
+        let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--steps", "\(steps)"] + BenchModel.torchPrecision)
+        print("bench train — full-parameter AdamW, batch 8 × 256, \(BenchModel.settings), OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
         print(BenchModel.line("training tokens/s", ours: Double(B * T) / dt, torch: torch["tokens_per_s"], unit: "tok/s"))
         print(BenchModel.line("peak RSS", ours: Double(rss) / 1e6, torch: torch["peak_rss_bytes"].map { $0 / 1e6 },
                               unit: "MB", higherIsBetter: false))
