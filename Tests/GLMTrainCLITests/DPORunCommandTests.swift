@@ -88,6 +88,15 @@ final class DPORunCommandTests: XCTestCase {
         XCTAssertEqual((evals[0]["eval/pref/loss"] as! NSNumber).doubleValue, log(2.0), accuracy: 1e-6)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/out/best/checkpoint.h5"), "best by eval/pref/rewards/accuracies")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/out/adapter/adapter_model.safetensors"))
+        // `glm-train eval --adapter` on the recipe: the exported adapter against the run's reference gives the
+        // preference metrics the run logged at its last evaluation.
+        let e = try GLMTrainBinary.run(["eval", "--recipe", path, "--adapter", "\(dir)/out/adapter"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let again = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        for key in ["eval/pref/loss", "eval/pref/rewards/margins", "eval/pref/rewards/chosen", "eval/pref/logps/rejected"] {
+            let logged = try XCTUnwrap(evals.last![key] as? NSNumber).doubleValue
+            XCTAssertEqual(try XCTUnwrap(again[key] as? NSNumber).doubleValue, logged, accuracy: 1e-5 * max(1, abs(logged)), key)
+        }
         for format in ["peft", "vllm", "merged", "gguf-lora"] {
             let out = "\(dir)/export-\(format)" + (format == "gguf-lora" ? ".gguf" : "")
             let e = try GLMTrainBinary.run(["export", "--run", "\(dir)/out", "--format", format, "--output", out])

@@ -137,4 +137,24 @@ extension RecipeRun {
         trainable = trained.parameters.map { var p = $0; p.weightDecay = wd; return p }
         observer?.trainerDidReport(.note("LoRA adapters start from \(directory) (r \(start.rank), \(start.targets.count) targets)"))
     }
+
+    /// `glm-train eval --adapter A` on a dpo recipe: the policy is the base with A's adapters, the reference the
+    /// run's — the base with the recipe's `model.adapter` (the adapter the run started from), or the base alone —
+    /// so the preference metrics are those the run logged.
+    func preparePreferenceEvaluation(adapter directory: String) throws {
+        if let start = recipe.model.adapter {
+            let reference: LoRA
+            do { reference = try LoRA(adapter: try PEFTAdapter.load(directory: start, model: config), modelConfig: config) }
+            catch let e as GLMError { throw GLMError("\(recipe.file): model.adapter: \(e.message)") }
+            for p in reference.parameters { p.tensor.setRequiresGrad(false) }
+            try reference.attach(to: model)
+            referenceAdapterLinears = model.adaptedLinears
+        }
+        let policy: LoRA
+        do { policy = try LoRA(adapter: try PEFTAdapter.load(directory: directory, model: config), modelConfig: config) }
+        catch let e as GLMError { throw GLMError("--adapter: \(e.message)") }
+        try policy.attach(to: model)
+        lora = policy
+        preferenceObjective = PreferenceObjective(recipe.dpo ?? PreferenceLoss(), referenceLinears: referenceAdapterLinears ?? [:])
+    }
 }

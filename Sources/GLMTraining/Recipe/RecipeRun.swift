@@ -152,7 +152,9 @@ public final class RecipeRun {
         guard r.model.path != nil else { throw GLMError("\(recipe.file): eval needs --model (the recipe builds a new model)") }
         let run = RecipeRun(recipe: r)
         try run.loadModel()
-        if let adapter {
+        if r.task == .dpo, let adapter {
+            try run.preparePreferenceEvaluation(adapter: adapter)
+        } else if let adapter {
             try PEFTAdapter.load(directory: adapter, model: run.model.configuration).merge(into: run.model)
         }
         let eval = r.task == .dpo ? nil : try r.data.eval.map { try run.loadExamples($0, key: "data.eval") }
