@@ -122,6 +122,7 @@ fixtures: venv
 	$(VENV)/bin/python Scripts/make_optimizer_fixtures.py
 	$(VENV)/bin/pip install -q trl
 	$(VENV)/bin/python Scripts/make_dpo_fixtures.py
+	$(VENV)/bin/python Scripts/make_bf16_fixtures.py
 
 bench-ops: build venv
 	.build/release/glm-train bench ops --python $(VENV)/bin/python
