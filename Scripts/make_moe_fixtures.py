@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Tiny random glm4_moe (GLM-4.5 MoE) model directories and their transformers outputs
+(Tests/GLMModelTests/Fixtures/moe-<name>/).
+
+Each fixture is a directory written by transformers' save_pretrained (config.json, model.safetensors in the
+per-expert layout save_pretrained writes, generation_config.json) plus `expected.safetensors`, computed with the
+directory as transformers loads it (float32, eager attention, eager experts):
+  batch.ids / batch.logits / batch.logprobs      two sequences of 7 tokens
+  single.ids / single.logits / single.logprobs   one sequence of 11 tokens
+  offset.positions / offset.logits               the single sequence at position ids shifted by 5
+  routing.<layer>                                the experts each token of the batch picks in each MoE layer
+                                                 (sorted ascending per token), [B·T, top_k]
+  generate.prompt / generate.tokens              greedy generation (KV cache) of 8 new tokens
+log-probs are log p(ids[i+1] | ids[..i]). Every parameter is random (norms around 1, biases non-zero) and each
+router's `e_score_correction_bias` is random and large enough that selection by s + bias differs from selection
+by s alone for some tokens (checked here), so that selecting with the bias and weighting without it is tested.
+
+Variants:
+  moe-a  the reference's tiny config: QK-norm, attention bias, 4 experts top-2, one shared expert,
+         routed_scaling_factor 2.5, one dense layer then one MoE layer
+  moe-b  groups (Tiny-B): 3 layers, 8 experts in n_group 4, topk_group 2, top-3, two shared experts, no QK-norm,
+         no attention bias
+  moe-c  no dense layer (first_k_dense_replace 0), norm_topk_prob false with routed_scaling_factor 0.5,
+         no shared expert (n_shared_experts 0), full rotary (partial_rotary_factor 1.0), tied embeddings,
+         QK-norm without attention bias
+
+Run: .venv/bin/python Scripts/make_moe_fixtures.py
+"""
+import json
+import os
+import shutil
+
+import torch
+import transformers
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, Glm4MoeConfig, Glm4MoeForCausalLM
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Tests", "GLMModelTests", "Fixtures")
+BATCH_IDS = [[5, 17, 33, 60, 7, 9, 40], [0, 63, 1, 2, 28, 44, 3]]
+SINGLE_IDS = [11, 50, 3, 3, 59, 42, 17, 8, 19, 61, 1]
+POSITION_OFFSET = 5
+PROMPT = [7, 21, 4, 30]
+NEW_TOKENS = 8
+
+BASE = dict(vocab_size=64, hidden_size=32, intermediate_size=48, moe_intermediate_size=16, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, max_position_embeddings=128, rms_norm_eps=1e-5,
+            num_nextn_predict_layers=0, pad_token_id=0, eos_token_id=[1, 2], bos_token_id=None)
+
+FIXTURES = {
+    "moe-a": dict(num_hidden_layers=2, first_k_dense_replace=1, n_routed_experts=4, n_shared_experts=1,
+                  num_experts_per_tok=2, n_group=1, topk_group=1, norm_topk_prob=True, routed_scaling_factor=2.5,
+                  use_qk_norm=True, attention_bias=True, tie_word_embeddings=False,
+                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5}),
+    "moe-b": dict(num_hidden_layers=3, first_k_dense_replace=1, n_routed_experts=8, n_shared_experts=2,
+                  num_experts_per_tok=3, n_group=4, topk_group=2, norm_topk_prob=True, routed_scaling_factor=1.0,
+                  use_qk_norm=False, attention_bias=False, tie_word_embeddings=False,
+                  rope_parameters={"rope_type": "default", "rope_theta": 1000.0, "partial_rotary_factor": 0.5}),
+    "moe-c": dict(num_hidden_layers=2, first_k_dense_replace=0, n_routed_experts=4, n_shared_experts=0,
+                  num_experts_per_tok=2, n_group=2, topk_group=1, norm_topk_prob=False, routed_scaling_factor=0.5,
+                  use_qk_norm=True, attention_bias=False, tie_word_embeddings=True,
+                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}),
+}
+
+
+def build(name, spec, attempt=0):
+    cfg = Glm4MoeConfig(**BASE, **spec)
+    torch.manual_seed(sum(map(ord, name)) + 1000 * attempt)
+    m = Glm4MoeForCausalLM(cfg).eval()
+    with torch.no_grad():  # default init has zero biases and unit norms: perturb everything
+        for n, p in m.named_parameters():
+            norm = "norm" in n
+            scale = 0.5 if norm else (0.3 if "mlp.gate.weight" in n else 0.15)
+            p.copy_(torch.randn_like(p) * scale + (1.0 if norm else 0.0))
+        for mod in m.modules():
+            if hasattr(mod, "e_score_correction_bias"):
+                mod.e_score_correction_bias.copy_(torch.randn_like(mod.e_score_correction_bias) * 0.3)
+    return m
+
+
+def load_hf(path):
+    return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager",
+                                                experts_implementation="eager").eval()
+
+
+def logprobs(logits, ids):
+    lp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
+    return lp.gather(-1, ids[:, 1:, None])[..., 0].float()
+
+
+def routers(model):
+    return [(i, layer.mlp.gate) for i, layer in enumerate(model.model.layers) if hasattr(layer.mlp, "gate")]
+
+
+def reference_outputs(model):
+    out = {}
+    picked = {}
+    hooks = [gate.register_forward_hook(lambda mod, inp, o, i=i: picked.__setitem__(i, o[2].sort(dim=-1)[0]))
+             for i, gate in routers(model)]
+    with torch.no_grad():
+        ids = torch.tensor(BATCH_IDS)
+        logits = model(ids).logits.float()
+        out["batch.ids"], out["batch.logits"], out["batch.logprobs"] = ids, logits, logprobs(logits, ids)
+        for i, idx in picked.items():
+            out[f"routing.{i}"] = idx
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        single = torch.tensor([SINGLE_IDS])
+        logits = model(single).logits.float()
+        out["single.ids"], out["single.logits"] = single[0], logits
+        out["single.logprobs"] = logprobs(logits, single)[0]
+        pos = torch.arange(len(SINGLE_IDS))[None] + POSITION_OFFSET
+        out["offset.positions"] = pos[0]
+        out["offset.logits"] = model(single, position_ids=pos).logits.float()
+        prompt = torch.tensor([PROMPT])
+        gen = model.generate(prompt, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
+                             eos_token_id=None, pad_token_id=0)
+        out["generate.prompt"], out["generate.tokens"] = prompt[0], gen[0, len(PROMPT):]
+    return out
+
+
+def bias_changes_selection(model):
+    """Whether, on the batch, some token picks other experts with the bias than it would without it."""
+    changed = []
+    for _, gate in routers(model):
+        saved = gate.e_score_correction_bias.clone()
+        x = []
+        h = gate.register_forward_hook(lambda mod, inp, o: x.append(inp[0]))
+        with torch.no_grad():
+            model(torch.tensor(BATCH_IDS))
+        h.remove()
+        with torch.no_grad():
+            with_bias = gate(x[0])[2].sort(dim=-1)[0]
+            gate.e_score_correction_bias.zero_()
+            without = gate(x[0])[2].sort(dim=-1)[0]
+            gate.e_score_correction_bias.copy_(saved)
+        changed.append(bool((with_bias != without).any()))
+    return all(changed)
+
+
+def make(name, spec):
+    path = os.path.join(OUT, name)
+    shutil.rmtree(path, ignore_errors=True)
+    for attempt in range(50):  # the first seed whose biases change some selection in every MoE layer
+        m = build(name, spec, attempt)
+        m.save_pretrained(path)
+        loaded = load_hf(path)
+        if bias_changes_selection(loaded):
+            break
+        shutil.rmtree(path)
+    else:
+        raise SystemExit(f"{name}: no seed tried makes the correction bias change a selection in every MoE layer")
+    ref = reference_outputs(loaded)
+    save_file({k: v.float().contiguous() for k, v in ref.items()}, os.path.join(path, "expected.safetensors"),
+              metadata={"transformers": transformers.__version__, "torch": torch.__version__})
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB")
+
+
+def main():
+    transformers.utils.logging.disable_progress_bar()
+    print(f"transformers {transformers.__version__}, torch {torch.__version__}")
+    for name, spec in FIXTURES.items():
+        make(name, spec)
+
+
+if __name__ == "__main__":
+    main()
