@@ -24,8 +24,13 @@ Variants:
          no shared expert (n_shared_experts 0), full rotary (partial_rotary_factor 1.0), tied embeddings,
          QK-norm without attention bias
 
-Run: .venv/bin/python Scripts/make_moe_fixtures.py
+Run:   .venv/bin/python Scripts/make_moe_fixtures.py
+Check: .venv/bin/python Scripts/make_moe_fixtures.py --check DIR [DIR ...]
+       loads each DIR (written by GLMTrain's ModelDirectory.save, named like the fixture it came from) with
+       transformers and prints the largest logit difference from that fixture's expected logits; exits 1 if any
+       relative difference exceeds --tolerance (bf16 directories are compared in f32 after loading).
 """
+import argparse
 import json
 import os
 import shutil
@@ -158,9 +163,34 @@ def make(name, spec):
     print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB")
 
 
+def check(dirs, tolerance):
+    from safetensors.torch import load_file
+    worst = 0.0
+    for d in dirs:
+        name = os.path.basename(os.path.normpath(d))
+        expected = load_file(os.path.join(OUT, name, "expected.safetensors"))
+        got = reference_outputs(load_hf(d))
+        for key in ("batch.logits", "single.logits", "offset.logits"):
+            diff = (got[key] - expected[key]).abs().max().item()
+            rel = diff / max(expected[key].abs().max().item(), 1e-6)
+            worst = max(worst, rel)
+            print(f"{d}: {key} max |diff| {diff:.3e} (relative {rel:.3e}) against fixture {name}")
+        same = all(torch.equal(got[k], expected[k]) for k in expected if k.startswith("routing."))
+        print(f"{d}: experts chosen {'equal' if same else 'DIFFER'}; greedy tokens "
+              f"{'equal' if torch.equal(got['generate.tokens'], expected['generate.tokens']) else 'DIFFER'}")
+    print(f"largest relative logit difference {worst:.3e}")
+    return worst <= tolerance
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--check", nargs="+", metavar="DIR", help="model directories to load with transformers")
+    ap.add_argument("--tolerance", type=float, default=1e-4)
+    args = ap.parse_args()
     transformers.utils.logging.disable_progress_bar()
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
+    if args.check:
+        raise SystemExit(0 if check(args.check, args.tolerance) else 1)
     for name, spec in FIXTURES.items():
         make(name, spec)
 

@@ -35,8 +35,9 @@ enum MoEFixtures {
         return c
     }
 
+    /// A fixture model as `ModelDirectory.loadModel` (through the registry) reads it.
     static func model(_ name: String, storage: ModelDirectory.WeightStorage = .float32) throws -> Glm4MoeForCausalLM {
-        try Glm4MoeForCausalLM(config: config(name), weights: ModelDirectory.loadWeights(ModelFixtures.path(name), storage: storage))
+        try XCTUnwrap(ModelDirectory.loadModel(ModelFixtures.path(name), storage: storage) as? Glm4MoeForCausalLM)
     }
 }
 
@@ -112,6 +113,89 @@ final class Glm4MoeModelTests: XCTestCase {
                 }
                 XCTAssertEqual(cache.length, T)
             }
+        }
+    }
+
+    func testConfigJSONReadsAndWritesAsTransformers() throws {
+        for name in MoEFixtures.names {
+            let path = ModelFixtures.path(name) + "/config.json"
+            let parsed = try XCTUnwrap(ModelDirectory.loadConfiguration(ModelFixtures.path(name)) as? Glm4MoeConfig)
+            XCTAssertEqual(parsed, MoEFixtures.config(name), name)
+            // What GLMTrain writes is what transformers wrote (but transformers_version) and reads back the same.
+            let written = parsed.jsonData()
+            XCTAssertEqual(try Glm4MoeConfig.decode(written), parsed)
+            var theirs = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? NSDictionary as? [String: Any])
+            theirs["transformers_version"] = nil
+            let ours = try XCTUnwrap(JSONSerialization.jsonObject(with: written) as? [String: Any])
+            XCTAssertEqual(NSDictionary(dictionary: ours), NSDictionary(dictionary: theirs), name)
+        }
+        // The transformers 4.x form: top-level rope keys, the num_local_experts / num_mtp_layers aliases, no head_dim.
+        let v4 = #"""
+        {"model_type": "glm4_moe", "vocab_size": 64, "hidden_size": 32, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "intermediate_size": 48, "moe_intermediate_size": 16, "num_hidden_layers": 2, "num_local_experts": 4,
+         "num_experts_per_tok": 2, "num_mtp_layers": 0, "rope_theta": 500.0, "partial_rotary_factor": 0.25,
+         "torch_dtype": "bfloat16", "eos_token_id": 1}
+        """#
+        let c = try Glm4MoeConfig.decode(Data(v4.utf8))
+        XCTAssertEqual(c.nRoutedExperts, 4)
+        XCTAssertEqual(c.numNextnPredictLayers, 0)
+        XCTAssertEqual(c.headDim, 8, "hidden_size / num_attention_heads")
+        XCTAssertEqual(c.ropeTheta, 500)
+        XCTAssertEqual(c.rotaryDim, 2)
+        XCTAssertEqual(c.dtype, "bfloat16")
+        XCTAssertEqual(c.eosTokenIds, [1])
+        XCTAssertEqual((c.nSharedExperts, c.firstKDenseReplace, c.attentionBias, c.routedScalingFactor) == (1, 1, false, 1.0), true, "transformers' defaults")
+        // Bad values are one-line errors naming the file and key.
+        func error(_ edit: String) -> String {
+            // Appended last: a repeated key keeps its last value.
+            let text = v4.replacingOccurrences(of: "\"eos_token_id\": 1}", with: "\"eos_token_id\": 1, \(edit)}")
+            do { _ = try Glm4MoeConfig.decode(Data(text.utf8), source: "m/config.json"); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(error(#""use_qk_norm": 1"#), "m/config.json: key 'use_qk_norm' must be true or false, got 1")
+        XCTAssertEqual(error(#""n_group": 3"#), "m/config.json: n_routed_experts 4 is not a multiple of n_group 3")
+        XCTAssertEqual(error(#""n_routed_experts": 8"#), "m/config.json: keys 'n_routed_experts' and its alias 'num_local_experts' disagree")
+        XCTAssertEqual(error(#""num_experts_per_tok": 5"#), "m/config.json: num_experts_per_tok 5 exceeds n_routed_experts 4")
+        XCTAssertEqual(error(#""eos_token_id": [1, 64]"#), "m/config.json: eos_token_id 64 is outside the vocabulary of 64")
+        XCTAssertEqual(error(#""bos_token_id": 64"#), "m/config.json: bos_token_id 64 is outside the vocabulary of 64")
+        XCTAssertEqual(error(#""rope_parameters": {"rope_type": "yarn"}"#), "m/config.json: rope_type \"yarn\" is not supported; expected \"default\"")
+        XCTAssertThrowsError(try ModelRegistry.decodeConfig(Data(#"{"model_type": "qwen3_moe"}"#.utf8), source: "q/config.json")) {
+            XCTAssertEqual("\($0)", #"q/config.json: model_type "qwen3_moe" is not supported; expected one of "glm", "glm4", "chatglm", "glm4_moe""#)
+        }
+    }
+
+    func testSaveWritesThePerExpertLayoutTransformersWrites() throws {
+        for name in MoEFixtures.names {
+            let model = try MoEFixtures.model(name)
+            let dir = ModelFixtures.scratch("moe-save")
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            try ModelDirectory.save(model, to: dir)
+            let theirs = try SafetensorsFile(path: ModelFixtures.path(name) + "/model.safetensors")
+            let ours = try SafetensorsFile(path: dir + "/model.safetensors")
+            XCTAssertEqual(ours.names.sorted(), theirs.names.sorted(), "\(name): tensor names")
+            for n in theirs.names { XCTAssertEqual(try ours.tensor(n).shape, try theirs.tensor(n).shape, n) }
+            let reloaded = try XCTUnwrap(ModelDirectory.loadModel(dir, storage: .float32) as? Glm4MoeForCausalLM)
+            XCTAssertEqual(reloaded.config, model.config)
+            for (k, t) in model.parameters { XCTAssertTrue(t.bitwiseEqual(reloaded.parameters[k]!), "\(name) \(k)") }
+        }
+        // In a bf16 directory the routers and correction biases stay F32 (as transformers writes them).
+        let dir = ModelFixtures.scratch("moe-save-bf16")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ModelDirectory.save(try MoEFixtures.model("moe-b"), to: dir, dtype: .bfloat16)
+        let file = try SafetensorsFile(path: dir + "/model.safetensors")
+        XCTAssertEqual(file.entries["model.layers.1.mlp.gate.weight"]?.dtype, .float32)
+        XCTAssertEqual(file.entries["model.layers.2.mlp.gate.e_score_correction_bias"]?.dtype, .float32)
+        XCTAssertEqual(file.entries["model.layers.2.mlp.experts.7.up_proj.weight"]?.dtype, .bfloat16)
+        XCTAssertEqual(file.entries["model.layers.0.mlp.up_proj.weight"]?.dtype, .bfloat16)
+    }
+
+    /// With GLM_MOE_EXPORT_DIR set, writes every MoE fixture as GLMTrain saves it, for
+    /// `.venv/bin/python Scripts/make_moe_fixtures.py --check $GLM_MOE_EXPORT_DIR/*` (transformers loads them).
+    func testExportForTransformersCheck() throws {
+        guard let root = ProcessInfo.processInfo.environment["GLM_MOE_EXPORT_DIR"] else {
+            throw XCTSkip("set GLM_MOE_EXPORT_DIR to write the MoE fixture models for the transformers check")
+        }
+        for name in MoEFixtures.names {
+            try ModelDirectory.save(try MoEFixtures.model(name), to: "\(root)/\(name)", dtype: name == "moe-b" ? .bfloat16 : .float32)
         }
     }
 
