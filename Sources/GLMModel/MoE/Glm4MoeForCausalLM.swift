@@ -19,20 +19,9 @@ public final class Glm4MoeForCausalLM {
     /// The checkpoint's MTP layers (`model.layers.{num_hidden_layers + i}.*`), kept to be written back; unused here.
     public private(set) var mtpTensors: [String: Tensor]
     public var adaptedLinears: [String: LinearOverride] = [:]
-    /// Called in every forward pass for each MoE layer with its routing, the router's sigmoid scores `[N, E]` (on
-    /// the tape when recording) and the batch layout; used for balancing statistics and losses.
+    /// Called in every forward pass for each MoE layer with its routing (see `MixtureOfExpertsModel`).
     public var routingObserver: ((RoutingEvent) -> Void)?
     private var layers: [Layer] = []
-
-    /// One MoE layer's routing in a forward pass.
-    public struct RoutingEvent {
-        /// The decoder layer.
-        public let layer: Int
-        public let routing: ExpertRouting
-        /// Sigmoid router scores `[batch·length, experts]` (differentiable in the router weight while recording).
-        public let scores: Tensor
-        public let batch: Int, length: Int
-    }
 
     struct SwiGLUWeights { let prefix: String; let gate, up, down: Tensor }
     struct MoE { let router, correctionBias: Tensor; let experts: [ExpertWeights]; let shared: SwiGLUWeights? }
@@ -195,8 +184,12 @@ public final class Glm4MoeForCausalLM {
     }
 }
 
-extension Glm4MoeForCausalLM: CausalLanguageModel {
+extension Glm4MoeForCausalLM: MixtureOfExpertsModel {
     public var configuration: any CausalLMConfig { config }
+    public var moeLayers: [Int] { (0..<config.numHiddenLayers).filter(config.isMoELayer) }
+    public var routedExperts: Int { config.nRoutedExperts }
+    public var expertsPerToken: Int { config.numExpertsPerTok }
+    public func correctionBias(layer: Int) -> Tensor? { parameters[Glm4MoeWeights.correctionBias(layer)] }
     public func makeCache(batch: Int, capacity: Int) -> KVCache {
         KVCache(layers: config.numHiddenLayers, width: config.keyValueWidth, batch: batch, capacity: capacity)
     }

@@ -88,6 +88,11 @@ public struct Recipe {
         public var layers: [Int]?
     }
 
+    public struct MoESection {
+        public var biasUpdateRate: Double?
+        public var auxLossCoef: Double
+    }
+
     public struct Checkpointing {
         public var every: Int
         public var keep: Int
@@ -122,6 +127,9 @@ public struct Recipe {
     public var optimizer: OptimizerSection
     public var schedule: Schedule
     public var lora: LoRA?
+    /// `moe:` (Mixture-of-Experts models only): the loss-free balancing rate and the auxiliary loss weight; nil
+    /// when absent (RecipeRun then uses bias_update_rate 0.001 when the router trains, 0 under LoRA, and no aux loss).
+    public var moe: MoESection?
     /// The preference loss of a dpo recipe (`dpo:`; its defaults when the section is absent).
     public var dpo: PreferenceLoss?
     public var checkpoint: Checkpointing
@@ -233,6 +241,11 @@ public struct Recipe {
                                    keep: try c?.int("keep", default: 3, min: 1, max: 100_000) ?? 3)
         try c?.finish()
 
+        if let m = try r.section("moe") {
+            moe = MoESection(biasUpdateRate: try m.has("bias_update_rate") ? m.double("bias_update_rate", default: 0.001, min: 0, max: 1) : nil,
+                             auxLossCoef: try m.double("aux_loss_coef", default: 0, min: 0, max: 1e3))
+            try m.finish()
+        } else { moe = nil }
         dpo = try Recipe.readPreference(r, task: task)
         eval = try Recipe.readEval(try r.section("eval"))
         outputDir = try r.string("output_dir") ?? "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension

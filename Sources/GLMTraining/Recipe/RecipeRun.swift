@@ -16,6 +16,8 @@ public final class RecipeRun {
     public internal(set) var trainable: [TrainableParameter] = []
     /// The adapter of a LoRA run.
     public internal(set) var lora: LoRA?
+    /// The load balancing of a Mixture-of-Experts model (made by `makeTrainer`).
+    public private(set) var balancer: MoEBalancer?
     /// The directory whose tokenizer_config.json names the chat template (model.tokenizer's, else model.path).
     var templateDirectory: String?
     private var resolvedTemplate: ChatTemplate?
@@ -109,8 +111,14 @@ public final class RecipeRun {
         options.bestMode = recipe.eval.bestMode
         options.earlyStopPatience = recipe.eval.earlyStopPatience
         options.progressLabel = recipe.task.rawValue
+        var objective = objective
+        if let moe = try makeBalancer() {
+            balancer = moe
+            if moe.options.auxLossCoef > 0 { objective = MoEAuxLossObjective(objective, balancer: moe) }
+        }
         let trainer = Trainer(model: model, objective: objective, parameters: trainable, optimizer: optimizer, schedule: schedule, source: source,
                               hooks: hooks, runDirectory: runDirectory, options: options)
+        if let balancer { trainer.afterOptimizerStep = { balancer.finishStep() } }
         trainer.tokenizer = tokenizer
         trainer.observer = observer
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
@@ -124,6 +132,22 @@ public final class RecipeRun {
             trainer.setTraining = { lora.training = $0 }
         }
         return trainer
+    }
+
+    /// The balancer of a MoE model: the recipe's `moe:` keys, else bias_update_rate 0.001 when the router trains and
+    /// 0 when it is frozen (LoRA: the adapter could not carry an updated bias), aux_loss_coef 0. `moe:` on a model
+    /// without routed experts, or a non-zero rate with LoRA, is an error naming the key.
+    func makeBalancer() throws -> MoEBalancer? {
+        guard let m = model as? any MixtureOfExpertsModel else {
+            if recipe.moe != nil { throw GLMError("\(recipe.file): moe: this \(model.modelTypeName) model has no routed experts") }
+            return nil
+        }
+        let frozenRouter = lora != nil
+        let rate = recipe.moe?.biasUpdateRate ?? (frozenRouter ? 0 : 0.001)
+        if frozenRouter && rate > 0 {
+            throw GLMError("\(recipe.file): moe.bias_update_rate: \(rate) with LoRA; the router and its correction bias are frozen (the adapter cannot carry an updated bias), set 0")
+        }
+        return MoEBalancer(model: m, options: MoEOptions(biasUpdateRate: rate, auxLossCoef: recipe.moe?.auxLossCoef ?? 0))
     }
 
     /// Warnings for settings that change what a resumed run computes (the data order, the batches, the data).
