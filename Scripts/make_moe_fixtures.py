@@ -24,11 +24,20 @@ Variants:
          no shared expert (n_shared_experts 0), full rotary (partial_rotary_factor 1.0), tied embeddings,
          QK-norm without attention bias
 
+PEFT adapter (Tests/GLMModelTests/Fixtures/moe-a-lora/): peft's LoRA (r 4, alpha 8, no dropout) on moe-a's
+q/k/v/o projections and its dense and shared-expert gate/up/down projections (target_modules q_proj, k_proj,
+v_proj, o_proj, gate_proj, up_proj, down_proj: on glm4_moe these match the dense MLP and the shared experts; the
+router `mlp.gate` and the fused routed experts are no such modules), every lora_A/lora_B seeded random, saved
+with save_pretrained (base_model_name_or_path is moe-a's path relative to the repository root); expected.safetensors
+holds its log-probs (batch.logprobs, single.logprobs) and the merged model's (single.logprobs_merged).
+
 Run:   .venv/bin/python Scripts/make_moe_fixtures.py
 Check: .venv/bin/python Scripts/make_moe_fixtures.py --check DIR [DIR ...]
        loads each DIR (written by GLMTrain's ModelDirectory.save, named like the fixture it came from) with
        transformers and prints the largest logit difference from that fixture's expected logits; exits 1 if any
        relative difference exceeds --tolerance (bf16 directories are compared in f32 after loading).
+       --check-peft DIR [DIR ...]: loads each PEFT adapter DIR (e.g. one GLMTrain wrote) on moe-a with
+       PeftModel.from_pretrained and compares its log-probs with moe-a-lora's (exit 1 beyond --tolerance).
 """
 import argparse
 import json
@@ -163,6 +172,75 @@ def make(name, spec):
     print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB")
 
 
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lp_of(model, ids):
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor(ids)).logits.double()
+    return torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, torch.tensor(ids)[:, 1:, None])[..., 0].float()
+
+
+def adapter_outputs(model):
+    return {"batch.ids": torch.tensor(BATCH_IDS), "batch.logprobs": lp_of(model, BATCH_IDS),
+            "single.ids": torch.tensor(SINGLE_IDS), "single.logprobs": lp_of(model, [SINGLE_IDS])[0]}
+
+
+def moe_base():
+    rel = os.path.relpath(os.path.join(OUT, "moe-a"), ROOT)  # peft records it as base_model_name_or_path
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return load_hf(rel)
+    finally:
+        os.chdir(cwd)
+
+
+def make_lora():
+    from peft import LoraConfig, get_peft_model
+    name = "moe-a-lora"
+    path = os.path.join(OUT, name)
+    shutil.rmtree(path, ignore_errors=True)
+    model = get_peft_model(moe_base(), LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0,
+                                                  target_modules=LORA_TARGETS))
+    adapted = sorted(n for n, _ in model.named_modules() if n.endswith(tuple(LORA_TARGETS)) and hasattr(_, "lora_A"))
+    assert not any(".experts." in n or n.endswith(".gate") for n in adapted), adapted
+    torch.manual_seed(sum(map(ord, name)))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_A" in n or "lora_B" in n:
+                p.copy_(torch.randn_like(p) * 0.2)
+    model.eval()
+    ref = adapter_outputs(model)
+    model.save_pretrained(path)
+    cfg_path = os.path.join(path, "adapter_config.json")  # target_modules in sorted order: reproducible bytes
+    cfg = json.load(open(cfg_path))
+    cfg["target_modules"] = sorted(cfg["target_modules"])
+    with open(cfg_path, "w") as f:
+        f.write(json.dumps(cfg, indent=2, sort_keys=True))
+    ref["single.logprobs_merged"] = lp_of(model.merge_and_unload(), [SINGLE_IDS])[0]
+    save_file({k: v.float().contiguous() for k, v in ref.items()}, os.path.join(path, "expected.safetensors"))
+    if os.path.exists(os.path.join(path, "README.md")):
+        os.remove(os.path.join(path, "README.md"))
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB ({len(adapted)} adapted modules)")
+
+
+def check_peft(dirs, tolerance):
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    expected = load_file(os.path.join(OUT, "moe-a-lora", "expected.safetensors"))
+    worst = 0.0
+    for d in dirs:
+        got = adapter_outputs(PeftModel.from_pretrained(moe_base(), d).eval())
+        for key in ("batch.logprobs", "single.logprobs"):
+            diff = (got[key] - expected[key]).abs().max().item()
+            worst = max(worst, diff)
+            print(f"{d}: {key} max |diff| {diff:.3e} against moe-a-lora")
+    print(f"largest log-prob difference {worst:.3e}")
+    return worst <= tolerance
+
+
 def check(dirs, tolerance):
     from safetensors.torch import load_file
     worst = 0.0
@@ -185,14 +263,18 @@ def check(dirs, tolerance):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", nargs="+", metavar="DIR", help="model directories to load with transformers")
+    ap.add_argument("--check-peft", nargs="+", metavar="DIR", help="PEFT adapter directories to load on moe-a with peft")
     ap.add_argument("--tolerance", type=float, default=1e-4)
     args = ap.parse_args()
     transformers.utils.logging.disable_progress_bar()
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
     if args.check:
         raise SystemExit(0 if check(args.check, args.tolerance) else 1)
+    if args.check_peft:
+        raise SystemExit(0 if check_peft(args.check_peft, args.tolerance) else 1)
     for name, spec in FIXTURES.items():
         make(name, spec)
+    make_lora()
 
 
 if __name__ == "__main__":

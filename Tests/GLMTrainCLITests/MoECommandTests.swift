@@ -41,6 +41,17 @@ final class MoECommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("model.layers.1.mlp.gate.e_score_correction_bias"), r.stdout)
     }
 
+    func testPEFTExpertAdaptersAreAOneLineError() throws {
+        // peft's own adapter on moe-a (Scripts/make_moe_fixtures.py): peft 0.21 turned its gate/up/down targets into
+        // target_parameters on the fused routed experts, which GLMTrain does not adapt yet.
+        let input = GLMTrainBinary.temporary("in.jsonl")
+        try Data("{\"tokens\": [1, 2, 3]}\n".utf8).write(to: URL(fileURLWithPath: input))
+        let r = try GLMTrainBinary.run(["score", "--model", fixture("moe-a"), "--adapter", fixture("moe-a-lora"), "--input", input])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("error: \(fixture("moe-a-lora"))/adapter_config.json: key 'target_parameters': LoRA on fused expert parameters (gate_up_proj, down_proj"), r.stderr)
+    }
+
     func testBrokenMoEConfigIsAOneLineError() throws {
         let dir = GLMTrainBinary.temporary("moe-broken")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -214,6 +214,40 @@ final class MoETrainingTests: XCTestCase {
         XCTAssertNotEqual(biases(run.model), biases(original))
     }
 
+    func testLoRAOnAttentionDenseAndSharedExpertsKeepsTheRouterFrozen() throws {
+        let dir = scratch("lora")
+        let data = try writeData(dir)
+        let run = RecipeRun(recipe: try recipe(dir, data: data, steps: 8, extra: "lora: {rank: 4, alpha: 8}", model: fixture("moe-a"))
+            .with { $0.optimizer.lr = 1e-2 })
+        let events = EventLog()
+        run.observer = events
+        _ = try run.run()
+        XCTAssertTrue(events.warnings.contains { $0.contains("peft 0.21 on transformers 5 reads those target names on a glm4_moe model as the routed experts") },
+                      "\(events.warnings)")
+        let losses = try MetricsLog.read(dir + "/run/metrics.jsonl").compactMap { $0["loss"] as? Double }
+        XCTAssertLessThan(losses.last!, losses.first!)
+        // Without lora.targets, every declared linear: attention, the dense MLP (layer 0), the shared expert (layer 1).
+        let lora = try XCTUnwrap(run.lora)
+        XCTAssertEqual(Set(lora.pairs.map(\.moduleName)), Set(run.model.adaptableLinears.map(\.module)))
+        XCTAssertTrue(lora.pairs.contains { $0.moduleName == "model.layers.1.mlp.shared_experts.gate_proj" })
+        XCTAssertTrue(lora.pairs.contains { $0.moduleName == "model.layers.0.mlp.down_proj" })
+        // The base, the router and its bias are untouched (rate 0 under LoRA).
+        let base = try ModelDirectory.loadModel(fixture("moe-a"), storage: .float32)
+        for (k, t) in base.parameters { XCTAssertTrue(t.bitwiseEqual(run.model.parameters[k]!), k) }
+        // The PEFT adapter holds those modules under their HF names; base + adapter scores as the merged model.
+        let adapter = try PEFTAdapter.load(directory: dir + "/run/adapter", model: run.config)
+        XCTAssertTrue(adapter.tensors.keys.contains("model.layers.1.mlp.shared_experts.up_proj.lora_B.weight"))
+        XCTAssertEqual(adapter.moduleNames.count, 14)
+        let ids: [[Int32]] = [[3, 9, 27, 4, 44, 12, 5, 8]]
+        let adapted = run.model.tokenLogProbs(ids: ids)[0]
+        try run.saveModel(to: dir + "/merged")
+        let merged = try ModelDirectory.loadModel(dir + "/merged", storage: .float32)
+        XCTAssertTrue(merged is Glm4MoeForCausalLM)
+        for (a, m) in zip(adapted, merged.tokenLogProbs(ids: ids)[0]) { XCTAssertEqual(a, m, accuracy: 1e-4) }
+        let plain = base.tokenLogProbs(ids: ids)[0]
+        XCTAssertGreaterThan(zip(adapted, plain).map { abs($0 - $1) }.max()!, 1e-3, "the adapter changes the model")
+    }
+
     func testMoESectionIsValidated() throws {
         let dir = scratch("errors")
         let data = try writeData(dir)
@@ -230,6 +264,11 @@ final class MoETrainingTests: XCTestCase {
                                                 model: fixture("moe-a")))
         XCTAssertThrowsError(try lora.run()) { XCTAssertTrue("\($0)".contains("moe.bias_update_rate: 0.001 with LoRA"), "\($0)") }
     }
+}
+
+final class EventLog: TrainerObserver {
+    var warnings: [String] = []
+    func trainerDidReport(_ event: TrainerEvent) { if case .warning(let w) = event { warnings.append(w) } }
 }
 
 extension Recipe {

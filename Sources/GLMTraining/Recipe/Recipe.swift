@@ -84,6 +84,9 @@ public struct Recipe {
         public var alpha: Double
         public var dropout: Double
         public var targets: [String]
+        /// Whether `targets` was given; without it a run adapts every linear its model declares (for GLM exactly the
+        /// default list of `targets`; for glm4_moe q/k/v/o and the dense and shared gate/up/down projections).
+        public var targetsGiven = true
         public var rslora: Bool
         public var layers: [Int]?
     }
@@ -233,6 +236,7 @@ public struct Recipe {
                         layers: try l.list("layers").map { try $0.map { n in
                             guard case .scalar(let sc) = n, let v = Int(sc.string), v >= 0 else { throw l.fail("layers", n, "expected a list of layer indices") }
                             return v } })
+            lora?.targetsGiven = l.has("targets")
             try l.finish()
         } else { lora = nil }
 

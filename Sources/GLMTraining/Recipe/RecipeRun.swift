@@ -134,6 +134,9 @@ public final class RecipeRun {
         return trainer
     }
 
+    /// The LoRA targets of `l`: as given, else every target the model declares.
+    func loraTargets(_ l: Recipe.LoRA) -> [String] { l.targetsGiven ? l.targets : model.adaptableTargets }
+
     /// The balancer of a MoE model: the recipe's `moe:` keys, else bias_update_rate 0.001 when the router trains and
     /// 0 when it is frozen (LoRA: the adapter could not carry an updated bias), aux_loss_coef 0. `moe:` on a model
     /// without routed experts, or a non-zero rate with LoRA, is an error naming the key.
@@ -197,6 +200,9 @@ public final class RecipeRun {
         if let lora {
             output = path("adapter")
             try lora.peftAdapter(baseModel: recipe.model.path).save(to: output)
+            if model is any MixtureOfExpertsModel, lora.pairs.contains(where: { $0.linear.kind == .mlp }) {
+                observer?.trainerDidReport(.warning("\(output): the adapter has LoRA on the dense and shared-expert gate_proj/up_proj/down_proj; GLMTrain (score/generate --adapter, export --format merged) applies it, but peft 0.21 on transformers 5 reads those target names on a glm4_moe model as the routed experts and would not load it as trained (attention-only adapters load in peft as they are)"))
+            }
         } else {
             output = path("model")
             try saveModel(to: output)
@@ -374,11 +380,12 @@ public final class RecipeRun {
         if let adapter = recipe.model.adapter { try prepareAdapterStart(adapter); return }
         if let l = recipe.lora {
             let declared = model.adaptableTargets
-            for t in l.targets where t != "all-linear" && !declared.contains(t) {
+            let targets = loraTargets(l)
+            for t in targets where t != "all-linear" && !declared.contains(t) {
                 throw GLMError("\(recipe.file): lora.targets: unknown target '\(t)'; this \(model.modelTypeName) model declares \((declared + ["all-linear"]).joined(separator: ", "))")
             }
             let c = LoRAConfig(rank: l.rank, alpha: Float(l.alpha), dropout: Float(l.dropout),
-                               targets: l.targets, layersToTransform: l.layers, useRSLoRA: l.rslora)
+                               targets: targets, layersToTransform: l.layers, useRSLoRA: l.rslora)
             do { try c.validate(for: config) } catch let e as GLMError { throw GLMError("\(recipe.file): lora: \(e.message)") }
             let adapter = try LoRA(modelConfig: config, config: c, seed: recipe.training.seed)
             try adapter.attach(to: model)
