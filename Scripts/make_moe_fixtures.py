@@ -36,8 +36,9 @@ Check: .venv/bin/python Scripts/make_moe_fixtures.py --check DIR [DIR ...]
        loads each DIR (written by GLMTrain's ModelDirectory.save, named like the fixture it came from) with
        transformers and prints the largest logit difference from that fixture's expected logits; exits 1 if any
        relative difference exceeds --tolerance (bf16 directories are compared in f32 after loading).
-       --check-peft DIR [DIR ...]: loads each PEFT adapter DIR (e.g. one GLMTrain wrote) on moe-a with
-       PeftModel.from_pretrained and compares its log-probs with moe-a-lora's (exit 1 beyond --tolerance).
+       --check-peft DIR [DIR ...]: loads each PEFT adapter DIR (one GLMTrain wrote for moe-a) on moe-a with
+       PeftModel.from_pretrained and compares its log-probs with `glm-train score --adapter DIR` (the built
+       binary); exit 1 beyond --tolerance.
 """
 import argparse
 import json
@@ -227,16 +228,26 @@ def make_lora():
 
 
 def check_peft(dirs, tolerance):
+    """Log-probs of moe-a + each adapter DIR under peft against `glm-train score --adapter DIR` (the built binary)."""
+    import subprocess
+    import tempfile
     from peft import PeftModel
-    from safetensors.torch import load_file
-    expected = load_file(os.path.join(OUT, "moe-a-lora", "expected.safetensors"))
+    binary = os.path.join(ROOT, ".build", "release", "glm-train")
     worst = 0.0
     for d in dirs:
         got = adapter_outputs(PeftModel.from_pretrained(moe_base(), d).eval())
-        for key in ("batch.logprobs", "single.logprobs"):
-            diff = (got[key] - expected[key]).abs().max().item()
-            worst = max(worst, diff)
-            print(f"{d}: {key} max |diff| {diff:.3e} against moe-a-lora")
+        with tempfile.TemporaryDirectory() as tmp:
+            inp, out = os.path.join(tmp, "in.jsonl"), os.path.join(tmp, "out.jsonl")
+            with open(inp, "w") as f:
+                for ids in BATCH_IDS + [SINGLE_IDS]:
+                    f.write(json.dumps({"tokens": ids}) + "\n")
+            subprocess.run([binary, "score", "--model", os.path.join(OUT, "moe-a"), "--adapter", d, "--input", inp,
+                            "--output", out], check=True)
+            ours = [json.loads(line)["logprobs"] for line in open(out)]
+        theirs = got["batch.logprobs"].tolist() + [got["single.logprobs"].tolist()]
+        diff = max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y))
+        worst = max(worst, diff)
+        print(f"{d}: max |peft − glm-train score| {diff:.3e}")
     print(f"largest log-prob difference {worst:.3e}")
     return worst <= tolerance
 
