@@ -120,6 +120,33 @@ final class MoETrainingTests: XCTestCase {
         for (k, t) in run.model.parameters { XCTAssertTrue(t.bitwiseEqual(resumed.model.parameters[k]!), "resumed \(k)") }
     }
 
+    func testBlankInfillingPretrainingFromModelInit() throws {
+        let dir = scratch("infill")
+        let root = Fixtures.repositoryRoot
+        let config = MoETrainingTests.initConfig.replacingOccurrences(of: "vocab_size: 64", with: "vocab_size: 2048")
+            .replacingOccurrences(of: "max_position_embeddings: 64", with: "max_position_embeddings: 128")
+        let text = """
+        task: pretrain
+        model:
+          init:
+        \(config.split(separator: "\n").map { "    " + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n"))
+          tokenizer: \(root)/Checkpoints/glm-tiny
+        data: {train: \(root)/Data/tiny-corpus/eval.jsonl, shuffle: true}
+        objective: {name: blank_infilling, mask_ratio: 0.15, document_prob: 0.5}
+        training: {steps: 6, batch_size: 4, seq_len: 64, seed: 1}
+        optimizer: {name: adamw, lr: 3.0e-3}
+        output_dir: \(dir)/run
+        """
+        try text.write(toFile: dir + "/r.yaml", atomically: true, encoding: .utf8)
+        let run = RecipeRun(recipe: try Recipe.load(path: dir + "/r.yaml"))
+        _ = try run.run()
+        let lines = try MetricsLog.read(dir + "/run/metrics.jsonl")
+        XCTAssertEqual(lines.count, 6)
+        XCTAssertTrue(lines.allSatisfy { ($0["loss"] as? Double)?.isFinite == true && $0["moe/layer_1/max_load_ratio"] != nil })
+        XCTAssertLessThan(lines.last!["loss"] as! Double, lines.first!["loss"] as! Double)
+        XCTAssertTrue(try ModelDirectory.loadModel(dir + "/run/model") is Glm4MoeForCausalLM)
+    }
+
     func testBiasRuleMovesEachExpertAgainstItsLoad() throws {
         let model = try XCTUnwrap(ModelDirectory.loadModel(fixture("moe-b"), storage: .float32) as? Glm4MoeForCausalLM)
         let before = biases(model)
