@@ -128,6 +128,30 @@ final class MoEOpGradientTests: XCTestCase {
         XCTAssertNil(fusedGrads[2 + 3 * 3], "an expert without tokens gets no gradient")
     }
 
+    func testGatherAndCombineEqualTheFusedOpAndGradientCheck() {
+        let (N, H, I, E, K) = (7, 6, 5, 4, 2)
+        let indices: [Int32] = [0, 1, 1, 2, 2, 0, 0, 2, 1, 0, 2, 1, 0, 1]  // expert 3 unused
+        let routing = ExpertRouting(indices: indices, tokens: N, experts: E, topK: K)
+        let ex = experts(E, hidden: H, inner: I, seed: 11)
+        let ins = GradientCheck.inputs([[N, H], [N, K]], seed: 3)
+        func composed(_ x: Tensor, _ w: Tensor, _ ex: [ExpertWeights]) -> Tensor {
+            let outputs = (0..<E).map { e -> Tensor? in
+                let lo = routing.offsets[e], n = routing.offsets[e + 1] - lo
+                guard n > 0 else { return nil }
+                let xe = Tensor.gatherRows(x, rows: routing.order[lo..<(lo + n)].map { $0 / Int32(K) })
+                let a = Tensor.swiglu(gate: Tensor.linear(xe, weight: ex[e].gate), up: Tensor.linear(xe, weight: ex[e].up))
+                return Tensor.linear(a, weight: ex[e].down)
+            }
+            return Tensor.combineExperts(outputs, routing: routing, weights: w, hidden: H)
+        }
+        XCTAssertLessThan(Fixtures.relativeError(composed(ins[0], ins[1], ex), Tensor.routedExperts(ins[0], routing: routing, weights: ins[1], experts: ex)), 1e-5)
+        let params = ins + ex.flatMap { [$0.gate, $0.up, $0.down] }
+        XCTAssertEqual(GradientCheck.run(params, samplesPerInput: 30) { t in
+            composed(t[0], t[1], (0..<E).map { ExpertWeights(gate: t[2 + 3 * $0], up: t[3 + 3 * $0], down: t[4 + 3 * $0]) })
+        }, [])
+        XCTAssertEqual(GradientCheck.run([ins[0]]) { Tensor.gatherRows($0[0], rows: [3, 0, 3, 6]) }, [])
+    }
+
     func testRouterWeightGradientFlowsThroughTheRoutingWeights() {
         // scores = sigmoid(x·Wᵀ); the selection is fixed (made once), the weights and the experts' outputs move with W.
         let (N, H, I, E, K) = (6, 5, 4, 4, 2)

@@ -260,6 +260,34 @@ final class Glm4MoeModelTests: XCTestCase {
         XCTAssertNoThrow(try Glm4MoeForCausalLM(config: m, weights: weights))
     }
 
+    /// Adapted experts run through gather → the adapted linears → combine; with plain linears as the "adapters" that
+    /// path gives the fused path's outputs and gradients.
+    func testAdaptedExpertPathEqualsTheFusedPath() throws {
+        let model = try MoEFixtures.model("moe-b")
+        let ids: [Int32] = (0..<14).map { Int32(($0 * 11) % 60 + 2) }, targets = Array(ids.dropFirst()) + [-100]
+        let names = ["model.layers.2.mlp.gate.weight", "model.layers.1.self_attn.q_proj.weight"]
+            + (0..<8).map { "model.layers.2.mlp.experts.\($0).up_proj.weight" }
+        for n in names { model.parameters[n]!.setRequiresGrad(true) }
+        func run() -> (Float, [[Float]]) {
+            let loss = model.loss(ids: ids, targets: targets, batch: 2, length: 7)
+            loss.backward()
+            defer { for n in names { model.parameters[n]!.zeroGrad() } }
+            return (loss.item, names.map { model.parameters[$0]!.grad?.scalars ?? [] })
+        }
+        let fused = run()
+        var overrides: [String: LinearOverride] = [:]
+        for l in model.adaptableLinears where l.kind == .expert { overrides[l.module] = { x, w, b in Tensor.linear(x, weight: w, bias: b) } }
+        XCTAssertEqual(overrides.count, 2 * 8 * 3)
+        model.adaptedLinears = overrides
+        let composed = run()
+        XCTAssertEqual(composed.0, fused.0, accuracy: 1e-5)
+        XCTAssertGreaterThanOrEqual(fused.1.filter { !$0.isEmpty }.count, 4, "router, q_proj and some experts have gradients")
+        for (i, (a, b)) in zip(composed.1, fused.1).enumerated() {
+            XCTAssertEqual(a.isEmpty, b.isEmpty, names[i])
+            if !a.isEmpty { XCTAssertLessThan(zip(a, b).map { abs($0 - $1) }.max()!, 1e-5, names[i]) }
+        }
+    }
+
     func testConfigCrossFieldChecks() {
         func error(_ edit: (inout Glm4MoeConfig) -> Void) -> String {
             var c = MoEFixtures.config("moe-b")

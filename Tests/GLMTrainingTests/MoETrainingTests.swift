@@ -249,14 +249,17 @@ final class MoETrainingTests: XCTestCase {
         let events = EventLog()
         run.observer = events
         _ = try run.run()
-        XCTAssertTrue(events.warnings.contains { $0.contains("peft 0.21 on transformers 5 reads those target names on a glm4_moe model as the routed experts") },
+        XCTAssertTrue(events.warnings.contains { $0.contains("peft 0.21 on transformers 5 reads those target names on a glm4_moe model as its fused routed experts") },
                       "\(events.warnings)")
         let losses = try MetricsLog.read(dir + "/run/metrics.jsonl").compactMap { $0["loss"] as? Double }
         XCTAssertLessThan(losses.last!, losses.first!)
-        // Without lora.targets, every declared linear: attention, the dense MLP (layer 0), the shared expert (layer 1).
+        // Without lora.targets, every declared linear: attention, the dense MLP (layer 0), the shared expert and the
+        // four routed experts (layer 1).
         let lora = try XCTUnwrap(run.lora)
         XCTAssertEqual(Set(lora.pairs.map(\.moduleName)), Set(run.model.adaptableLinears.map(\.module)))
         XCTAssertTrue(lora.pairs.contains { $0.moduleName == "model.layers.1.mlp.shared_experts.gate_proj" })
+        XCTAssertTrue(lora.pairs.contains { $0.moduleName == "model.layers.1.mlp.experts.3.down_proj" })
+        XCTAssertTrue(lora.pairs.contains { $0.linear.kind == .expert && $0.b.scalars.contains { $0 != 0 } }, "routed-expert adapters train")
         XCTAssertTrue(lora.pairs.contains { $0.moduleName == "model.layers.0.mlp.down_proj" })
         // The base, the router and its bias are untouched (rate 0 under LoRA).
         let base = try ModelDirectory.loadModel(fixture("moe-a"), storage: .float32)
@@ -264,7 +267,8 @@ final class MoETrainingTests: XCTestCase {
         // The PEFT adapter holds those modules under their HF names; base + adapter scores as the merged model.
         let adapter = try PEFTAdapter.load(directory: dir + "/run/adapter", model: run.config)
         XCTAssertTrue(adapter.tensors.keys.contains("model.layers.1.mlp.shared_experts.up_proj.lora_B.weight"))
-        XCTAssertEqual(adapter.moduleNames.count, 14)
+        XCTAssertEqual(adapter.moduleNames.count, 14 + 12)
+        XCTAssertTrue(adapter.tensors.keys.contains("model.layers.1.mlp.experts.2.gate_proj.lora_A.weight"))
         let ids: [[Int32]] = [[3, 9, 27, 4, 44, 12, 5, 8]]
         let adapted = run.model.tokenLogProbs(ids: ids)[0]
         try run.saveModel(to: dir + "/merged")

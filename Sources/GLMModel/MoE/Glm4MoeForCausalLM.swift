@@ -168,7 +168,24 @@ public final class Glm4MoeForCausalLM {
         }
         routingObserver?(RoutingEvent(layer: layer, routing: routing, scores: scores, batch: batch, length: length))
         let weights = Tensor.routingWeights(scores, routing: routing, normalize: c.normTopkProb, scale: Float(c.routedScalingFactor))
-        var out = Tensor.routedExperts(flat, routing: routing, weights: weights, experts: moe.experts)
+        var out: Tensor
+        if !adaptedLinears.isEmpty && (0..<c.nRoutedExperts).contains(where: { adaptedLinears[Glm4MoeWeights.expertPrefix(layer, $0) + "gate_proj"] != nil
+                || adaptedLinears[Glm4MoeWeights.expertPrefix(layer, $0) + "up_proj"] != nil
+                || adaptedLinears[Glm4MoeWeights.expertPrefix(layer, $0) + "down_proj"] != nil }) {
+            // Adapted experts (LoRA): each expert still runs once over its gathered rows, through its adapted linears.
+            let K = Int32(routing.topK)
+            let outputs = moe.experts.enumerated().map { e, ex -> Tensor? in
+                let lo = routing.offsets[e], n = routing.offsets[e + 1] - lo
+                guard n > 0 else { return nil }
+                let xe = Tensor.gatherRows(flat, rows: routing.order[lo..<(lo + n)].map { $0 / K })
+                let p = Glm4MoeWeights.expertPrefix(layer, e)
+                let gate = project(xe, p + "gate_proj", ex.gate, nil), up = project(xe, p + "up_proj", ex.up, nil)
+                return project(Tensor.swiglu(gate: gate, up: up), p + "down_proj", ex.down, nil)
+            }
+            out = Tensor.combineExperts(outputs, routing: routing, weights: weights, hidden: H)
+        } else {
+            out = Tensor.routedExperts(flat, routing: routing, weights: weights, experts: moe.experts)
+        }
         if let shared = moe.shared { out = out + swiglu(flat, shared) }
         return out.reshaped(m.shape)
     }

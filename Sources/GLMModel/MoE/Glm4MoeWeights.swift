@@ -180,9 +180,11 @@ public enum Glm4MoeWeights {
         return out
     }
 
-    /// The adaptable linears: q/k/v/o of every layer, the dense MLP's gate/up/down projections and the shared
-    /// experts' (`mlp.shared_experts.gate_proj`, ... — PEFT's `target_modules` names match both), with llama.cpp's
-    /// tensor names. The router and the routed experts are not declared here.
+    /// The adaptable linears: q/k/v/o of every layer, the dense MLP's gate/up/down projections, the shared
+    /// experts' (`mlp.shared_experts.gate_proj`, ...) and every routed expert's (`mlp.experts.{e}.gate_proj`, ...,
+    /// kind `.expert`: the per-expert modules of the transformers-4 layout, which PEFT's `target_modules` names
+    /// matched), with llama.cpp's tensor names where llama.cpp has per-module ones (its routed experts are stacked,
+    /// so none). The router is not declared.
     public static func adaptableLinears(_ c: Glm4MoeConfig) -> [AdaptableLinear] {
         let (h, q, kv) = (c.hiddenSize, c.queryWidth, c.keyValueWidth)
         return (0..<c.numHiddenLayers).flatMap { l -> [AdaptableLinear] in
@@ -196,6 +198,15 @@ public enum Glm4MoeWeights {
                 out += [AdaptableLinear(module: p + path + "gate_proj", target: "gate_proj", layer: l, shape: [width, h], kind: .mlp, gguf: "blk.\(l).ffn_gate\(suffix)"),
                         AdaptableLinear(module: p + path + "up_proj", target: "up_proj", layer: l, shape: [width, h], kind: .mlp, gguf: "blk.\(l).ffn_up\(suffix)"),
                         AdaptableLinear(module: p + path + "down_proj", target: "down_proj", layer: l, shape: [h, width], kind: .mlp, gguf: "blk.\(l).ffn_down\(suffix)")]
+            }
+            if c.isMoELayer(l) {
+                let im = c.moeIntermediateSize
+                for e in 0..<c.nRoutedExperts {
+                    let ep = expertPrefix(l, e)
+                    out += [AdaptableLinear(module: ep + "gate_proj", target: "gate_proj", layer: l, shape: [im, h], kind: .expert),
+                            AdaptableLinear(module: ep + "up_proj", target: "up_proj", layer: l, shape: [im, h], kind: .expert),
+                            AdaptableLinear(module: ep + "down_proj", target: "down_proj", layer: l, shape: [h, im], kind: .expert)]
+                }
             }
             return out
         }

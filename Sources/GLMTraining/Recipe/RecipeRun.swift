@@ -200,8 +200,8 @@ public final class RecipeRun {
         if let lora {
             output = path("adapter")
             try lora.peftAdapter(baseModel: recipe.model.path).save(to: output)
-            if model is any MixtureOfExpertsModel, lora.pairs.contains(where: { $0.linear.kind == .mlp }) {
-                observer?.trainerDidReport(.warning("\(output): the adapter has LoRA on the dense and shared-expert gate_proj/up_proj/down_proj; GLMTrain (score/generate --adapter, export --format merged) applies it, but peft 0.21 on transformers 5 reads those target names on a glm4_moe model as the routed experts and would not load it as trained (attention-only adapters load in peft as they are)"))
+            if model is any MixtureOfExpertsModel, lora.pairs.contains(where: { $0.linear.kind == .mlp || $0.linear.kind == .expert }) {
+                observer?.trainerDidReport(.warning("\(output): the adapter has LoRA on gate_proj/up_proj/down_proj (dense MLP, shared or routed experts, per-module names of the transformers-4 layout); GLMTrain (score/generate --adapter, export --format merged) applies it, but peft 0.21 on transformers 5 reads those target names on a glm4_moe model as its fused routed experts (target_parameters) and would not load it as trained (attention-only adapters load in peft as they are)"))
             }
         } else {
             output = path("model")
