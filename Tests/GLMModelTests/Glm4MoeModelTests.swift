@@ -158,6 +158,12 @@ final class Glm4MoeModelTests: XCTestCase {
         XCTAssertEqual(error(#""eos_token_id": [1, 64]"#), "m/config.json: eos_token_id 64 is outside the vocabulary of 64")
         XCTAssertEqual(error(#""bos_token_id": 64"#), "m/config.json: bos_token_id 64 is outside the vocabulary of 64")
         XCTAssertEqual(error(#""rope_parameters": {"rope_type": "yarn"}"#), "m/config.json: rope_type \"yarn\" is not supported; expected \"default\"")
+        XCTAssertEqual(error(#""num_experts_per_tok": -1"#), "m/config.json: key 'num_experts_per_tok' must be a positive integer, got -1")
+        XCTAssertEqual(error(#""n_routed_experts": 1e300"#), "m/config.json: key 'n_routed_experts' must be an integer, got 1e+300")
+        XCTAssertEqual(error(#""head_dim": 0"#), "m/config.json: key 'head_dim' must be a positive integer, got 0")
+        XCTAssertEqual(error(#""first_k_dense_replace": 3"#), "m/config.json: first_k_dense_replace 3 must be in 0...num_hidden_layers (2)")
+        XCTAssertEqual(error(#""routed_scaling_factor": "2""#), "m/config.json: key 'routed_scaling_factor' must be a number, got \"2\"")
+        XCTAssertEqual(error(#""num_nextn_predict_layers": 1, "num_mtp_layers": 2"#), "m/config.json: keys 'num_nextn_predict_layers' and its alias 'num_mtp_layers' disagree")
         XCTAssertThrowsError(try ModelRegistry.decodeConfig(Data(#"{"model_type": "qwen3_moe"}"#.utf8), source: "q/config.json")) {
             XCTAssertEqual("\($0)", #"q/config.json: model_type "qwen3_moe" is not supported; expected one of "glm", "glm4", "chatglm", "glm4_moe""#)
         }

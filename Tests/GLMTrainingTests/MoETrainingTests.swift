@@ -236,7 +236,7 @@ final class MoETrainingTests: XCTestCase {
             }
         }
         XCTAssertFalse(muonNames.contains("model.layers.1.mlp.gate.e_score_correction_bias"))
-        // Default rate 0.001 for full fine-tuning: the bias moved.
+        // Default rate 0.001 for pretraining (here from a model directory): the bias moved.
         let original = try ModelDirectory.loadModel(fixture("moe-b"), storage: .float32)
         XCTAssertNotEqual(biases(run.model), biases(original))
     }

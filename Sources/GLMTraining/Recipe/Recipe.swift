@@ -131,7 +131,8 @@ public struct Recipe {
     public var schedule: Schedule
     public var lora: LoRA?
     /// `moe:` (Mixture-of-Experts models only): the loss-free balancing rate and the auxiliary loss weight; nil
-    /// when absent (RecipeRun then uses bias_update_rate 0.001 when the router trains, 0 under LoRA, and no aux loss).
+    /// when absent (RecipeRun then uses bias_update_rate 0.001 for pretraining, 0 for fine-tuning and under LoRA, and
+    /// no aux loss).
     public var moe: MoESection?
     /// The preference loss of a dpo recipe (`dpo:`; its defaults when the section is absent).
     public var dpo: PreferenceLoss?

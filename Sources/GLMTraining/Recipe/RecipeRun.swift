@@ -137,16 +137,17 @@ public final class RecipeRun {
     /// The LoRA targets of `l`: as given, else every target the model declares.
     func loraTargets(_ l: Recipe.LoRA) -> [String] { l.targetsGiven ? l.targets : model.adaptableTargets }
 
-    /// The balancer of a MoE model: the recipe's `moe:` keys, else bias_update_rate 0.001 when the router trains and
-    /// 0 when it is frozen (LoRA: the adapter could not carry an updated bias), aux_loss_coef 0. `moe:` on a model
-    /// without routed experts, or a non-zero rate with LoRA, is an error naming the key.
+    /// The balancer of a MoE model: the recipe's `moe:` keys, else bias_update_rate 0.001 for pretraining (GLM-4.5's
+    /// and DeepSeek-V3's rate) and 0 for fine-tuning (sft, dpo, grpo: the pretrained balance is kept, as slime's
+    /// GLM-4.5 RL scripts do) and under LoRA (the adapter could not carry an updated bias); aux_loss_coef 0. `moe:` on
+    /// a model without routed experts, or a non-zero rate with LoRA, is an error naming the key.
     func makeBalancer() throws -> MoEBalancer? {
         guard let m = model as? any MixtureOfExpertsModel else {
             if recipe.moe != nil { throw GLMError("\(recipe.file): moe: this \(model.modelTypeName) model has no routed experts") }
             return nil
         }
         let frozenRouter = lora != nil
-        let rate = recipe.moe?.biasUpdateRate ?? (frozenRouter ? 0 : 0.001)
+        let rate = recipe.moe?.biasUpdateRate ?? (frozenRouter || recipe.task != .pretrain ? 0 : 0.001)
         if frozenRouter && rate > 0 {
             throw GLMError("\(recipe.file): moe.bias_update_rate: \(rate) with LoRA; the router and its correction bias are frozen (the adapter cannot carry an updated bias), set 0")
         }
