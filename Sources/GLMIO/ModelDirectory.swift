@@ -129,22 +129,22 @@ public enum ModelDirectory {
         // Shards in name order, each up to maxShardBytes (a tensor larger than that gets a shard of its own).
         var shards: [[String]] = [[]], bytes = 0
         for name in tensors.keys.sorted() {
-            let size = tensors[name]!.count * dtype.byteCount
+            let size = tensors[name]!.count * (architecture.keepsFloat32(name) ? 4 : dtype.byteCount)
             if bytes + size > maxShardBytes && !shards[shards.count - 1].isEmpty { shards.append([]); bytes = 0 }
             shards[shards.count - 1].append(name)
             bytes += size
         }
         try AtomicDirectory.publish(path, replacing: ModelDirectory.isModelFile) { dir in
             if shards.count == 1 {
-                try SafetensorsWriter.write(tensors, to: "\(dir)/\(weightsFile)", dtype: dtype)
+                try SafetensorsWriter.write(tensors, to: "\(dir)/\(weightsFile)", dtype: dtype, keepFloat32: { architecture.keepsFloat32($0) })
             } else {
                 var map: [String: Any] = [:]
                 for (k, names) in shards.enumerated() {
                     let file = String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
-                    try SafetensorsWriter.write(tensors.filter { names.contains($0.key) }, to: "\(dir)/\(file)", dtype: dtype)
+                    try SafetensorsWriter.write(tensors.filter { names.contains($0.key) }, to: "\(dir)/\(file)", dtype: dtype, keepFloat32: { architecture.keepsFloat32($0) })
                     for n in names { map[n] = file }
                 }
-                let total = tensors.values.reduce(0) { $0 + $1.count * dtype.byteCount }
+                let total = tensors.reduce(0) { $0 + $1.value.count * (architecture.keepsFloat32($1.key) ? 4 : dtype.byteCount) }
                 let index: [String: Any] = ["metadata": ["total_size": total, "total_parameters": tensors.values.reduce(0) { $0 + $1.count }],
                                             "weight_map": map]
                 try AtomicFile.write(try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]),

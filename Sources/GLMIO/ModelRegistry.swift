@@ -19,12 +19,18 @@ public protocol ModelArchitecture {
     static func randomModel(config: any CausalLMConfig, seed: UInt64) throws -> any CausalLanguageModel
     /// The tensors a model directory holds for `model` under `config`, by Hugging Face name.
     static func savedTensors(_ model: any CausalLanguageModel, config: any CausalLMConfig) throws -> [String: Tensor]
+    /// Whether a saved tensor stays F32 in a bf16/f16 directory (transformers' `_keep_in_fp32_modules_strict`).
+    static func keepsFloat32(_ name: String) -> Bool
+}
+
+extension ModelArchitecture {
+    public static func keepsFloat32(_ name: String) -> Bool { false }
 }
 
 public enum ModelRegistry {
     /// Every architecture GLMTrain reads; the first is also what a config.json without a known `model_type` is
     /// handed to (its decoder names what it expected).
-    public static let architectures: [any ModelArchitecture.Type] = [GLMArchitecture.self]
+    public static let architectures: [any ModelArchitecture.Type] = [GLMArchitecture.self, Glm4MoeArchitecture.self]
 
     /// The architecture of a config.json's `model_type`.
     public static func architecture(forModelType type: String) -> (any ModelArchitecture.Type)? {
@@ -33,8 +39,11 @@ public enum ModelRegistry {
 
     /// The architecture that reads these config.json bytes.
     public static func architecture(ofConfig data: Data, source: String) throws -> any ModelArchitecture.Type {
-        if case .string(let type)? = try JSONValue.parse(data, source: source)["model_type"],
-           let a = architecture(forModelType: type) {
+        if case .string(let type)? = try JSONValue.parse(data, source: source)["model_type"] {
+            guard let a = architecture(forModelType: type) else {
+                let known = architectures.flatMap { $0.modelTypes }.map { "\"\($0)\"" }.joined(separator: ", ")
+                throw GLMError("\(source): model_type \"\(type)\" is not supported; expected one of \(known)")
+            }
             return a
         }
         return architectures[0]

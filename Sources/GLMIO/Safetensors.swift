@@ -128,14 +128,16 @@ public final class SafetensorsFile {
 
 /// Writes safetensors files.
 public enum SafetensorsWriter {
-    /// Writes `tensors` (sorted by name) stored as `dtype`, atomically: temporary file, fsync, rename.
-    public static func write(_ tensors: [String: Tensor], to path: String, dtype: StorageDType = .float32,
-                             metadata: [String: String] = ["format": "pt"]) throws {
+    /// Writes `tensors` (sorted by name) stored as `dtype` (those `keepFloat32` names stay F32, as transformers'
+    /// `_keep_in_fp32_modules_strict` keeps them), atomically: temporary file, fsync, rename.
+    public static func write(_ tensors: [String: Tensor], to path: String, dtype fileDType: StorageDType = .float32,
+                             metadata: [String: String] = ["format": "pt"], keepFloat32: (String) -> Bool = { _ in false }) throws {
+        func dtypeOf(_ name: String) -> StorageDType { keepFloat32(name) ? .float32 : fileDType }
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
         let names = tensors.keys.sorted()
         for name in names {
-            let t = tensors[name]!
+            let t = tensors[name]!, dtype = dtypeOf(name)
             let bytes = t.count * dtype.byteCount
             header[name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]]
             offset += bytes
@@ -146,7 +148,7 @@ public enum SafetensorsWriter {
         withUnsafeBytes(of: UInt64(headerData.count).littleEndian) { file.append(contentsOf: $0) }
         file.append(headerData)
         for name in names {
-            let t = tensors[name]!
+            let t = tensors[name]!, dtype = dtypeOf(name)
             switch dtype {
             case .float32:
                 t.withFloatValues { file.append(Data(bytes: $0, count: t.count * 4)) }

@@ -52,3 +52,31 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    /// silu(gate) ⊙ up for separate `gate` and `up` tensors of one shape (the `gate_proj` / `up_proj` layout of
+    /// Llama-style MLPs such as glm4_moe's dense and shared experts).
+    public static func swiglu(gate: Tensor, up: Tensor) -> Tensor {
+        precondition(gate.shape == up.shape, "swiglu: gate \(gate.shape) and up \(up.shape) differ")
+        let n = gate.count
+        let out = Tensor(uninitialized: gate.shape)
+        let gp = gate.pointer, upp = up.pointer, op = out.pointer
+        Parallel.forEachChunk(n, costPerItem: 4) { range in
+            for j in range { let x = gp[j]; op[j] = x / (1 + FastExp.exp(-x)) * upp[j] }
+        }
+        return out.recorded(from: [gate, up]) { g in
+            let dg = gate.requiresGrad ? Tensor(uninitialized: gate.shape) : nil
+            let du = up.requiresGrad ? Tensor(uninitialized: up.shape) : nil
+            let dy = g.pointer, dgp = dg?.pointer, dup = du?.pointer
+            Parallel.forEachChunk(n, costPerItem: 6) { range in
+                for j in range {
+                    let x = gp[j], s = 1 / (1 + FastExp.exp(-x))
+                    dup?[j] = dy[j] * x * s
+                    dgp?[j] = dy[j] * upp[j] * s * (1 + x * (1 - s))
+                }
+            }
+            if let dg { gate.accumulateGrad(dg, fresh: true) }
+            if let du { up.accumulateGrad(du, fresh: true) }
+        }
+    }
+}

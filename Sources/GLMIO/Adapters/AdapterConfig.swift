@@ -198,6 +198,10 @@ public struct AdapterConfig: Equatable, Sendable {
         }
         c.useDora = try bool("use_dora") ?? false
         guard !c.useDora else { throw fail("use_dora", "DoRA is not supported") }
+        if case .array(let a)? = o["target_parameters"], !a.isEmpty {
+            let names = a.compactMap { v -> String? in if case .string(let s) = v { return s }; return nil }.joined(separator: ", ")
+            throw fail("target_parameters", "LoRA on fused expert parameters (\(names); peft's ParamWrapper, which peft 0.21 also makes of gate_proj/up_proj/down_proj targets on MoE models) is not supported")
+        }
         for key in ["rank_pattern", "alpha_pattern"] {
             switch o[key] {
             case nil, .null?: break

@@ -114,7 +114,7 @@ extension RecipeRun {
             throw GLMError("\(recipe.file): model.adapter: \(e.message)")
         }
         let start = LoRAConfig(adapter, model: config)
-        let recipeTargets = try LoRAConfig(targets: l.targets).resolvedTargets(for: config)
+        let recipeTargets = try LoRAConfig(targets: loraTargets(l)).resolvedTargets(for: config)
         let mismatches = [("rank", "\(l.rank)", "\(start.rank)", l.rank == start.rank),
                           ("alpha", "\(l.alpha)", "\(start.alpha)", Float(l.alpha) == start.alpha),
                           ("rslora", "\(l.rslora)", "\(start.useRSLoRA)", l.rslora == start.useRSLoRA),

@@ -84,8 +84,16 @@ public struct Recipe {
         public var alpha: Double
         public var dropout: Double
         public var targets: [String]
+        /// Whether `targets` was given; without it a run adapts every linear its model declares (for GLM exactly the
+        /// default list of `targets`; for glm4_moe q/k/v/o and the dense and shared gate/up/down projections).
+        public var targetsGiven = true
         public var rslora: Bool
         public var layers: [Int]?
+    }
+
+    public struct MoESection {
+        public var biasUpdateRate: Double?
+        public var auxLossCoef: Double
     }
 
     public struct Checkpointing {
@@ -122,6 +130,10 @@ public struct Recipe {
     public var optimizer: OptimizerSection
     public var schedule: Schedule
     public var lora: LoRA?
+    /// `moe:` (Mixture-of-Experts models only): the loss-free balancing rate and the auxiliary loss weight; nil
+    /// when absent (RecipeRun then uses bias_update_rate 0.001 for pretraining, 0 for fine-tuning and under LoRA, and
+    /// no aux loss).
+    public var moe: MoESection?
     /// The preference loss of a dpo recipe (`dpo:`; its defaults when the section is absent).
     public var dpo: PreferenceLoss?
     public var checkpoint: Checkpointing
@@ -225,6 +237,7 @@ public struct Recipe {
                         layers: try l.list("layers").map { try $0.map { n in
                             guard case .scalar(let sc) = n, let v = Int(sc.string), v >= 0 else { throw l.fail("layers", n, "expected a list of layer indices") }
                             return v } })
+            lora?.targetsGiven = l.has("targets")
             try l.finish()
         } else { lora = nil }
 
@@ -233,6 +246,11 @@ public struct Recipe {
                                    keep: try c?.int("keep", default: 3, min: 1, max: 100_000) ?? 3)
         try c?.finish()
 
+        if let m = try r.section("moe") {
+            moe = MoESection(biasUpdateRate: try m.has("bias_update_rate") ? m.double("bias_update_rate", default: 0.001, min: 0, max: 1) : nil,
+                             auxLossCoef: try m.double("aux_loss_coef", default: 0, min: 0, max: 1e3))
+            try m.finish()
+        } else { moe = nil }
         dpo = try Recipe.readPreference(r, task: task)
         eval = try Recipe.readEval(try r.section("eval"))
         outputDir = try r.string("output_dir") ?? "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension

@@ -16,6 +16,8 @@ public final class RecipeRun {
     public internal(set) var trainable: [TrainableParameter] = []
     /// The adapter of a LoRA run.
     public internal(set) var lora: LoRA?
+    /// The load balancing of a Mixture-of-Experts model (made by `makeTrainer`).
+    public private(set) var balancer: MoEBalancer?
     /// The directory whose tokenizer_config.json names the chat template (model.tokenizer's, else model.path).
     var templateDirectory: String?
     private var resolvedTemplate: ChatTemplate?
@@ -109,8 +111,14 @@ public final class RecipeRun {
         options.bestMode = recipe.eval.bestMode
         options.earlyStopPatience = recipe.eval.earlyStopPatience
         options.progressLabel = recipe.task.rawValue
+        var objective = objective
+        if let moe = try makeBalancer() {
+            balancer = moe
+            if moe.options.auxLossCoef > 0 { objective = MoEAuxLossObjective(objective, balancer: moe) }
+        }
         let trainer = Trainer(model: model, objective: objective, parameters: trainable, optimizer: optimizer, schedule: schedule, source: source,
                               hooks: hooks, runDirectory: runDirectory, options: options)
+        if let balancer { trainer.afterOptimizerStep = { balancer.finishStep() } }
         trainer.tokenizer = tokenizer
         trainer.observer = observer
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
@@ -124,6 +132,26 @@ public final class RecipeRun {
             trainer.setTraining = { lora.training = $0 }
         }
         return trainer
+    }
+
+    /// The LoRA targets of `l`: as given, else every target the model declares.
+    func loraTargets(_ l: Recipe.LoRA) -> [String] { l.targetsGiven ? l.targets : model.adaptableTargets }
+
+    /// The balancer of a MoE model: the recipe's `moe:` keys, else bias_update_rate 0.001 for pretraining (GLM-4.5's
+    /// and DeepSeek-V3's rate) and 0 for fine-tuning (sft, dpo, grpo: the pretrained balance is kept, as slime's
+    /// GLM-4.5 RL scripts do) and under LoRA (the adapter could not carry an updated bias); aux_loss_coef 0. `moe:` on
+    /// a model without routed experts, or a non-zero rate with LoRA, is an error naming the key.
+    func makeBalancer() throws -> MoEBalancer? {
+        guard let m = model as? any MixtureOfExpertsModel else {
+            if recipe.moe != nil { throw GLMError("\(recipe.file): moe: this \(model.modelTypeName) model has no routed experts") }
+            return nil
+        }
+        let frozenRouter = lora != nil
+        let rate = recipe.moe?.biasUpdateRate ?? (frozenRouter || recipe.task != .pretrain ? 0 : 0.001)
+        if frozenRouter && rate > 0 {
+            throw GLMError("\(recipe.file): moe.bias_update_rate: \(rate) with LoRA; the router and its correction bias are frozen (the adapter cannot carry an updated bias), set 0")
+        }
+        return MoEBalancer(model: m, options: MoEOptions(biasUpdateRate: rate, auxLossCoef: recipe.moe?.auxLossCoef ?? 0))
     }
 
     /// Warnings for settings that change what a resumed run computes (the data order, the batches, the data).
@@ -175,6 +203,9 @@ public final class RecipeRun {
         if let lora {
             output = path("adapter")
             try lora.peftAdapter(baseModel: recipe.model.path).save(to: output)
+            if model is any MixtureOfExpertsModel, lora.pairs.contains(where: { $0.linear.kind == .mlp || $0.linear.kind == .expert }) {
+                observer?.trainerDidReport(.warning("\(output): the adapter has LoRA on gate_proj/up_proj/down_proj (dense MLP, shared or routed experts, per-module names of the transformers-4 layout); GLMTrain (score/generate --adapter, export --format merged) applies it, but peft 0.21 on transformers 5 reads those target names on a glm4_moe model as its fused routed experts (target_parameters) and would not load it as trained (attention-only adapters load in peft as they are)"))
+            }
         } else {
             output = path("model")
             try saveModel(to: output)
@@ -352,11 +383,12 @@ public final class RecipeRun {
         if let adapter = recipe.model.adapter { try prepareAdapterStart(adapter); return }
         if let l = recipe.lora {
             let declared = model.adaptableTargets
-            for t in l.targets where t != "all-linear" && !declared.contains(t) {
+            let targets = loraTargets(l)
+            for t in targets where t != "all-linear" && !declared.contains(t) {
                 throw GLMError("\(recipe.file): lora.targets: unknown target '\(t)'; this \(model.modelTypeName) model declares \((declared + ["all-linear"]).joined(separator: ", "))")
             }
             let c = LoRAConfig(rank: l.rank, alpha: Float(l.alpha), dropout: Float(l.dropout),
-                               targets: l.targets, layersToTransform: l.layers, useRSLoRA: l.rslora)
+                               targets: targets, layersToTransform: l.layers, useRSLoRA: l.rslora)
             do { try c.validate(for: config) } catch let e as GLMError { throw GLMError("\(recipe.file): lora: \(e.message)") }
             let adapter = try LoRA(modelConfig: config, config: c, seed: recipe.training.seed)
             try adapter.attach(to: model)

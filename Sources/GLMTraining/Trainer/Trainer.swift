@@ -56,6 +56,9 @@ public final class Trainer {
     /// Called after each step is logged, with the step count (e.g. to publish the new weights for a rollout
     /// process); before that step's evaluation and checkpoint.
     public var afterStep: ((Int) throws -> Void)?
+    /// Called right after each optimizer update (e.g. a MoE model's loss-free balancing bias update); the metrics it
+    /// returns are logged with the step.
+    public var afterOptimizerStep: (() -> [String: Double])?
     /// Metrics logged with each step beside the objective's (e.g. a data source's statistics of the step's data).
     public var stepMetrics: (() -> [String: Double])?
     /// Saves the model (merged, for adapter runs) as an HF directory; used by command hooks.
@@ -195,6 +198,7 @@ public final class Trainer {
             : GradientClipping.globalNorm(trainable)
         let lr = schedule.rate(at: step)
         optimizer.step(parameters, lr: Float(lr))
+        for (k, v) in afterOptimizerStep?() ?? [:] { metrics[k] = v }
         for t in trainable { t.zeroGrad() }
         return StepResult(loss: lossSum, gradNorm: gradNorm, learningRate: lr,
                           tokens: tokens, lossTokens: lossTokens, metrics: metrics)
