@@ -22,10 +22,12 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
         .target(name: "CGLMKernels"),
+        // Open MPI, loaded at run time (dlopen) so that the package builds and runs without it; data parallelism only.
+        .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "GLMCore", dependencies: ["COpenBLAS", "CGLMKernels"]),
         .target(name: "GLMModel", dependencies: ["GLMCore"]),
         .target(name: "GLMIO", dependencies: ["GLMModel", "GLMCore", "CHDF5"]),
-        .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore", "CMPIShim", .product(name: "Yams", package: "Yams")]),
         .target(name: "GLMRL", dependencies: ["GLMTraining", "GLMIO", "GLMModel", "GLMCore"]),
         .executableTarget(name: "GLMTrainCLI", dependencies: [
             "GLMRL", "GLMTraining", "GLMIO", "GLMModel", "GLMCore",
