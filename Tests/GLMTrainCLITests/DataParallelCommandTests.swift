@@ -100,8 +100,8 @@ final class DataParallelCommandTests: XCTestCase {
         var worst = 0.0
         for (ra, rb) in zip(ma, mb) {
             XCTAssertEqual(ra["step"] as? Int, rb["step"] as? Int, file: file, line: line)
-            XCTAssertEqual(Set(ra.keys), Set(rb.keys), file: file, line: line)
-            for (k, va) in ra where k != "tokens_per_s" {
+            XCTAssertEqual(Set(ra.keys.filter { !$0.hasPrefix("dp/") }), Set(rb.keys.filter { !$0.hasPrefix("dp/") }), file: file, line: line)
+            for (k, va) in ra where k != "tokens_per_s" && !k.hasPrefix("dp/") {
                 guard let x = (va as? NSNumber)?.doubleValue, let y = (rb[k] as? NSNumber)?.doubleValue else { continue }
                 let tolerance = k == "grad_norm" ? 1e-4 : 1e-5  // a norm is a sum over every gradient element
                 XCTAssertEqual(x, y, accuracy: tolerance * max(1, abs(x)), "step \(ra["step"]!) \(k)", file: file, line: line)
@@ -124,6 +124,16 @@ final class DataParallelCommandTests: XCTestCase {
         print("\(a) vs \(b): largest relative loss difference \(worst), largest weight difference \(worstWeight)")
     }
 
+    /// Every step of a data-parallel run logs what rank 0 allreduced: its trained tensors' floats × 4 bytes.
+    func assertCommunication(_ run: String, trained: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let floats = try SafetensorsFile(path: "\(run)/\(trained)").allTensors().values.reduce(0) { $0 + $1.count }
+        for r in try MetricsLines(path: "\(run)/metrics.jsonl").records where r["loss"] != nil {
+            XCTAssertEqual((r["dp/allreduce_bytes"] as? NSNumber)?.intValue, floats * 4, "step \(r["step"]!)", file: file, line: line)
+            XCTAssertEqual((r["dp/processes"] as? NSNumber)?.intValue, 2, file: file, line: line)
+            XCTAssertGreaterThan((r["dp/allreduce_s"] as? NSNumber)?.doubleValue ?? 0, 0, file: file, line: line)
+        }
+    }
+
     func testTwoProcessesTrainAsOneOnTheSameGlobalBatch() throws {
         _ = try mpirun()
         // Pretraining, full fine-tuning (every parameter allreduced), with held-out loss evaluations.
@@ -133,6 +143,7 @@ final class DataParallelCommandTests: XCTestCase {
         let two = try runMPI(2, ["run", pre, "--set", "output_dir=\(dir)/pre2"])
         XCTAssertEqual(two.status, 0, two.stderr + two.stdout)
         try assertSameRun("\(dir)/pre1", "\(dir)/pre2", weights: "model/model.safetensors")
+        try assertCommunication("\(dir)/pre2", trained: "model/model.safetensors")
         // Only rank 0 reports and writes: one summary, one "done", one metrics line per step and evaluation.
         XCTAssertEqual(two.stderr.components(separatedBy: "done: step 20").count, 2, two.stderr)
         XCTAssertTrue(two.stderr.contains("data-parallel over 2 processes"), two.stderr)
@@ -167,6 +178,7 @@ final class DataParallelCommandTests: XCTestCase {
         let s2 = try runMPI(2, ["run", sft, "--set", "output_dir=\(dir)/sft2"])
         XCTAssertEqual(s2.status, 0, s2.stderr + s2.stdout)
         try assertSameRun("\(dir)/sft1", "\(dir)/sft2", weights: "adapter/adapter_model.safetensors")
+        try assertCommunication("\(dir)/sft2", trained: "adapter/adapter_model.safetensors")
 
         // LoRA DPO: 3 pairs per batch (1 + 2), each process keeping the chosen and rejected rows of its pairs.
         let dpo = try write("""

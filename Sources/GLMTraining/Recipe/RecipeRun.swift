@@ -128,6 +128,10 @@ public final class RecipeRun {
         trainer.tokenizer = tokenizer
         trainer.observer = observer
         trainer.gradientSynchronizer = dataParallel?.synchronizer
+        if let mpi = dataParallel?.synchronizer as? MPIGradientSynchronizer {
+            // Rank 0's view of the step's communication: bytes it allreduced (trainable parameters × 4) and the time.
+            trainer.stepMetrics = { ["dp/allreduce_bytes": Double(mpi.lastBytes), "dp/allreduce_s": mpi.lastSeconds, "dp/processes": Double(mpi.group.size)] }
+        }
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
                                       "base_model": recipe.model.path ?? ""]
         trainer.exportModel = { [unowned self] dir in try self.saveModel(to: dir) }
