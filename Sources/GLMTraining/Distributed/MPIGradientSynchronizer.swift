@@ -13,9 +13,11 @@ public final class MPIGradientSynchronizer: GradientSynchronizer {
     public let group: MPIProcessGroup
     /// Floats per allreduce bucket (default 16 Mi floats = 64 MiB; a parameter larger than that is one bucket).
     public let bucketFloats: Int
-    /// Bytes allreduced by the last `synchronize` (trainable parameters × 4) and the seconds it took.
+    /// Bytes allreduced by the last `synchronize` (trainable parameters × 4) and the seconds the buckets took.
     public private(set) var lastBytes = 0
     public private(set) var lastSeconds = 0.0
+    /// Seconds of the last step's first (tiny) allreduce: mostly waiting for the slowest process to finish backward.
+    public private(set) var lastWaitSeconds = 0.0
     private var buffer: [Float] = []
 
     public init(group: MPIProcessGroup, bucketFloats: Int = 16 << 20) {
@@ -31,6 +33,8 @@ public final class MPIGradientSynchronizer: GradientSynchronizer {
         var header = [Double(weight)]
         header += parameters.map { $0.tensor.grad == nil ? 0 : 1 }
         let totals = try group.reduce(header, .sum)
+        let waited = Date()
+        lastWaitSeconds = waited.timeIntervalSince(started)
         let total = totals[0]
         let scale = total > 0 ? Float(Double(weight) / total) : 1 / Float(group.size)
         var bucket: [Int] = [], filled = 0, bytes = 0
@@ -46,7 +50,7 @@ public final class MPIGradientSynchronizer: GradientSynchronizer {
         }
         try flush()
         lastBytes = bytes
-        lastSeconds = Date().timeIntervalSince(started)
+        lastSeconds = Date().timeIntervalSince(waited)
     }
 
     /// Packs the tensors' gradients (zeros where a process has none) times `scale`, sums them over the processes,

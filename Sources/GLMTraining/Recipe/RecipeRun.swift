@@ -129,8 +129,10 @@ public final class RecipeRun {
         trainer.observer = observer
         trainer.gradientSynchronizer = dataParallel?.synchronizer
         if let mpi = dataParallel?.synchronizer as? MPIGradientSynchronizer {
-            // Rank 0's view of the step's communication: bytes it allreduced (trainable parameters × 4) and the time.
-            trainer.stepMetrics = { ["dp/allreduce_bytes": Double(mpi.lastBytes), "dp/allreduce_s": mpi.lastSeconds, "dp/processes": Double(mpi.group.size)] }
+            // Rank 0's view of the step's communication: bytes it allreduced (trainable parameters × 4), the time the
+            // buckets took, and the time spent waiting for the slowest process at the sync point.
+            trainer.stepMetrics = { ["dp/allreduce_bytes": Double(mpi.lastBytes), "dp/allreduce_s": mpi.lastSeconds,
+                                     "dp/wait_s": mpi.lastWaitSeconds, "dp/processes": Double(mpi.group.size)] }
         }
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
                                       "base_model": recipe.model.path ?? ""]
