@@ -321,7 +321,7 @@ public final class RecipeRun {
                 if let limit = h.limit { examples = Array(examples.prefix(limit)) }
                 let batches = (examples.count + recipe.training.batchSize - 1) / recipe.training.batchSize
                 if h.type == "loss" {
-                    hooks.append(HeldOutLossHook(name: h.name, batches: batches, objective: objective) { [unowned self] in
+                    hooks.append(HeldOutLossHook(name: h.name, batches: batches, objective: objective, dataParallel: dataParallel) { [unowned self] in
                         try self.makeSource(examples, shuffle: false, seed: self.recipe.training.seed ^ 0xE7A1)
                     })
                 } else {

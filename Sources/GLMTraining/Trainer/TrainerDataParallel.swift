@@ -29,19 +29,21 @@ extension Trainer.StepResult {
 }
 
 extension Trainer {
-    /// Runs the hooks (`eval/<hook>/<metric>` values). With other processes, only the primary runs them (hooks
-    /// generate text, run commands and export models) and broadcasts the values, so every process takes the same
-    /// best-checkpoint and early-stopping decisions.
+    /// Runs the hooks (`eval/<hook>/<metric>` values). With other processes, hooks that share out their work
+    /// (`runsOnEveryProcess`: the held-out loss) run everywhere and combine their results themselves; the others run
+    /// on the primary only (they generate text, run commands, export models), which broadcasts their values, so every
+    /// process takes the same best-checkpoint and early-stopping decisions.
     func runHooks(_ context: EvaluationContext) throws -> [String: Double] {
-        func local() throws -> [String: Double] {
+        func run(_ selected: [EvaluationHook]) throws -> [String: Double] {
             var values: [String: Double] = [:]
-            for hook in hooks {
+            for hook in selected {
                 for (k, v) in try hook.evaluate(context) { values["eval/\(hook.name)/\(k)"] = v }
             }
             return values
         }
-        guard let sync = gradientSynchronizer else { return try local() }
-        let mine = isPrimary ? try local() : [:]
+        guard let sync = gradientSynchronizer else { return try run(hooks) }
+        let everywhere = try run(hooks.filter(\.runsOnEveryProcess))
+        let mine = isPrimary ? try run(hooks.filter { !$0.runsOnEveryProcess }) : [:]
         // key TAB bit pattern, one per line: exact, and NaN survives (the metrics log rejects it with its error).
         let text = mine.keys.sorted().map { "\($0)\t\(mine[$0]!.bitPattern)" }.joined(separator: "\n")
         let received = String(decoding: try sync.broadcast(Data(text.utf8)), as: UTF8.self)
@@ -51,7 +53,7 @@ extension Trainer {
             guard parts.count == 2, let bits = UInt64(parts[1]) else { throw GLMError("data-parallel evaluation: malformed values from the primary process") }
             values[String(parts[0])] = Double(bitPattern: bits)
         }
-        return values
+        return values.merging(everywhere) { a, _ in a }
     }
 
     /// Fails unless every process holds the same step, data cursor, trained weights and optimizer state (they
