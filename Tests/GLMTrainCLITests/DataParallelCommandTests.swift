@@ -241,6 +241,27 @@ final class DataParallelCommandTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("error: \(small): training.batch_size 1 is less than the 2 data-parallel processes"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/small/metrics.jsonl"))
 
+        // Processes that would train different models, or follow different plans (one waiting in a collective the
+        // other never reaches), stop before the first step: rank 1 runs another recipe (mpirun's A : B form).
+        let base = pretrainRecipe(steps: 4, checkpointEvery: 0)
+        let a = try write(base, "a.yaml")
+        for (other, what) in [(base.replacingOccurrences(of: "seed: 7", with: "seed: 8"), "trained weights"),
+                              (base.replacingOccurrences(of: "steps: 4", with: "steps: 5"), "training plan")] {
+            let b = try write(other, "b.yaml")
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: try mpirun())
+            p.arguments = ["--oversubscribe", "--allow-run-as-root", "-np", "1", try GLMTrainBinary.path(), "run", a, "--set", "output_dir=\(dir)/ab",
+                           ":", "-np", "1", try GLMTrainBinary.path(), "run", b, "--set", "output_dir=\(dir)/ab"]
+            let err = "\(dir)/ab.err"
+            FileManager.default.createFile(atPath: err, contents: nil)
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle(forWritingAtPath: err)
+            try p.run(); p.waitUntilExit()
+            let text = try String(contentsOfFile: err, encoding: .utf8)
+            XCTAssertNotEqual(p.terminationStatus, 0, text)
+            XCTAssertTrue(text.contains("error: data-parallel processes start from different states (\(what)"), text)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/ab/metrics.jsonl"), "stopped before the first step")
+        }
+
         let doctor = try GLMTrainBinary.run(["doctor"])
         XCTAssertEqual(doctor.status, 0, doctor.stderr)
         XCTAssertTrue(doctor.stdout.contains("mpi:               available: libmpi.so"), doctor.stdout)

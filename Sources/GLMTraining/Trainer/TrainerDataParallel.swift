@@ -57,17 +57,24 @@ extension Trainer {
     }
 
     /// Fails unless every process holds the same step, data cursor, trained weights and optimizer state (they
-    /// would otherwise train different models while averaging their gradients).
+    /// would otherwise train different models while averaging their gradients) and has the same plan: steps,
+    /// micro-batches, evaluation schedule and hooks, trained tensors (a difference would leave one process waiting
+    /// in a collective the others never reach).
     func checkProcessesAgree(step: Int) throws {
         guard let sync = gradientSynchronizer else { return }
         let cursor = source.cursor
         let state = optimizer.stateTensors()
+        let o = options
+        let plan = ["steps \(o.steps)", "grad_accum \(o.gradAccum)", "max_grad_norm \(o.maxGradNorm)", "eval \(o.evalEvery) \(o.evalAtStart)",
+                    "best \(o.bestMetric ?? "") \(o.bestMode) \(o.earlyStopPatience ?? -1)", "objective \(objective.name)"]
+            + hooks.map { "hook \($0.name) \($0.runsOnEveryProcess)" } + parameters.map { "\($0.name) \($0.tensor.shape)" }
         let v: [Double] = [Double(step),
                            Double(Trainer.fingerprint(strings: cursor.keys.sorted().map { "\($0)=\(cursor[$0]!)" })),
                            Double(Trainer.fingerprint(tensors: parameters.map(\.tensor))),
-                           Double(Trainer.fingerprint(tensors: state.keys.sorted().map { state[$0]! }))]
+                           Double(Trainer.fingerprint(tensors: state.keys.sorted().map { state[$0]! })),
+                           Double(Trainer.fingerprint(strings: plan))]
         let m = try sync.reduce(v + v.map { -$0 }, .max)
-        let names = ["step", "data cursor", "trained weights", "optimizer state"]
+        let names = ["step", "data cursor", "trained weights", "optimizer state", "training plan (steps, grad_accum, evaluation, hooks or trained tensors)"]
         let differing = (0..<v.count).filter { m[$0] != -m[v.count + $0] }.map { names[$0] }
         guard differing.isEmpty else {
             throw GLMError("data-parallel processes start from different states (\(differing.joined(separator: ", ")) differ; here step \(step)): every process needs the same recipe, model files and run directory (shared, when resuming)")
