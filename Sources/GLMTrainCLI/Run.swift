@@ -21,7 +21,7 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
-        let placement = try DataParallelPlacement.fromEnvironment()
+        let placement = try DataParallelPlacement.forRecipe(r)
         if r.task == .grpo {
             if placement != nil { throw GLMError("\(recipe): task grpo does not run under mpirun yet; start it without mpirun (rollout workers scale as separate processes: glm-train rl rollout --run DIR)") }
             return try RLRunCommand.run(r, resume: resume, overwrite: overwrite)

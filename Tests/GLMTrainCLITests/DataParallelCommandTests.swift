@@ -262,6 +262,16 @@ final class DataParallelCommandTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/ab/metrics.jsonl"), "stopped before the first step")
         }
 
+        // A recipe that asks for MPI is not run alone by mistake.
+        let needsMPI = try write(pretrainRecipe(steps: 4, checkpointEvery: 0).replacingOccurrences(of: "seed: 7}", with: "seed: 7, data_parallel: mpi}"), "mpi.yaml")
+        let alone = try GLMTrainBinary.run(["run", needsMPI, "--set", "output_dir=\(dir)/alone"])
+        XCTAssertNotEqual(alone.status, 0)
+        XCTAssertEqual(alone.stderr, "error: \(needsMPI): training.data_parallel: mpi, but this process was not started by mpirun; run mpirun -np N glm-train run \(needsMPI) (or set data_parallel: auto)\n")
+        let wrong = try GLMTrainBinary.run(["run", needsMPI, "--set", "training.data_parallel=nccl"])
+        XCTAssertTrue(wrong.stderr.hasPrefix("error: ") && wrong.stderr.contains("training.data_parallel") && wrong.stderr.contains("auto, mpi"), wrong.stderr)
+        let withMPI = try runMPI(2, ["run", needsMPI, "--set", "output_dir=\(dir)/with"])
+        XCTAssertEqual(withMPI.status, 0, withMPI.stderr)
+
         let doctor = try GLMTrainBinary.run(["doctor"])
         XCTAssertEqual(doctor.status, 0, doctor.stderr)
         XCTAssertTrue(doctor.stdout.contains("mpi:               available: libmpi.so"), doctor.stdout)

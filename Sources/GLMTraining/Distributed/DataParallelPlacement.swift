@@ -14,6 +14,15 @@ public struct DataParallelPlacement {
         self.rank = rank; self.size = size; self.synchronizer = synchronizer
     }
 
+    /// The placement of a run of `recipe`: `fromEnvironment`, and with `training.data_parallel: mpi` an error when
+    /// mpirun did not start this process.
+    public static func forRecipe(_ recipe: Recipe, environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DataParallelPlacement? {
+        if recipe.training.dataParallel == "mpi" && !MPIProcessGroup.launchedByMPI(environment) {
+            throw GLMError("\(recipe.file): training.data_parallel: mpi, but this process was not started by mpirun; run mpirun -np N glm-train run \(recipe.file) (or set data_parallel: auto)")
+        }
+        return try fromEnvironment(environment)
+    }
+
     /// The placement of a process started by `mpirun -np N` with N > 1 (MPI is initialised here); nil for a
     /// process started alone. Fails with the reason when mpirun started it but Open MPI cannot be loaded.
     public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DataParallelPlacement? {

@@ -54,6 +54,8 @@ public struct Recipe {
         public var seed: UInt64
         public var resume: Bool
         public var logEvery: Int
+        /// `auto`: data-parallel when mpirun starts several processes; `mpi`: the run must be started by mpirun.
+        public var dataParallel: String
     }
 
     public struct OptimizerSection {
@@ -179,7 +181,8 @@ public struct Recipe {
                             maxGradNorm: try t?.double("max_grad_norm", default: 1.0, min: 0) ?? 1.0,
                             seed: UInt64(try t?.int("seed", default: 0, min: 0) ?? 0),
                             resume: try Recipe.readResume(t),
-                            logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1)
+                            logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1,
+                            dataParallel: try t?.choice("data_parallel", ["auto", "mpi"], default: "auto") ?? "auto")
         if let t, training.batchSize * training.seqLen > FileLimits.maxBatchTokens {
             throw t.fail("seq_len", t.node("seq_len"), "batch_size \(training.batchSize) × seq_len \(training.seqLen) is more than \(FileLimits.maxBatchTokens) tokens per micro-batch")
         }
