@@ -23,7 +23,7 @@ struct Run: ParsableCommand {
         let r = try Recipe.load(path: recipe, overrides: overrides)
         let placement = try DataParallelPlacement.forRecipe(r)
         if r.task == .grpo {
-            if placement != nil { throw GLMError("\(recipe): task grpo does not run under mpirun yet; start it without mpirun (rollout workers scale as separate processes: glm-train rl rollout --run DIR)") }
+            if placement != nil { throw GLMError("\(recipe): glm-train run on a grpo recipe starts its own trainer and rollout processes and does not run under mpirun; for a data-parallel trainer start the two sides yourself: mpirun -np N glm-train rl train --run DIR, and glm-train rl rollout --run DIR") }
             return try RLRunCommand.run(r, resume: resume, overwrite: overwrite)
         }
         let run = RecipeRun(recipe: r)

@@ -232,6 +232,62 @@ final class DataParallelCommandTests: XCTestCase {
         try assertSameRun("\(dir)/reference", out, weights: "model/model.safetensors")
     }
 
+    func testTheRLTrainerOnTwoProcessesTrainsAsOne() throws {
+        _ = try mpirun()
+        // A sync GRPO run (one process generates each batch, then trains on it) leaves its rollout batches on disk;
+        // a 2-process `rl train` over a copy of them (nothing left to generate) must train the same policy.
+        let a = "\(dir)/rl1", b = "\(dir)/rl2"
+        let recipe = try write("""
+            task: grpo
+            model: {path: \(model)}
+            data: {train: \(Fixtures.repositoryRoot)/Data/rl/prompts.jsonl, shuffle: true}
+            training: {steps: 3, seed: 3}
+            optimizer: {name: adamw, lr: 2.0e-3, weight_decay: 0.0, eps: 1.0e-6}
+            schedule: {name: constant}
+            lora: {rank: 4, alpha: 8, dropout: 0}
+            checkpoint: {every: 0, keep: 1}
+            rl: {mode: sync, prompts_per_batch: 2, n_samples_per_prompt: 4, max_new_tokens: 8, micro_batch_size: 4,
+                 kl_coef: 0.01, reward: {type: format, pattern: ".*[0-9].*"}}
+            output_dir: \(a)
+            """, "rl.yaml")
+        let one = try GLMTrainBinary.run(["run", recipe])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: "\(b)/rollouts", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: "\(a)/recipe.yaml", toPath: "\(b)/recipe.yaml")
+        for k in 0..<3 {
+            let name = String(format: "rollouts/batch-%06d.json", k)
+            try fm.copyItem(atPath: "\(a)/\(name)", toPath: "\(b)/\(name)")
+        }
+        let two = try runMPI(2, ["rl", "train", "--run", b])
+        XCTAssertEqual(two.status, 0, two.stderr + two.stdout)
+        let ma = try MetricsLines(path: "\(a)/metrics.jsonl").records.filter { $0["loss"] != nil }
+        let mb = try MetricsLines(path: "\(b)/metrics.jsonl").records.filter { $0["loss"] != nil }
+        XCTAssertEqual(ma.count, 3); XCTAssertEqual(mb.count, 3)
+        for (x, y) in zip(ma, mb) {
+            for k in ["loss", "grad_norm", "train/kl", "train/entropy", "train/ratio_mean", "rollout/reward_mean"] {
+                let u = (x[k] as! NSNumber).doubleValue, v = (y[k] as! NSNumber).doubleValue
+                XCTAssertEqual(u, v, accuracy: 1e-5 * max(1, abs(u)), "step \(x["step"]!) \(k)")
+            }
+        }
+        XCTAssertEqual(mb.first?["dp/processes"] as? Int, 2)
+        let ta = try SafetensorsFile(path: "\(a)/adapter/adapter_model.safetensors").allTensors()
+        let tb = try SafetensorsFile(path: "\(b)/adapter/adapter_model.safetensors").allTensors()
+        XCTAssertEqual(Set(ta.keys), Set(tb.keys))
+        for (name, t) in ta {
+            let u = tb[name]!
+            for i in 0..<t.count where abs(t.pointer[i] - u.pointer[i]) > 1e-5 + 1e-4 * abs(t.pointer[i]) {
+                XCTFail("\(name)[\(i)]: \(t.pointer[i]) vs \(u.pointer[i])"); break
+            }
+        }
+        // Rank 0 published every version; the published v3 is the final adapter.
+        XCTAssertTrue(fm.fileExists(atPath: "\(b)/weights/v000003/adapter_model.safetensors"))
+        // glm-train run on a grpo recipe starts its own processes: under mpirun it says what to do instead.
+        let refused = try runMPI(2, ["run", recipe, "--set", "output_dir=\(dir)/rl3"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.stderr.contains("mpirun -np N glm-train rl train --run DIR"), refused.stderr)
+    }
+
     func testMistakesUnderMPIAreErrorsAndDoctorNamesTheLibrary() throws {
         _ = try mpirun()
         // Fewer rows per batch than processes: every process says why, and the job ends (no process left waiting).

@@ -24,7 +24,7 @@ public final class ShardedBatchSource: BatchSource {
         guard count > 1 else { return b }
         let units = b.pairs ?? b.batch
         guard units >= count else {
-            throw GLMError("training.batch_size: a batch of \(units) \(b.pairs == nil ? "rows" : "pairs") cannot be shared by \(count) data-parallel processes; use at least \(count)")
+            throw GLMError("a micro-batch of \(units) \(b.pairs == nil ? "rows" : "pairs") cannot be shared by \(count) data-parallel processes; each needs at least one (training.batch_size; rl.micro_batch_size and the last micro-batch of a rollout batch)")
         }
         let lo = units * rank / count, hi = units * (rank + 1) / count
         let rows = b.pairs.map { p in Array(lo..<hi) + Array((p + lo)..<(p + hi)) } ?? Array(lo..<hi)
