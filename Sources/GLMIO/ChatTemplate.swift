@@ -317,7 +317,7 @@ public struct ChatTemplate: Sendable, Equatable {
         switch v {
         case .string(let s): return s
         case .integer(let d): return d
-        case .double(let d): return ConfigJSON.pythonRepr(d).replacingOccurrences(of: "Infinity", with: "inf").replacingOccurrences(of: "NaN", with: "nan")
+        case .double(let d): return JSONValue.pythonRepr(d).replacingOccurrences(of: "Infinity", with: "inf").replacingOccurrences(of: "NaN", with: "nan")
         case .bool(let b): return b ? "True" : "False"
         case .null: return "None"
         case .array, .object: throw GLMError("\(what) must be a string")

@@ -33,7 +33,7 @@ public enum ModelRegistry {
 
     /// The architecture that reads these config.json bytes.
     public static func architecture(ofConfig data: Data, source: String) throws -> any ModelArchitecture.Type {
-        if case .object(let o) = try ConfigJSON.parse(data, source: source), case .string(let type)? = o["model_type"],
+        if case .string(let type)? = try JSONValue.parse(data, source: source)["model_type"],
            let a = architecture(forModelType: type) {
             return a
         }

@@ -86,6 +86,9 @@ public protocol CausalLanguageModel: AnyObject {
     var adaptedLinears: [String: LinearOverride] { get set }
     /// The output projection `[V, H]`.
     var lmHead: Tensor { get }
+    /// Activation recompute (`training.gradient_checkpointing`): decoder layers keep only their inputs in a recorded
+    /// forward and run again in the backward. A model without it keeps `false` when set (the default here).
+    var recomputesActivations: Bool { get set }
     /// Final hidden states `[B, T, H]` of `ids` (`B·T`, row-major): positions default to `past ..< past+T`, block
     /// positions (only for `usesBlockPositions` models) to 0, the mask to causal; a cache (only under
     /// `Autograd.noGrad`) gets this call's keys and values appended.
@@ -100,6 +103,11 @@ public protocol CausalLanguageModel: AnyObject {
 }
 
 extension CausalLanguageModel {
+    public var recomputesActivations: Bool {
+        get { false }
+        set {}  // not supported by this model: stays false, and the trainer says so
+    }
+
     public var modelTypeName: String { configuration.modelTypeName }
     public var adaptableLinears: [AdaptableLinear] { configuration.adaptableLinears }
     public var ggufArchitecture: String { configuration.ggufArchitecture }

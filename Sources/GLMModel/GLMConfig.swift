@@ -1,5 +1,6 @@
-// GLM model configuration: config.json of model_type glm / glm4 (transformers 5 and 4.x forms) and the legacy
-// THUDM chatglm form (GLMConfigLegacy.swift), with transformers' defaults; written back in the transformers-5 form.
+// GLM model configuration (model_type glm / glm4) with transformers' defaults, and the checks the model layer relies
+// on. Reading and writing config.json (transformers 5 and 4.x forms, the legacy THUDM chatglm form) is in the IO
+// layer: Sources/GLMIO/Config.
 import Foundation
 import GLMCore
 
@@ -13,7 +14,7 @@ public enum GLMModelType: String, Codable, Sendable, CaseIterable {
 
 /// A GLM configuration. Defaults are transformers 5.23's `GlmConfig` defaults (reference/glm.md §B.1), which is
 /// what transformers uses for a key a config.json leaves out.
-public struct GLMConfig: Codable, Equatable, Sendable {
+public struct GLMConfig: Equatable, Sendable {
     public var modelType: GLMModelType = .glm
     public var vocabSize = 151552
     public var hiddenSize = 4096
@@ -61,76 +62,6 @@ public struct GLMConfig: Codable, Equatable, Sendable {
         RotaryConfig(headDim: headDim, rotaryDim: rotaryDim, theta: Float(ropeTheta), twoDimensional: rotary2D)
     }
 
-    /// Parses config.json bytes (`source` names the file in errors): model_type glm, glm4 or chatglm.
-    public static func decode(_ data: Data, source: String = "config.json") throws -> GLMConfig {
-        guard case .object(let object) = try ConfigJSON.parse(data, source: source) else {
-            throw GLMError("\(source): expected a JSON object")
-        }
-        return try GLMConfig(reading: ConfigReader(object: object, source: source))
-    }
-
-    /// config.json text in the transformers-5 form (`rope_parameters`, `dtype`), keys sorted.
-    public func jsonData() -> Data { Data((json.rendered() + "\n").utf8) }
-
-    public init(from decoder: Decoder) throws {
-        guard case .object(let object) = try ConfigJSON(from: decoder) else {
-            throw GLMError("config.json: expected a JSON object")
-        }
-        self = try GLMConfig(reading: ConfigReader(object: object, source: "config.json"))
-    }
-
-    public func encode(to encoder: Encoder) throws { try json.encode(to: encoder) }
-
-    init(reading r: ConfigReader) throws {
-        guard let type = try r.string("model_type") else {
-            throw GLMError("\(r.source): no 'model_type'; expected \"glm\", \"glm4\" or \"chatglm\"")
-        }
-        if type == "chatglm" {
-            try self.init(legacy: r)
-        } else {
-            guard let t = GLMModelType(rawValue: type) else {
-                throw GLMError("\(r.source): model_type \"\(type)\" is not supported; expected \"glm\", \"glm4\" or \"chatglm\"")
-            }
-            self.init()
-            modelType = t
-            vocabSize = try r.int("vocab_size") ?? vocabSize
-            hiddenSize = try r.int("hidden_size") ?? hiddenSize
-            intermediateSize = try r.int("intermediate_size") ?? intermediateSize
-            numHiddenLayers = try r.int("num_hidden_layers") ?? numHiddenLayers
-            numAttentionHeads = try r.int("num_attention_heads") ?? numAttentionHeads
-            // Absent → the class default; explicit null → the usual derived value.
-            numKeyValueHeads = try r.int("num_key_value_heads") ?? (r.object["num_key_value_heads"] == nil ? numKeyValueHeads : numAttentionHeads)
-            headDim = try r.int("head_dim") ?? (r.object["head_dim"] == nil ? headDim : hiddenSize / max(numAttentionHeads, 1))
-            hiddenAct = try r.string("hidden_act") ?? hiddenAct
-            attentionDropout = try r.double("attention_dropout") ?? attentionDropout
-            maxPositionEmbeddings = try r.int("max_position_embeddings") ?? maxPositionEmbeddings
-            initializerRange = try r.double("initializer_range") ?? initializerRange
-            rmsNormEps = try r.double("rms_norm_eps") ?? rmsNormEps
-            useCache = try r.bool("use_cache") ?? useCache
-            tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? tieWordEmbeddings
-            attentionBias = try r.bool("attention_bias") ?? attentionBias
-            if r.object["pad_token_id"] != nil { padTokenId = try r.int("pad_token_id") }
-            bosTokenId = try r.int("bos_token_id")
-            eosTokenIds = try r.ints("eos_token_id") ?? eosTokenIds
-            dtype = try r.string("dtype") ?? r.string("torch_dtype")
-            // Rotary: transformers 5 nests it in rope_parameters; 4.x had top-level keys (and rope_scaling).
-            let rope = try r.object("rope_parameters") ?? r.object("rope_scaling")
-            ropeTheta = try rope?.double("rope_theta") ?? r.double("rope_theta") ?? ropeTheta
-            partialRotaryFactor = try rope?.double("partial_rotary_factor") ?? r.double("partial_rotary_factor") ?? partialRotaryFactor
-            ropeType = try rope?.string("rope_type") ?? rope?.string("type") ?? ropeType
-        }
-        rotary2D = try r.bool("rotary_2d") ?? false
-        try validate(source: r.source)
-        // Token ids the file names must exist (transformers' class defaults, kept when a key is absent, need not:
-        // a small model that leaves eos_token_id out simply never stops on the default ids).
-        let vocab = vocabSize
-        func inVocabulary(_ key: String, _ id: Int) throws {
-            guard id >= 0 && id < vocab else { throw GLMError("\(r.source): \(key) \(id) is outside the vocabulary of \(vocab)") }
-        }
-        if r.has("bos_token_id"), let b = bosTokenId { try inVocabulary("bos_token_id", b) }
-        if r.has("eos_token_id") { for e in eosTokenIds { try inVocabulary("eos_token_id", e) } }
-    }
-
     /// Checks what the model layer relies on; errors name the key.
     public func validate(source: String = "config.json") throws {
         func need(_ ok: Bool, _ message: @autoclosure () -> String) throws {
@@ -174,36 +105,4 @@ public struct GLMConfig: Codable, Equatable, Sendable {
 
     /// The `dtype` / `torch_dtype` names a config may record.
     public static let knownDTypes = ["float32", "bfloat16", "float16"]
-
-    /// `eos_token_id` as written: ids outside the vocabulary (transformers' class defaults kept by a small model
-    /// that never set its own) are left out — they can never be generated, and a file naming them would not read
-    /// back; none left is `null`, which reads back as those same defaults.
-    var writtenEOS: ConfigJSON {
-        if eosTokenIds.isEmpty { return .array([]) }
-        let ids = eosTokenIds.filter { $0 >= 0 && $0 < vocabSize }
-        if ids.isEmpty { return .null }
-        return ids.count == 1 ? .int(ids[0]) : .array(ids.map(ConfigJSON.int))
-    }
-
-    /// The transformers-5 form as a JSON tree.
-    var json: ConfigJSON {
-        var o: [String: ConfigJSON] = [
-            "architectures": .array([.string(modelType.architecture)]),
-            "model_type": .string(modelType.rawValue),
-            "vocab_size": .int(vocabSize), "hidden_size": .int(hiddenSize), "intermediate_size": .int(intermediateSize),
-            "num_hidden_layers": .int(numHiddenLayers), "num_attention_heads": .int(numAttentionHeads),
-            "num_key_value_heads": .int(numKeyValueHeads), "head_dim": .int(headDim), "hidden_act": .string(hiddenAct),
-            "attention_dropout": .double(attentionDropout), "max_position_embeddings": .int(maxPositionEmbeddings),
-            "initializer_range": .double(initializerRange), "rms_norm_eps": .double(rmsNormEps), "use_cache": .bool(useCache),
-            "tie_word_embeddings": .bool(tieWordEmbeddings), "attention_bias": .bool(attentionBias),
-            "rope_parameters": .object(["rope_type": .string(ropeType), "rope_theta": .double(ropeTheta),
-                                        "partial_rotary_factor": .double(partialRotaryFactor)]),
-            "pad_token_id": padTokenId.map(ConfigJSON.int) ?? .null,
-            "bos_token_id": bosTokenId.map(ConfigJSON.int) ?? .null,
-            "eos_token_id": writtenEOS,
-        ]
-        if let dtype { o["dtype"] = .string(dtype) }
-        if rotary2D { o["rotary_2d"] = .bool(true) }
-        return .object(o)
-    }
 }

@@ -17,6 +17,9 @@ public final class GLMForCausalLM {
     /// y = f(x, weight, bias) replaces x·Wᵀ + b.
     /// LoRA's fused op (one output buffer, nothing but x and x·Aᵀ kept for backward) uses this.
     public var adaptedLinears: [String: LinearOverride] = [:]
+    /// Activation recompute: each decoder layer keeps only its input during a recorded forward and runs again in
+    /// the backward (`Autograd.checkpoint`); same gradients, activations of one layer at a time.
+    public var recomputesActivations = false
     private var layers: [Layer] = []
 
     struct Layer {
@@ -115,7 +118,8 @@ public final class GLMForCausalLM {
         let rotary = config.rotary, eps = Float(config.rmsNormEps)
         // nn.Embedding(vocab, hidden, padding_idx=pad_token_id): the pad row gets no gradient from the lookup.
         var x = Tensor.embedding(embedding, ids: ids, idsShape: [B, T], paddingIndex: config.padTokenId)
-        for (l, layer) in layers.enumerated() {
+        // One decoder layer: x → x + attention(norm(x)) → … + mlp(norm(…)) (GLM-4 adds the sandwich norms).
+        func decoderLayer(_ l: Int, _ layer: Layer, _ x: Tensor) -> Tensor {
             // Attention sub-layer.
             let h = Tensor.rmsNorm(x, weight: layer.inputNorm, eps: eps)
             var q = project(h, layer.prefix + "self_attn.q_proj", layer.q, layer.qBias)
@@ -133,13 +137,20 @@ public final class GLMForCausalLM {
             let a = Tensor.attention(q: q, k: k, v: v, shape: shape, mask: mask)
             var o = project(a, layer.prefix + "self_attn.o_proj", layer.o, nil)
             if let n = layer.postSelfAttnNorm { o = Tensor.rmsNorm(o, weight: n, eps: eps) }
-            x = x + o
+            let x = x + o
             // MLP sub-layer.
             let m = Tensor.rmsNorm(x, weight: layer.postAttentionNorm, eps: eps)
             let gateUp = project(m, layer.prefix + "mlp.gate_up_proj", layer.gateUp, nil)
             var d = project(Tensor.swiglu(gateUp), layer.prefix + "mlp.down_proj", layer.down, nil)
             if let n = layer.postMLPNorm { d = Tensor.rmsNorm(d, weight: n, eps: eps) }
-            x = x + d
+            return x + d
+        }
+        for (l, layer) in layers.enumerated() {
+            if recomputesActivations && cache == nil {
+                x = Autograd.checkpoint(x) { decoderLayer(l, layer, $0) }
+            } else {
+                x = decoderLayer(l, layer, x)
+            }
         }
         cache?.length = S
         return Tensor.rmsNorm(x, weight: parameters[GLMWeights.finalNorm]!, eps: eps)

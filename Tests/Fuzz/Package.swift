@@ -15,7 +15,7 @@ let parsers: [(target: String, dependencies: [Target.Dependency])] = [
     ("fuzz-gguf", [library("GLMIO"), library("GLMModel")]),
     ("fuzz-checkpoint", [library("GLMIO")]),
     ("fuzz-tokenizer", [library("GLMIO")]),
-    ("fuzz-config", [library("GLMModel")]),
+    ("fuzz-config", [library("GLMIO"), library("GLMModel")]),
     ("fuzz-adapter-config", [library("GLMIO"), library("GLMModel")]),
     ("fuzz-jsonl", [library("GLMIO"), library("GLMTraining")]),
     ("fuzz-recipe", [library("GLMTraining")]),

@@ -107,7 +107,7 @@ public struct AdapterConfig: Equatable, Sendable {
     /// Parses adapter_config.json; `source` names the file in errors. Checks what GLMTrain cannot honour:
     /// a non-LoRA type, DoRA, trained biases, fan_in_fan_out, modules_to_save, per-module rank/alpha patterns.
     public static func decode(_ data: Data, source: String) throws -> AdapterConfig {
-        guard case .object(let o) = try AdapterJSON.parse(data, source: source) else {
+        guard let o = try AdapterJSON.parse(data, source: source).dictionary else {
             throw GLMError("\(source): expected a JSON object")
         }
         func fail(_ key: String, _ what: String) -> GLMError { GLMError("\(source): key '\(key)': \(what)") }
@@ -121,7 +121,7 @@ public struct AdapterConfig: Equatable, Sendable {
         func number(_ key: String) throws -> Double? {
             switch o[key] {
             case nil, .null?: return nil
-            case .int(let i)?: return Double(i)
+            case .integer(let digits)?: return Double(digits) ?? .infinity
             case .double(let d)?: return d
             default: throw fail(key, "expected a number")
             }
@@ -172,12 +172,12 @@ public struct AdapterConfig: Equatable, Sendable {
         c.useRslora = try bool("use_rslora") ?? false
         switch o["layers_to_transform"] {
         case nil, .null?: c.layersToTransform = nil
-        case .int(let i)?:
-            guard i >= 0 else { throw fail("layers_to_transform", "expected a layer index, got \(i)") }
+        case .integer(let digits)?:
+            guard let i = Int(digits), i >= 0 else { throw fail("layers_to_transform", "expected a layer index, got \(digits)") }
             c.layersToTransform = [i]
         case .array(let a)?:
             c.layersToTransform = try a.map { v -> Int in
-                guard case .int(let i) = v, i >= 0 else { throw fail("layers_to_transform", "expected layer indices") }
+                guard let i = v.intValue, i >= 0 else { throw fail("layers_to_transform", "expected layer indices") }
                 return i
             }
         default: throw fail("layers_to_transform", "expected a layer index or a list of them")
@@ -248,18 +248,18 @@ public struct AdapterConfig: Equatable, Sendable {
     /// Every key peft 0.21.2 writes for a LoRA adapter, with this config's values.
     public var jsonObject: [String: AdapterJSON] {
         var o: [String: AdapterJSON] = [
-            "alora_invocation_tokens": .null, "alpha_pattern": .object(alphaPattern), "arrow_config": .null,
+            "alora_invocation_tokens": .null, "alpha_pattern": .keyed(alphaPattern), "arrow_config": .null,
             "auto_mapping": .null, "base_model_name_or_path": baseModelNameOrPath.map { .string($0) } ?? .null,
             "bias": .string(bias), "corda_config": .null, "ensure_weight_tying": .bool(false), "eva_config": .null,
             "exclude_modules": excludeModules?.json ?? .null, "fan_in_fan_out": .bool(fanInFanOut),
             "inference_mode": .bool(inferenceMode), "init_lora_weights": initLoraWeights, "kasa_config": .null,
             "layer_replication": .null, "layers_pattern": layersPattern,
             "layers_to_transform": layersToTransform.map { .array($0.map { .int($0) }) } ?? .null,
-            "loftq_config": .object([:]), "lora_alpha": AdapterJSON.number(loraAlpha), "lora_bias": .bool(false),
+            "loftq_config": .keyed([:]), "lora_alpha": AdapterJSON.number(loraAlpha), "lora_bias": .bool(false),
             "lora_dropout": .double(loraDropout), "lora_ga_config": .null, "megatron_config": .null,
             "megatron_core": .string("megatron.core"), "modules_to_save": modulesToSave, "monteclora_config": .null,
             "peft_type": .string(peftType), "peft_version": .string("0.21.2"), "qalora_group_size": .int(16),
-            "r": .int(r), "rank_pattern": .object(rankPattern), "revision": revision.map { .string($0) } ?? .null,
+            "r": .int(r), "rank_pattern": .keyed(rankPattern), "revision": revision.map { .string($0) } ?? .null,
             "target_modules": targetModules.json, "target_parameters": .null,
             "task_type": taskType.map { .string($0) } ?? .null, "trainable_token_indices": .null, "use_bdlora": .null,
             "use_dora": .bool(useDora), "use_qalora": .bool(false), "use_rslora": .bool(useRslora), "velora_config": .null,
@@ -269,5 +269,5 @@ public struct AdapterConfig: Equatable, Sendable {
     }
 
     /// The file text, laid out as peft writes it (`json.dumps(indent=2, sort_keys=True)`).
-    public var jsonText: String { AdapterJSON.object(jsonObject).rendered(style: .python) }
+    public var jsonText: String { AdapterJSON.keyed(jsonObject).rendered(style: .python) }
 }

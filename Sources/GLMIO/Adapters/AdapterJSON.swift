@@ -1,5 +1,4 @@
-// adapter_config.json values: the JSON tree of config files, written as Python's json.dumps writes it.
-import GLMModel
+// adapter_config.json values: the IO layer's one JSON value type, written as Python's json.dumps writes it.
 
 /// A parsed JSON value of an adapter config (integers and floats kept apart).
-public typealias AdapterJSON = ConfigJSON
+public typealias AdapterJSON = JSONValue

@@ -149,7 +149,7 @@ extension GLMTokenizer {
 
     /// A token for an error message: JSON-quoted (so the message stays on one line), long ones cut.
     static func shown(_ token: String) -> String {
-        ConfigJSON.quoted(token.count > 48 ? String(token.prefix(48)) + "…" : token)
+        JSONValue.quoted(token.count > 48 ? String(token.prefix(48)) + "…" : token)
     }
 
     /// Checks the ids of a vocabulary and its added tokens before a tokenizer is built from them: each below

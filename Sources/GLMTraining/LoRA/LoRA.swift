@@ -165,7 +165,7 @@ public final class LoRA {
     /// The adapter term of one module: scale·(dropout(x)·Aᵀ)·Bᵀ, with autodiff through A and B (and x).
     public func delta(_ pair: LoRAPair, _ x: Tensor) -> Tensor {
         var input = x
-        if training && config.dropout > 0 && Autograd.isRecording {
+        if training && config.dropout > 0 && Autograd.isTrainingForward {
             input = x * Tensor(shape: x.shape, storage: dropoutMask(count: x.count).storage)
         }
         let down = Tensor.matmul(input, pair.a, transposeB: true).scaled(config.scale)
@@ -182,7 +182,7 @@ public final class LoRA {
         precondition(pair.a.shape == [r, inDim] && pair.b.shape == [outDim, r],
                      "LoRA \(pair.moduleName): A \(pair.a.shape), B \(pair.b.shape) do not fit \(x.shape) · \(weight.shape)ᵀ")
         let rows = x.count / max(inDim, 1)
-        let mask = training && config.dropout > 0 && Autograd.isRecording ? dropoutMask(count: x.count) : nil
+        let mask = training && config.dropout > 0 && Autograd.isTrainingForward ? dropoutMask(count: x.count) : nil
         let input = mask.map { m in Autograd.noGrad { x * Tensor(shape: x.shape, storage: m.storage) } } ?? x
         // The base product off the tape (its buffer is fresh), then += s·(input·Aᵀ)·Bᵀ in place.
         let y = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
@@ -238,12 +238,15 @@ public final class LoRA {
     }
 
     /// Inverted-dropout factors (0 or 1/(1−p)) for `count` elements, drawn from `dropoutGenerator`.
+    /// Replayable: a layer recomputed for its backward (activation recompute) gets the same mask again.
     func dropoutMask(count: Int) -> Tensor {
-        let p = config.dropout, keep = 1 / (1 - p)
-        let mask = Tensor(uninitialized: [count])
-        let mp = mask.pointer
-        for i in 0..<count { mp[i] = dropoutGenerator.nextUniform() < p ? 0 : keep }
-        return mask
+        Autograd.replayable {
+            let p = config.dropout, keep = 1 / (1 - p)
+            let mask = Tensor(uninitialized: [count])
+            let mp = mask.pointer
+            for i in 0..<count { mp[i] = dropoutGenerator.nextUniform() < p ? 0 : keep }
+            return mask
+        }
     }
 
     /// Freezes every base parameter (no gradient buffers) and routes the adapted modules through `linear`.

@@ -56,6 +56,8 @@ public struct Recipe {
         public var logEvery: Int
         /// `auto`: data-parallel when mpirun starts several processes; `mpi`: the run must be started by mpirun.
         public var dataParallel: String
+        /// Activation recompute: decoder layers keep only their inputs and run again in the backward.
+        public var gradientCheckpointing = false
     }
 
     public struct OptimizerSection {
@@ -182,7 +184,8 @@ public struct Recipe {
                             seed: UInt64(try t?.int("seed", default: 0, min: 0) ?? 0),
                             resume: try Recipe.readResume(t),
                             logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1,
-                            dataParallel: try t?.choice("data_parallel", ["auto", "mpi"], default: "auto") ?? "auto")
+                            dataParallel: try t?.choice("data_parallel", ["auto", "mpi"], default: "auto") ?? "auto",
+                            gradientCheckpointing: try t?.bool("gradient_checkpointing", default: false) ?? false)
         if let t, training.batchSize * training.seqLen > FileLimits.maxBatchTokens {
             throw t.fail("seq_len", t.node("seq_len"), "batch_size \(training.batchSize) × seq_len \(training.seqLen) is more than \(FileLimits.maxBatchTokens) tokens per micro-batch")
         }

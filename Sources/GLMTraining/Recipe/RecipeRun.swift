@@ -244,6 +244,12 @@ public final class RecipeRun {
         if recipe.training.seqLen > config.maxPositionEmbeddings {
             throw GLMError("\(recipe.file): training.seq_len \(recipe.training.seqLen) is more than the model's max_position_embeddings \(config.maxPositionEmbeddings)")
         }
+        if recipe.training.gradientCheckpointing {
+            model.recomputesActivations = true
+            guard model.recomputesActivations else {
+                throw GLMError("\(recipe.file): training.gradient_checkpointing: the \(config.modelTypeName) model does not support activation recompute")
+            }
+        }
     }
 
     /// The chat template chat data and chat prompts are rendered with: `data.chat_template`, or the model

@@ -2,6 +2,7 @@
 // turned into its weight shapes, its rotary settings and back into config.json text.
 import FuzzSupport
 import GLMModel
+import GLMIO
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

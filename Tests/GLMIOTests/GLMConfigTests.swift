@@ -3,6 +3,7 @@ import XCTest
 import Foundation
 import GLMCore
 import GLMModel
+import GLMIO
 
 final class GLMConfigTests: XCTestCase {
     func decode(_ json: String) throws -> GLMConfig { try GLMConfig.decode(Data(json.utf8)) }

@@ -1,6 +1,7 @@
 // The legacy THUDM `chatglm` config.json (ChatGLM2/3-6B, glm-4-9b-chat before the -hf conversion), mapped to the
 // transformers glm configuration as convert_glm_weights_to_hf does (reference/glm.md §B.5).
 import GLMCore
+import GLMModel
 
 extension GLMConfig {
     /// Reads a model_type "chatglm" config. Defaults are those of THUDM's `ChatGLMConfig`; features the glm

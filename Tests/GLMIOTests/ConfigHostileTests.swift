@@ -4,6 +4,7 @@ import XCTest
 import Foundation
 import GLMCore
 import GLMModel
+import GLMIO
 
 final class ConfigHostileTests: XCTestCase {
     /// A valid tiny glm config with `change` ("key": literal, ...) replacing or adding keys.

@@ -1,0 +1,106 @@
+// config.json of a GLM model (model_type glm / glm4, transformers 5 and 4.x forms; legacy chatglm in
+// GLMConfigLegacyJSON.swift), read with transformers' defaults and written back in the transformers-5 form.
+import Foundation
+import GLMCore
+import GLMModel
+
+extension GLMConfig {
+    /// Parses config.json bytes (`source` names the file in errors): model_type glm, glm4 or chatglm.
+    public static func decode(_ data: Data, source: String = "config.json") throws -> GLMConfig {
+        try GLMConfig(reading: ConfigReader(parsing: JSONValue.parse(data, source: source), source: source))
+    }
+
+    /// config.json text in the transformers-5 form (`rope_parameters`, `dtype`), keys sorted.
+    public func jsonData() -> Data { Data((json.rendered() + "\n").utf8) }
+
+    init(reading r: ConfigReader) throws {
+        guard let type = try r.string("model_type") else {
+            throw GLMError("\(r.source): no 'model_type'; expected \"glm\", \"glm4\" or \"chatglm\"")
+        }
+        if type == "chatglm" {
+            try self.init(legacy: r)
+        } else {
+            guard let t = GLMModelType(rawValue: type) else {
+                throw GLMError("\(r.source): model_type \"\(type)\" is not supported; expected \"glm\", \"glm4\" or \"chatglm\"")
+            }
+            self.init()
+            modelType = t
+            vocabSize = try r.int("vocab_size") ?? vocabSize
+            hiddenSize = try r.int("hidden_size") ?? hiddenSize
+            intermediateSize = try r.int("intermediate_size") ?? intermediateSize
+            numHiddenLayers = try r.int("num_hidden_layers") ?? numHiddenLayers
+            numAttentionHeads = try r.int("num_attention_heads") ?? numAttentionHeads
+            // Absent → the class default; explicit null → the usual derived value.
+            numKeyValueHeads = try r.int("num_key_value_heads") ?? (!r.contains("num_key_value_heads") ? numKeyValueHeads : numAttentionHeads)
+            headDim = try r.int("head_dim") ?? (!r.contains("head_dim") ? headDim : hiddenSize / max(numAttentionHeads, 1))
+            hiddenAct = try r.string("hidden_act") ?? hiddenAct
+            attentionDropout = try r.double("attention_dropout") ?? attentionDropout
+            maxPositionEmbeddings = try r.int("max_position_embeddings") ?? maxPositionEmbeddings
+            initializerRange = try r.double("initializer_range") ?? initializerRange
+            rmsNormEps = try r.double("rms_norm_eps") ?? rmsNormEps
+            useCache = try r.bool("use_cache") ?? useCache
+            tieWordEmbeddings = try r.bool("tie_word_embeddings") ?? tieWordEmbeddings
+            attentionBias = try r.bool("attention_bias") ?? attentionBias
+            if r.contains("pad_token_id") { padTokenId = try r.int("pad_token_id") }
+            bosTokenId = try r.int("bos_token_id")
+            eosTokenIds = try r.ints("eos_token_id") ?? eosTokenIds
+            dtype = try r.string("dtype") ?? r.string("torch_dtype")
+            // Rotary: transformers 5 nests it in rope_parameters; 4.x had top-level keys (and rope_scaling).
+            let rope = try r.object("rope_parameters") ?? r.object("rope_scaling")
+            ropeTheta = try rope?.double("rope_theta") ?? r.double("rope_theta") ?? ropeTheta
+            partialRotaryFactor = try rope?.double("partial_rotary_factor") ?? r.double("partial_rotary_factor") ?? partialRotaryFactor
+            ropeType = try rope?.string("rope_type") ?? rope?.string("type") ?? ropeType
+        }
+        rotary2D = try r.bool("rotary_2d") ?? false
+        try validate(source: r.source)
+        // Token ids the file names must exist (transformers' class defaults, kept when a key is absent, need not:
+        // a small model that leaves eos_token_id out simply never stops on the default ids).
+        let vocab = vocabSize
+        func inVocabulary(_ key: String, _ id: Int) throws {
+            guard id >= 0 && id < vocab else { throw GLMError("\(r.source): \(key) \(id) is outside the vocabulary of \(vocab)") }
+        }
+        if r.has("bos_token_id"), let b = bosTokenId { try inVocabulary("bos_token_id", b) }
+        if r.has("eos_token_id") { for e in eosTokenIds { try inVocabulary("eos_token_id", e) } }
+    }
+
+    /// `eos_token_id` as written: ids outside the vocabulary (transformers' class defaults kept by a small model
+    /// that never set its own) are left out — they can never be generated, and a file naming them would not read
+    /// back; none left is `null`, which reads back as those same defaults.
+    var writtenEOS: JSONValue {
+        if eosTokenIds.isEmpty { return .array([]) }
+        let ids = eosTokenIds.filter { $0 >= 0 && $0 < vocabSize }
+        if ids.isEmpty { return .null }
+        return ids.count == 1 ? .int(ids[0]) : .array(ids.map(JSONValue.int))
+    }
+
+    /// The transformers-5 form as a JSON tree.
+    var json: JSONValue {
+        var o: [String: JSONValue] = [
+            "architectures": .array([.string(modelType.architecture)]),
+            "model_type": .string(modelType.rawValue),
+            "vocab_size": .int(vocabSize), "hidden_size": .int(hiddenSize), "intermediate_size": .int(intermediateSize),
+            "num_hidden_layers": .int(numHiddenLayers), "num_attention_heads": .int(numAttentionHeads),
+            "num_key_value_heads": .int(numKeyValueHeads), "head_dim": .int(headDim), "hidden_act": .string(hiddenAct),
+            "attention_dropout": .double(attentionDropout), "max_position_embeddings": .int(maxPositionEmbeddings),
+            "initializer_range": .double(initializerRange), "rms_norm_eps": .double(rmsNormEps), "use_cache": .bool(useCache),
+            "tie_word_embeddings": .bool(tieWordEmbeddings), "attention_bias": .bool(attentionBias),
+            "rope_parameters": .keyed(["rope_type": .string(ropeType), "rope_theta": .double(ropeTheta),
+                                        "partial_rotary_factor": .double(partialRotaryFactor)]),
+            "pad_token_id": padTokenId.map(JSONValue.int) ?? .null,
+            "bos_token_id": bosTokenId.map(JSONValue.int) ?? .null,
+            "eos_token_id": writtenEOS,
+        ]
+        if let dtype { o["dtype"] = .string(dtype) }
+        if rotary2D { o["rotary_2d"] = .bool(true) }
+        return .keyed(o)
+    }
+}
+
+/// Codable goes through config.json's form (transformers 5), with the same checks as `decode`.
+extension GLMConfig: Codable {
+    public init(from decoder: Decoder) throws {
+        self = try GLMConfig(reading: ConfigReader(parsing: JSONValue(from: decoder), source: "config.json"))
+    }
+
+    public func encode(to encoder: Encoder) throws { try json.encode(to: encoder) }
+}
