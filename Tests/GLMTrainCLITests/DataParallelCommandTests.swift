@@ -51,15 +51,15 @@ final class DataParallelCommandTests: XCTestCase {
         return found
     }
 
-    func mpiArguments(_ np: Int, _ args: [String]) throws -> [String] {
-        ["--oversubscribe", "--allow-run-as-root", "-np", "\(np)", try GLMTrainBinary.path()] + args
+    func mpiArguments(_ np: Int, _ args: [String], options: [String] = []) throws -> [String] {
+        ["--oversubscribe", "--allow-run-as-root"] + options + ["-np", "\(np)", try GLMTrainBinary.path()] + args
     }
 
-    /// `mpirun -np N glm-train args` to the end.
-    func runMPI(_ np: Int, _ args: [String]) throws -> GLMTrainBinary.Result {
+    /// `mpirun [options] -np N glm-train args` to the end.
+    func runMPI(_ np: Int, _ args: [String], options: [String] = []) throws -> GLMTrainBinary.Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try mpirun())
-        p.arguments = try mpiArguments(np, args)
+        p.arguments = try mpiArguments(np, args, options: options)
         let out = "\(dir)/mpirun-\(UUID().uuidString).out", err = out + ".err"
         FileManager.default.createFile(atPath: out, contents: nil); FileManager.default.createFile(atPath: err, contents: nil)
         p.standardOutput = FileHandle(forWritingAtPath: out); p.standardError = FileHandle(forWritingAtPath: err)
@@ -317,6 +317,13 @@ final class DataParallelCommandTests: XCTestCase {
             XCTAssertTrue(text.contains("error: data-parallel processes start from different states (\(what)"), text)
             XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/ab/metrics.jsonl"), "stopped before the first step")
         }
+
+        // Started by mpirun, but libmpi cannot be loaded: every process says why and no run starts.
+        let four = try write(pretrainRecipe(steps: 4, checkpointEvery: 0), "four.yaml")
+        let unusable = try runMPI(2, ["run", four, "--set", "output_dir=\(dir)/unusable"], options: ["-x", "GLMTRAIN_MPI_LIBRARY=/nonexistent/libmpi.so"])
+        XCTAssertNotEqual(unusable.status, 0)
+        XCTAssertEqual(unusable.stderr.components(separatedBy: "error: this process was started by mpirun, but MPI is not usable: cannot load Open MPI's libmpi (/nonexistent/libmpi.so").count, 3, unusable.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/unusable"))
 
         // A recipe that asks for MPI is not run alone by mistake.
         let needsMPI = try write(pretrainRecipe(steps: 4, checkpointEvery: 0).replacingOccurrences(of: "seed: 7}", with: "seed: 7, data_parallel: mpi}"), "mpi.yaml")
