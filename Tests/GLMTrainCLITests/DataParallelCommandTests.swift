@@ -1,7 +1,8 @@
 // `mpirun -np 2 glm-train run` as a user runs it, on one machine: two data-parallel processes give the losses,
 // evaluations and final weights (and optimizer state) of one process training on the same global batches — for
-// pretraining with full fine-tuning, LoRA SFT with packing and LoRA DPO, with batches that do not split evenly —
-// only rank 0 writes, and a 2-process run stopped after a checkpoint continues the same trajectory in 1 process.
+// pretraining with full fine-tuning, LoRA SFT with packing and LoRA DPO, with batches that do not split evenly, and
+// the GRPO trainer over stored rollout batches — only rank 0 writes, and a 2-process run killed after a checkpoint
+// continues the same trajectory in 1 process.
 // Tolerance: float summation order differs (each process sums its shard, then MPI sums the processes), so losses
 // agree to 1e-5 relative and weights to 1e-5 absolute + 1e-4 relative (measured: losses ~1e-7, weights ~1e-6).
 // The recipes use AdamW eps 1e-6: with 1e-8, Adam turns the float noise of gradients that are zero in exact
@@ -51,8 +52,12 @@ final class DataParallelCommandTests: XCTestCase {
         return found
     }
 
+    /// Two processes on one machine (--oversubscribe: whatever the core count), as root in CI, and without the
+    /// shared-memory transport's single-copy mode, which needs ptrace rights many containers lack.
+    static let common = ["--oversubscribe", "--allow-run-as-root", "--mca", "btl_vader_single_copy_mechanism", "none"]
+
     func mpiArguments(_ np: Int, _ args: [String], options: [String] = []) throws -> [String] {
-        ["--oversubscribe", "--allow-run-as-root"] + options + ["-np", "\(np)", try GLMTrainBinary.path()] + args
+        DataParallelCommandTests.common + options + ["-np", "\(np)", try GLMTrainBinary.path()] + args
     }
 
     /// `mpirun [options] -np N glm-train args` to the end.
@@ -67,6 +72,16 @@ final class DataParallelCommandTests: XCTestCase {
         p.waitUntilExit()
         return GLMTrainBinary.Result(status: p.terminationStatus, stdout: try String(contentsOfFile: out, encoding: .utf8),
                                      stderr: try String(contentsOfFile: err, encoding: .utf8))
+    }
+
+    /// The processes whose parent is `pid` (mpirun starts the ranks of its own machine as its children).
+    func children(of pid: pid_t) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> pid_t? in
+            guard let child = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")  // state, ppid, ...
+            return fields.count > 1 && pid_t(fields[1]) == pid ? child : nil
+        }
     }
 
     func write(_ text: String, _ name: String) throws -> String {
@@ -209,7 +224,8 @@ final class DataParallelCommandTests: XCTestCase {
         let reference = try GLMTrainBinary.run(["run", recipe, "--set", "output_dir=\(dir)/reference"])
         XCTAssertEqual(reference.status, 0, reference.stderr)
 
-        // Two processes, stopped (SIGTERM to mpirun, which ends both) once a checkpoint of step 30 or later exists.
+        // Two processes, killed (SIGKILL to both, as when their machine dies) once a checkpoint of step 30 or later
+        // exists; mpirun then ends the job.
         let out = "\(dir)/stopped"
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
@@ -218,11 +234,12 @@ final class DataParallelCommandTests: XCTestCase {
         try p.run()
         let ckpts = CheckpointDirectory("\(out)/checkpoints")
         while p.isRunning && ((try? ckpts.checkpoints().last?.step) ?? nil ?? 0) < 30 { usleep(2_000) }
-        if p.isRunning { kill(p.processIdentifier, SIGTERM) }
+        if p.isRunning { for child in children(of: p.processIdentifier) { kill(child, SIGKILL) } }
         p.waitUntilExit()
         let stoppedAt = try XCTUnwrap(try ckpts.checkpoints().last?.step)
         XCTAssertLessThan(stoppedAt, 300, "the run finished before it could be stopped")
         XCTAssertGreaterThanOrEqual(stoppedAt, 30)
+        print("the 2-process run was killed after its checkpoint of step \(stoppedAt) (of 300)")
 
         // One process resumes the global data cursor, weights and optimizer state and reaches the same end.
         let resumed = try GLMTrainBinary.run(["run", recipe, "--set", "output_dir=\(out)", "--resume"])
@@ -306,7 +323,7 @@ final class DataParallelCommandTests: XCTestCase {
             let b = try write(other, "b.yaml")
             let p = Process()
             p.executableURL = URL(fileURLWithPath: try mpirun())
-            p.arguments = ["--oversubscribe", "--allow-run-as-root", "-np", "1", try GLMTrainBinary.path(), "run", a, "--set", "output_dir=\(dir)/ab",
+            p.arguments = DataParallelCommandTests.common + ["-np", "1", try GLMTrainBinary.path(), "run", a, "--set", "output_dir=\(dir)/ab",
                            ":", "-np", "1", try GLMTrainBinary.path(), "run", b, "--set", "output_dir=\(dir)/ab"]
             let err = "\(dir)/ab.err"
             FileManager.default.createFile(atPath: err, contents: nil)
