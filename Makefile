@@ -13,12 +13,18 @@ export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: deps build test quickstart grpo dpo pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
 
-# System libraries (OpenBLAS, HDF5, pkg-config), installed only when missing.
+# System libraries (OpenBLAS, HDF5, pkg-config; Open MPI for the data-parallel tests), installed only when missing.
+# glm-train builds without Open MPI (it loads libmpi at run time, only under mpirun).
 deps:
 	@if ! pkg-config --exists openblas hdf5 2>/dev/null || [ ! -f /usr/include/oneapi/dnnl/dnnl.h ]; then \
 		echo "installing libopenblas-dev libhdf5-dev libdnnl-dev pkg-config"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libopenblas-dev libhdf5-dev libdnnl-dev pkg-config; \
+	fi
+	@if ! command -v mpirun >/dev/null || ! pkg-config --exists ompi 2>/dev/null; then \
+		echo "installing libopenmpi-dev openmpi-bin"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq libopenmpi-dev openmpi-bin; \
 	fi
 
 build: deps

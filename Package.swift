@@ -24,10 +24,12 @@ let package = Package(
         .target(name: "CGLMKernels"),
         // bf16 matrix products on oneDNN (Debian's libdnnl-dev): `training.precision: bf16`.
         .target(name: "CBF16GEMM", linkerSettings: [.linkedLibrary("dnnl")]),
+        // Open MPI, loaded at run time (dlopen) so that the package builds and runs without it; data parallelism only.
+        .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "GLMCore", dependencies: ["COpenBLAS", "CGLMKernels", "CBF16GEMM"]),
         .target(name: "GLMModel", dependencies: ["GLMCore"]),
         .target(name: "GLMIO", dependencies: ["GLMModel", "GLMCore", "CHDF5"]),
-        .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore", .product(name: "Yams", package: "Yams")]),
+        .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore", "CMPIShim", .product(name: "Yams", package: "Yams")]),
         .target(name: "GLMRL", dependencies: ["GLMTraining", "GLMIO", "GLMModel", "GLMCore"]),
         .executableTarget(name: "GLMTrainCLI", dependencies: [
             "GLMRL", "GLMTraining", "GLMIO", "GLMModel", "GLMCore",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the layering of DESIGN.md ("Layers"): a target imports only targets below it
-# (C shims < GLMCore < GLMModel < GLMIO < GLMTraining < GLMRL < GLMTrainCLI; CHDF5 only in GLMIO), and no file in
+# (C shims < GLMCore < GLMModel < GLMIO < GLMTraining < GLMRL < GLMTrainCLI; CHDF5 only in GLMIO, CMPIShim only in
+# GLMTraining), and no file in
 # Sources/GLMModel touches the file system (the model layer takes tensors and configs, the IO layer reads files).
 # Prints one line per violation and exits 1; silent with status 0 when the tree is clean. Run by `make test`.
 # Usage: Scripts/check_layers.sh [REPOSITORY_ROOT]   (default: the repository this script is in)
@@ -11,7 +12,7 @@ order_text="C shims < GLMCore < GLMModel < GLMIO < GLMTraining < GLMRL < GLMTrai
 
 rank() {  # the layer of a module: 0 for the C shims, 1... for the Swift targets, empty for anything else
     case "$1" in
-        CGLMKernels|COpenBLAS|CHDF5) echo 0; return ;;
+        CGLMKernels|COpenBLAS|CHDF5|CMPIShim) echo 0; return ;;
     esac
     local i
     for i in "${!order[@]}"; do
@@ -34,6 +35,8 @@ for target in "${order[@]}"; do
         where="${file#"$root"/}:$line"
         if [[ "$module" == CHDF5 && "$target" != GLMIO ]]; then
             fail "$where: $target imports CHDF5, which only GLMIO may import"
+        elif [[ "$module" == CMPIShim && "$target" != GLMTraining ]]; then
+            fail "$where: $target imports CMPIShim, which only GLMTraining may import (data parallelism lives there)"
         elif (( theirs >= mine )) && [[ "$module" != "$target" ]]; then
             fail "$where: $target imports $module, which is not below it ($order_text)"
         fi

@@ -53,4 +53,6 @@ public enum BLAS {
     /// OpenBLAS's build configuration string.
     public static var config: String { String(cString: openblas_get_config()) }
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
+    /// Sets OpenBLAS's thread count (processes sharing the machine, e.g. the ranks of an mpirun job).
+    public static func setThreadCount(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
 }

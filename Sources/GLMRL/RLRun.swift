@@ -46,6 +46,9 @@ final class RLSetup {
 /// The trainer side: trains step k + 1 on rollout batch k and publishes version k + 1 after it.
 public final class RLTrainerRun {
     public var observer: TrainerObserver?
+    /// Data parallelism (`mpirun -np N glm-train rl train`): every process reads each rollout batch from the shared
+    /// run directory and trains on its share of every micro-batch; only rank 0 publishes versions and writes.
+    public var dataParallel: DataParallelPlacement?
     let setup: RLSetup
 
     public init(recipe: Recipe) throws { setup = try RLSetup(recipe: recipe) }
@@ -54,6 +57,11 @@ public final class RLTrainerRun {
     /// weights (version = steps done): the on-policy reference. Otherwise rollout processes write the batches.
     public func run(resume: Bool, generate: Bool) throws -> Trainer.Summary {
         let s = setup, rl = s.rl, run = s.run
+        if dataParallel != nil && generate {
+            throw GLMError("\(s.recipe.file): rl.mode sync generates in the trainer process and does not run under mpirun; use rl.mode: async with glm-train rl rollout workers")
+        }
+        run.dataParallel = dataParallel
+        let primary = run.isPrimary
         try run.prepareTrainable()
         let source = RolloutSource(directory: s.directory, microBatchSize: rl.microBatchSize, pad: run.padID, promptCount: s.prompts.count,
                                    vocabularySize: run.config.vocabSize, maxPositions: run.config.maxPositionEmbeddings)
@@ -71,13 +79,15 @@ public final class RLTrainerRun {
             hook.warn = { [weak self] in self?.observer?.trainerDidReport(.warning($0)) }
             hooks.append(hook)
         }
-        let trainer = try run.makeTrainer(objective: objective, source: source, hooks: hooks)
+        let trainer = try run.makeTrainer(objective: objective, source: dataParallel.map { ShardedBatchSource(source, rank: $0.rank, of: $0.size) } ?? source,
+                                          hooks: hooks)
         trainer.options.gradAccum = RolloutSource.microBatches(samples: rl.samplesPerBatch, microBatchSize: rl.microBatchSize)
         if let e = rl.eval { trainer.options.evalEvery = e.every }
         trainer.options.progressLabel = "grpo"
         trainer.observer = observer
         let lora = run.lora
         let publish: (Int) throws -> Void = { v in
+            guard primary else { return }  // the other processes of a data-parallel trainer hold the same weights
             try s.directory.publish(version: v, adapter: lora?.peftAdapter(baseModel: s.recipe.model.path),
                                     tensors: lora == nil ? Dictionary(uniqueKeysWithValues: run.trainable.map { ($0.name, $0.tensor) }) : [:])
         }
@@ -88,16 +98,17 @@ public final class RLTrainerRun {
             objective.version = step
             source.trainerVersion = step
             // The version this step starts from must be on disk before a rollout can use it (v0, and after a resume).
-            if !published.contains(step) && !s.directory.hasVersion(step) {
+            if primary && !published.contains(step) && !s.directory.hasVersion(step) {
                 do { try publish(step) } catch { self.observer?.trainerDidReport(.warning("cannot publish version \(step): \(error)")) }
             }
             published.insert(step)
         }
         trainer.afterStep = { step in
             try publish(step); published.insert(step)
-            s.directory.pruneVersions(before: step - rl.maxStaleness - 2)
+            if primary { s.directory.pruneVersions(before: step - rl.maxStaleness - 2) }
         }
-        trainer.stepMetrics = { source.stats }
+        let communication = trainer.stepMetrics
+        trainer.stepMetrics = { source.stats.merging(communication?() ?? [:]) { a, _ in a } }
         source.onWait = { [weak self] k, seconds in
             self?.observer?.trainerDidReport(.note(String(format: "waiting for rollout batch %d (%.0f s); is a rollout process running?", k, seconds)))
         }
@@ -114,6 +125,7 @@ public final class RLTrainerRun {
         }
         observer?.trainerDidReport(.note("grpo (\(rl.mode.rawValue)): \(s.prompts.count) prompts, \(rl.promptsPerBatch) × \(rl.samplesPerPrompt) samples per step; run directory \(s.recipe.outputDir)"))
         let summary = try trainer.train(resume: resume)
+        guard primary else { return summary }
         try s.directory.markDone()
         try run.finish(summary)
         return summary

@@ -1,11 +1,12 @@
-// `glm-train doctor`: the CPU, the BLAS kernels and threads, and the HDF5 library in use.
+// `glm-train doctor`: the CPU, the BLAS kernels and threads, the HDF5 library in use, and whether Open MPI loads.
 import ArgumentParser
 import Foundation
 import GLMCore
 import GLMIO
+import GLMTraining
 
 struct Doctor: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print CPU features, the OpenBLAS core type and threads, and the HDF5 version.")
+    static let configuration = CommandConfiguration(abstract: "Print CPU features, the OpenBLAS core type and threads, the HDF5 version and the MPI library.")
 
     func run() throws {
         let cpu = CPUInfo.current()
@@ -18,6 +19,11 @@ struct Doctor: ParsableCommand {
         print("openblas config:   \(BLAS.config)")
         print("hdf5:              \(HDF5Library.version)")
         print("bf16 compute:      \(MixedPrecision.bf16Available ? "yes, oneDNN \(MixedPrecision.kernelName) (training.precision: bf16)" : "no (needs AVX512_BF16); training.precision: bf16 runs f32")")
+        switch MPIProcessGroup.probe() {
+        case .success(let mpi): print("mpi:               available: \(mpi.library) (\(mpi.version)); used under mpirun -np N")
+        case .failure(let e): print("mpi:               not available (\(e.message)); training runs in one process")
+        }
+        if MPIProcessGroup.launchedByMPI() { print("mpi launch:        this process was started by mpirun (\(MPIThreads.describe()))") }
         if cpu.hasAVX512F && !BLAS.coreName.lowercased().contains("skylakex") && !BLAS.coreName.lowercased().contains("cooperlake")
             && !BLAS.coreName.lowercased().contains("sapphire") {
             print("note: this CPU has AVX-512F but OpenBLAS uses \(BLAS.coreName) kernels; set OPENBLAS_CORETYPE=SkylakeX for about 2x sgemm")

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import GLMCore
 import GLMIO
+import GLMTraining
 
 @main
 struct GLMTrain: ParsableCommand {
@@ -21,19 +22,24 @@ struct GLMTrain: ParsableCommand {
         }
         // libhdf5 can be crashed by a crafted checkpoint: every checkpoint is read in a child process first.
         CheckpointIsolation.enable(.init(executable: "/proc/self/exe", arguments: [checkpointChildArgument]))
+        MPIThreads.shareCores()
         BLASCoreSelection.reexecIfUseful()
         do {
             var command = try parseAsRoot()
             try command.run()
+            MPIProcessGroup.finalizeIfActive()
         } catch let error as GLMError {
             FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            MPIProcessGroup.abortIfActive(code: 1)  // the other processes of an mpirun job must not wait for this one
             Foundation.exit(1)
         } catch let error as CocoaError {
             // Foundation's file errors, should one escape a command unwrapped: still one line.
             let file = error.userInfo[NSFilePathErrorKey].map { "\($0): " } ?? ""
             FileHandle.standardError.write(Data("error: \(file)\(error.localizedDescription)\n".utf8))
+            MPIProcessGroup.abortIfActive(code: 1)
             Foundation.exit(1)
         } catch {
+            MPIProcessGroup.abortIfActive(code: 1)
             exit(withError: error)
         }
     }

@@ -31,8 +31,11 @@ struct RLTrain: ParsableCommand {
     @Flag(help: "Continue from the newest valid checkpoint.") var resume = false
 
     func run() throws {
-        let trainer = try RLTrainerRun(recipe: try RL.recipe(run: runDirectory))
-        trainer.observer = ConsoleTrainerObserver()
+        let recipe = try RL.recipe(run: runDirectory)
+        let placement = try DataParallelPlacement.forRecipe(recipe)  // mpirun -np N glm-train rl train: data-parallel
+        let trainer = try RLTrainerRun(recipe: recipe)
+        trainer.dataParallel = placement
+        trainer.observer = placement?.isPrimary ?? true ? ConsoleTrainerObserver() : nil
         _ = try trainer.run(resume: resume, generate: false)
     }
 }

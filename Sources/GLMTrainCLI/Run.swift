@@ -7,7 +7,8 @@ import GLMTraining
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a recipe (task: pretrain, sft or grpo): train, evaluate, checkpoint, export, plot.")
+        abstract: "Run a recipe (task: pretrain, sft, dpo or grpo): train, evaluate, checkpoint, export, plot.",
+        discussion: "Under `mpirun -np N` (pretrain, sft, dpo) the N processes train data-parallel over MPI: each takes its share of every batch, gradients are averaged, and rank 0 writes the run directory.")
 
     @Argument(help: "The recipe (YAML).")
     var recipe: String
@@ -20,9 +21,15 @@ struct Run: ParsableCommand {
 
     func run() throws {
         let r = try Recipe.load(path: recipe, overrides: overrides)
-        if r.task == .grpo { return try RLRunCommand.run(r, resume: resume, overwrite: overwrite) }
+        let placement = try DataParallelPlacement.forRecipe(r)
+        if r.task == .grpo {
+            if placement != nil { throw GLMError("\(recipe): glm-train run on a grpo recipe starts its own trainer and rollout processes and does not run under mpirun; for a data-parallel trainer start the two sides yourself: mpirun -np N glm-train rl train --run DIR, and glm-train rl rollout --run DIR") }
+            return try RLRunCommand.run(r, resume: resume, overwrite: overwrite)
+        }
         let run = RecipeRun(recipe: r)
-        run.observer = ConsoleTrainerObserver()
+        run.dataParallel = placement
+        // The other processes of a data-parallel job print nothing (their errors still reach standard error).
+        run.observer = run.isPrimary ? ConsoleTrainerObserver() : nil
         _ = try run.run(resume: resume, overwrite: overwrite)
     }
 }

@@ -7,6 +7,7 @@ public enum GLMTrainBinary {
         public var status: Int32
         public var stdout: String
         public var stderr: String
+        public init(status: Int32, stdout: String, stderr: String) { self.status = status; self.stdout = stdout; self.stderr = stderr }
     }
 
     /// The release binary built next to the tests (or in .build/release).
@@ -32,11 +33,12 @@ public enum GLMTrainBinary {
         return p
     }
 
-    /// Runs `glm-train args` to the end and captures its output.
-    public static func run(_ args: [String]) throws -> Result {
+    /// Runs `glm-train args` to the end and captures its output; `environment` adds to (or replaces) variables.
+    public static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try path())
         p.arguments = args
+        if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()

@@ -87,6 +87,7 @@ extension RecipeRun {
         let started = Date()
         let r = try PreferenceReference.compute(model: model, examples: examples, pairs: recipe.training.batchSize,
                                                 seqLen: recipe.training.seqLen, padID: padID)
+        guard isPrimary else { return r }  // the other processes of a data-parallel job compute it too and write nothing
         try AtomicFile.makeDirectory(dir)
         try r.save(to: target, identity: identity)
         observer?.trainerDidReport(.note(String(format: "reference log-probabilities of %d pairs of %@ computed in %.1f s and stored in %@",

@@ -54,6 +54,8 @@ public struct Recipe {
         public var seed: UInt64
         public var resume: Bool
         public var logEvery: Int
+        /// `auto`: data-parallel when mpirun starts several processes; `mpi`: the run must be started by mpirun.
+        public var dataParallel: String
         /// Activation recompute: decoder layers keep only their inputs and run again in the backward.
         public var gradientCheckpointing = false
         /// Matrix products in f32 (exact, the default) or with bf16 operands and f32 accumulation.
@@ -196,6 +198,7 @@ public struct Recipe {
                             seed: UInt64(try t?.int("seed", default: 0, min: 0) ?? 0),
                             resume: try Recipe.readResume(t),
                             logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1,
+                            dataParallel: try t?.choice("data_parallel", ["auto", "mpi"], default: "auto") ?? "auto",
                             gradientCheckpointing: try t?.bool("gradient_checkpointing", default: false) ?? false,
                             precision: ComputePrecision(rawValue: try t?.choice("precision", ["f32", "bf16"], default: "f32") ?? "f32")!)
         if let t, training.batchSize * training.seqLen > FileLimits.maxBatchTokens {

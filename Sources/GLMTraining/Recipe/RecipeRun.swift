@@ -28,6 +28,11 @@ public final class RecipeRun {
     /// Receives the run's progress, warnings and notes (the trainer's events and the run's own); the command line
     /// sets a `ConsoleTrainerObserver`.
     public var observer: TrainerObserver?
+    /// Data parallelism (`mpirun -np N`): this process trains on its share of every batch, and only the primary
+    /// one writes the run directory. nil: one process.
+    public var dataParallel: DataParallelPlacement?
+    /// Whether this process writes the run directory (the only process, or rank 0 of a data-parallel job).
+    public var isPrimary: Bool { dataParallel?.isPrimary ?? true }
     /// The objective the recipe trains (next-token cross-entropy for pretrain and sft).
     public var objective: TrainingObjective {
         switch (recipe.task, recipe.objective) {
@@ -55,11 +60,18 @@ public final class RecipeRun {
             guard overwrite else {
                 throw GLMError("\(runDirectory): this run directory already has checkpoints; pass --resume to continue it, --overwrite to start again, or set output_dir")
             }
-            try? fm.removeItem(atPath: ckptDir)
-            try? fm.removeItem(atPath: path("best"))
+            if isPrimary {
+                try? fm.removeItem(atPath: ckptDir)
+                try? fm.removeItem(atPath: path("best"))
+            }
         }
-        try AtomicFile.makeDirectory(runDirectory)
-        try AtomicFile.write(Data(try recipe.resolvedYAML().utf8), to: path("recipe.yaml"))
+        if let dp = dataParallel, recipe.training.batchSize < dp.size {
+            throw GLMError("\(recipe.file): training.batch_size \(recipe.training.batchSize) is less than the \(dp.size) data-parallel processes; each needs at least one \(recipe.task == .dpo ? "pair" : "row") of every batch")
+        }
+        if isPrimary {
+            try AtomicFile.makeDirectory(runDirectory)
+            try AtomicFile.write(Data(try recipe.resolvedYAML().utf8), to: path("recipe.yaml"))
+        }
 
         try loadModel()
         let source: BatchSource, hooks: [EvaluationHook]
@@ -80,14 +92,16 @@ public final class RecipeRun {
             }
         }
         if recipe.task != .dpo { try prepareTrainable() }
-        let trainer = try makeTrainer(objective: objective, source: source, hooks: hooks)
+        let trainer = try makeTrainer(objective: objective, source: dataParallel.map { ShardedBatchSource(source, rank: $0.rank, of: $0.size) } ?? source,
+                                      hooks: hooks)
         let trainableCount = trainable.reduce(0) { $0 + $1.tensor.count }
         let templateNote = resolvedTemplate.map { "; chat template \($0.name)" } ?? ""
+        let placement = dataParallel.map { "; data-parallel over \($0.size) processes (MPI), \(recipe.training.batchSize) \(recipe.task == .dpo ? "pairs" : "rows") per batch shared among them" } ?? ""
         let summaryLine = "\(recipe.task.rawValue): \(model.parameterCount) parameters, \(trainableCount) trainable; "
-            + "\(source.exampleCount) training \(recipe.task == .dpo ? "pairs" : "examples")\(templateNote); run directory \(runDirectory)\n"
+            + "\(source.exampleCount) training \(recipe.task == .dpo ? "pairs" : "examples")\(templateNote); run directory \(runDirectory)\(placement)\n"
         observer?.trainerDidReport(.note(String(summaryLine.dropLast())))
         let summary = try trainer.train(resume: resume)
-        try finish(summary)
+        if isPrimary { try finish(summary) }
         return summary
     }
 
@@ -121,6 +135,13 @@ public final class RecipeRun {
         if let balancer { trainer.afterOptimizerStep = { balancer.finishStep() } }
         trainer.tokenizer = tokenizer
         trainer.observer = observer
+        trainer.gradientSynchronizer = dataParallel?.synchronizer
+        if let mpi = dataParallel?.synchronizer as? MPIGradientSynchronizer {
+            // Rank 0's view of the step's communication: bytes it allreduced (trainable parameters × 4), the time the
+            // buckets took, and the time spent waiting for the slowest process at the sync point.
+            trainer.stepMetrics = { ["dp/allreduce_bytes": Double(mpi.lastBytes), "dp/allreduce_s": mpi.lastSeconds,
+                                     "dp/wait_s": mpi.lastWaitSeconds, "dp/processes": Double(mpi.group.size)] }
+        }
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
                                       "base_model": recipe.model.path ?? ""]
         trainer.exportModel = { [unowned self] dir in try self.saveModel(to: dir) }
@@ -343,7 +364,7 @@ public final class RecipeRun {
                 if let limit = h.limit { examples = Array(examples.prefix(limit)) }
                 let batches = (examples.count + recipe.training.batchSize - 1) / recipe.training.batchSize
                 if h.type == "loss" {
-                    hooks.append(HeldOutLossHook(name: h.name, batches: batches, objective: objective) { [unowned self] in
+                    hooks.append(HeldOutLossHook(name: h.name, batches: batches, objective: objective, dataParallel: dataParallel) { [unowned self] in
                         try self.makeSource(examples, shuffle: false, seed: self.recipe.training.seed ^ 0xE7A1)
                     })
                 } else {

@@ -91,7 +91,7 @@ public final class Trainer {
     /// corrupt ones are skipped with a warning).
     public func train(resume: Bool) throws -> Summary {
         let fm = FileManager.default
-        try? fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        if isPrimary { try? fm.createDirectory(atPath: runDirectory, withIntermediateDirectories: true) }
         var step = 0
         var resumedFrom: Int?
         if resume {
@@ -103,6 +103,7 @@ public final class Trainer {
                 note("resuming from \(scan.file!.path) (step \(step))")
             }
         }
+        try checkProcessesAgree(step: step)
         let metrics = isPrimary ? try MetricsLog(path: metricsPath, keepThrough: resumedFrom) : nil
         report(.started(step: step, total: options.steps, label: options.progressLabel, logEvery: options.logEvery))
         var summary = Summary(finalStep: step, resumedFrom: resumedFrom, lastLoss: nil, lastEval: [:], bestValue: bestValue, stoppedEarly: false)
@@ -200,8 +201,9 @@ public final class Trainer {
         optimizer.step(parameters, lr: Float(lr))
         for (k, v) in afterOptimizerStep?() ?? [:] { metrics[k] = v }
         for t in trainable { t.zeroGrad() }
-        return StepResult(loss: lossSum, gradNorm: gradNorm, learningRate: lr,
-                          tokens: tokens, lossTokens: lossTokens, metrics: metrics)
+        let result = StepResult(loss: lossSum, gradNorm: gradNorm, learningRate: lr,
+                                tokens: tokens, lossTokens: lossTokens, metrics: metrics)
+        return try gradientSynchronizer.map { try result.combined(over: $0, weight: stepWeight) } ?? result
     }
 
     /// Runs every hook once and logs `eval/<hook>/<metric>`; keeps the best checkpoint by `bestMetric`.
@@ -211,10 +213,7 @@ public final class Trainer {
         let context = EvaluationContext(model: model, tokenizer: tokenizer, step: step, runDirectory: runDirectory,
                                         exportModel: exportModel)
         var record: [String: Any] = ["step": step]
-        var values: [String: Double] = [:]
-        for hook in hooks {
-            for (k, v) in try hook.evaluate(context) { values["eval/\(hook.name)/\(k)"] = v }
-        }
+        let values = try runHooks(context)
         for (k, v) in values { record[k] = v }
         try metrics?.append(record)
         report(.evaluation(step: step, values: values))

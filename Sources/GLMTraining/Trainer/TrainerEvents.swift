@@ -28,6 +28,19 @@ public protocol TrainerObserver: AnyObject {
 public protocol GradientSynchronizer: AnyObject {
     var isPrimary: Bool { get }
     func synchronize(_ parameters: [TrainableParameter], weight: Int) throws
+    /// Element-wise sums or maxima of `values` over the processes (each passes as many): the step's loss,
+    /// metrics and token counts, and the check that every process starts from the same state.
+    func reduce(_ values: [Double], _ op: ReduceOperation) throws -> [Double]
+    /// The primary process's `data`, on every process (evaluation results, which only the primary computes).
+    func broadcast(_ data: Data) throws -> Data
+}
+
+public enum ReduceOperation: Sendable { case sum, max }
+
+extension GradientSynchronizer {
+    /// One process: its own values.
+    public func reduce(_ values: [Double], _ op: ReduceOperation) throws -> [Double] { values }
+    public func broadcast(_ data: Data) throws -> Data { data }
 }
 
 /// Prints the trainer's events on standard error: the progress bar (or plain lines), evaluation results,
