@@ -144,6 +144,51 @@ final class RLRunTests: XCTestCase {
         XCTAssertEqual(r.stderr.components(separatedBy: "rollout: batch").count - 1, steps, "each batch written once")
     }
 
+    /// As on two machines sharing the directory: `rl train` and two `rl rollout` processes started by hand (no
+    /// supervisor to restart anything); one worker is killed with SIGKILL once it has written a batch, and never
+    /// comes back. Its claims (of this host, held by a dead process) are taken over by the other worker: every
+    /// batch is written and trained exactly once, no prompt position is used twice, the staleness bound holds.
+    func testAWorkerKilledForGoodLosesNothing() throws {
+        let steps = 10
+        let run = "\(dir)/hand"
+        try FileManager.default.createDirectory(atPath: run, withIntermediateDirectories: true)
+        let text = try String(contentsOfFile: try recipe("hand", mode: "async", steps: steps, extra: "  max_staleness: 2"), encoding: .utf8)
+        try text.write(toFile: "\(run)/recipe.yaml", atomically: true, encoding: .utf8)
+        let trainer = try GLMTrainBinary.start(["rl", "train", "--run", run], stderr: "\(dir)/train.log")
+        let doomed = try GLMTrainBinary.start(["rl", "rollout", "--run", run], stderr: "\(dir)/doomed.log")
+        let survivor = try GLMTrainBinary.start(["rl", "rollout", "--run", run], stderr: "\(dir)/survivor.log")
+        defer { for p in [trainer, doomed, survivor] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let exchange = RLRunDirectory(run)
+        // Kill the doomed worker as soon as it has written a batch (it is then working on, and claiming, another).
+        let deadline = Date().addingTimeInterval(120)
+        while doomed.isRunning && Date() < deadline {
+            let written = (try? String(contentsOfFile: "\(dir)/doomed.log", encoding: .utf8))?.contains("rollout: batch") ?? false
+            if written { Thread.sleep(forTimeInterval: 0.2); kill(doomed.processIdentifier, SIGKILL); break }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        doomed.waitUntilExit()
+        XCTAssertEqual(doomed.terminationReason, .uncaughtSignal, "the worker was killed, not finished")
+        trainer.waitUntilExit()
+        survivor.waitUntilExit()
+        let log = (try? String(contentsOfFile: "\(dir)/train.log", encoding: .utf8)) ?? ""
+        XCTAssertEqual(trainer.terminationStatus, 0, log)
+        XCTAssertEqual(survivor.terminationStatus, 0)
+        let s = try self.steps(run)
+        XCTAssertEqual(s.map { $0["rollout/batch"]! }, (0..<steps).map(Double.init), "each batch trained exactly once, in order")
+        var positions: [Int] = []
+        for k in 0..<steps {
+            let b = try exchange.readBatch(k)
+            XCTAssertEqual(b.samples.count, 8, "batch \(k) complete")
+            positions += Set(b.samples.map(\.position)).sorted()
+            for sample in b.samples { XCTAssertGreaterThanOrEqual(sample.version, k - 2, "staleness bound 2") }
+        }
+        XCTAssertEqual(positions.count, Set(positions).count, "no prompt position used twice")
+        let byDoomed = ((try? String(contentsOfFile: "\(dir)/doomed.log", encoding: .utf8)) ?? "").components(separatedBy: "rollout: batch").count - 1
+        let bySurvivor = ((try? String(contentsOfFile: "\(dir)/survivor.log", encoding: .utf8)) ?? "").components(separatedBy: "rollout: batch").count - 1
+        XCTAssertGreaterThanOrEqual(byDoomed, 1)
+        XCTAssertEqual(byDoomed + bySurvivor, steps, "every batch written once, the dead worker's last one by the survivor")
+    }
+
     func testRewardCommandsThatHangFailOrLieScoreZeroWithAWarning() throws {
         let inputs = [RewardInput(prompt: "p", response: "12", answer: "12"), RewardInput(prompt: "q", response: "x", answer: "3")]
         var warnings: [String] = []
