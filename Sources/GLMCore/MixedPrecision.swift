@@ -31,6 +31,14 @@ public enum MixedPrecision {
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        StepProfile.time(.matrixProducts) {
+            gemmF32Operands(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                            beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    static func gemmF32Operands(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
+                                lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard isActive, beta == 0 || beta == 1 else {
             BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                       beta: beta, c: c, ldc: ldc)
@@ -56,6 +64,14 @@ public enum MixedPrecision {
                             bBits: UnsafePointer<UInt16>, ldb: Int,
                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         guard isActive, m > 0, n > 0, k > 0, beta == 0 || beta == 1 else { return false }
+        return StepProfile.time(.matrixProducts) {
+            gemmBF16Bits(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bBits: bBits, ldb: ldb,
+                         beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    static func gemmBF16Bits(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                             bBits: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         let aRows = transA ? k : m, aCols = transA ? m : k
         let aBits = UnsafeMutablePointer<UInt16>.allocate(capacity: aRows * aCols)
         defer { aBits.deallocate() }

@@ -78,6 +78,7 @@ enum BenchDPO {
         trainer.optimizer.step(parameters, lr: 1e-4)
         for p in parameters { p.tensor.zeroGrad() }
         phase.append(Stopwatch.now())
+        let byKind = try BenchModel.profiledStep { _ = try trainer.trainStep(steps + 2) }
         let rss = BenchModel.peakRSSBytes()
         let frozenWithGradients = model.parameters.filter { $0.value.requiresGrad || $0.value.grad != nil }.map(\.key)
         guard frozenWithGradients.isEmpty else {
@@ -106,6 +107,7 @@ enum BenchDPO {
         }
         print(String(format: "one step by phase: reference forward %.3f s, policy forward + loss %.3f s, backward %.3f s, AdamW %.3f s",
                      phase[1] - phase[0], phase[2] - phase[1], phase[3] - phase[2], phase[4] - phase[3]))
+        print(byKind)
         var check = String(format: "check: step 1 loss %.6f (ln 2 = %.6f); last timed step loss %.6f", first.loss, log(2.0), last?.loss ?? .nan)
         if let l = torch["first_loss"] { check += String(format: "; TRL step 1 loss %.6f", l) }
         if let l = torch["last_loss"] { check += String(format: ", last %.6f", l) }

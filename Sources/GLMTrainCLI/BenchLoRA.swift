@@ -36,6 +36,7 @@ enum BenchLoRA {
         trainer.optimizer.step(parameters, lr: 1e-4)
         for p in parameters { p.tensor.zeroGrad() }
         phase.append(Stopwatch.now())
+        let byKind = try BenchModel.profiledStep { _ = try trainer.trainStep(steps + 2) }
         let rss = BenchModel.peakRSSBytes()
         let frozenWithGradients = model.parameters.filter { $0.value.requiresGrad || $0.value.grad != nil }.map(\.key)
         guard frozenWithGradients.isEmpty else {
@@ -53,5 +54,6 @@ enum BenchLoRA {
                      Double(B * T) / fastest))
         print(String(format: "one step by phase: forward %.3f s, backward %.3f s, AdamW %.3f s",
                      phase[1] - phase[0], phase[2] - phase[1], phase[3] - phase[2]))
+        print(byKind)
     }
 }

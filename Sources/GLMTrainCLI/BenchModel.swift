@@ -41,12 +41,27 @@ enum BenchModel {
     /// The same Trainer over `batch` with `objective` (e.g. DPO over a pair batch).
     static func trainer(_ model: GLMForCausalLM, objective: TrainingObjective = NextTokenObjective(),
                         parameters: [TrainableParameter], steps: Int, batch: TrainingBatch) throws -> Trainer {
-        var options = Trainer.Options(steps: steps + 2)
+        var options = Trainer.Options(steps: steps + 3)
         options.maxGradNorm = 0
         return Trainer(model: model, objective: objective, parameters: parameters, optimizer: AdamW(),
-                       schedule: try LearningRateSchedule(kind: .constant, baseRate: 1e-4, warmupSteps: 0, totalSteps: steps + 2),
+                       schedule: try LearningRateSchedule(kind: .constant, baseRate: 1e-4, warmupSteps: 0, totalSteps: steps + 3),
                        source: FixedBatchSource([batch]),
                        hooks: [], runDirectory: NSTemporaryDirectory() + "glm-bench-train", options: options)
+    }
+
+    /// Runs `body` (one training step) with StepProfile on and says where its time went: matrix products,
+    /// attention, and the rest (norms, rotary, SwiGLU, the loss's softmax, the optimizer, copies).
+    static func profiledStep(_ body: () throws -> Void) rethrows -> String {
+        _ = StepProfile.take()
+        StepProfile.enabled = true
+        let t0 = Stopwatch.now()
+        defer { StepProfile.enabled = false }
+        try body()
+        let total = Stopwatch.now() - t0
+        let parts = StepProfile.take()
+        let other = max(0, total - parts.reduce(0) { $0 + $1.1 })
+        let items = parts.map { String(format: "%@ %.3f s (%.0f%%)", $0.0.name, $0.1, 100 * $0.1 / total) }
+        return "one step by kind: " + items.joined(separator: ", ") + String(format: ", other %.3f s (%.0f%%)", other, 100 * other / total)
     }
 
     static func peakRSSBytes() -> Int {
@@ -98,14 +113,16 @@ struct BenchTrain: ParsableCommand {
         let trainer = try BenchModel.trainer(model, parameters: params, steps: steps, batch: B, length: T)
         for s in 0..<2 { _ = try trainer.trainStep(s) }
         let t0 = Stopwatch.now()
-        for s in 2..<(steps + 2) { _ = try trainer.trainStep(s) }
+        for s in 2..<(steps + 2) { _ = try trainer.trainStep(s) }  // then one profiled step (steps + 2)
         let dt = (Stopwatch.now() - t0) / Double(steps)
+        let byKind = try BenchModel.profiledStep { _ = try trainer.trainStep(steps + 2) }
         let rss = BenchModel.peakRSSBytes()
         let torch = try comparison.run(script: "Scripts/bench_model.py", arguments: ["train", "--steps", "\(steps)"] + BenchModel.torchPrecision)
         print("bench train — full-parameter AdamW, batch 8 × 256, \(BenchModel.settings), OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
         print(BenchModel.line("training tokens/s", ours: Double(B * T) / dt, torch: torch["tokens_per_s"], unit: "tok/s"))
         print(BenchModel.line("peak RSS", ours: Double(rss) / 1e6, torch: torch["peak_rss_bytes"].map { $0 / 1e6 },
                               unit: "MB", higherIsBetter: false))
+        print(byKind)
     }
 }
 

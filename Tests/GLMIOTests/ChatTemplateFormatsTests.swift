@@ -139,7 +139,7 @@ final class ChatTemplateFormatsTests: XCTestCase {
                        #"{"z": 2, "a": [1.0, 0.1, 1e-05, 0.0001, 1e+16, 1.5e+300, -0.0, 12345678901234567890, 0, true, null], "#
                        + #""s": "q\" b\\ t\t n\n c\u0001 d"# + "\u{7F}" + #" é 😀 😀", "e": {}, "l": []}"#)
         XCTAssertEqual(try JSONValue.parse("[1, {\"a\": []}]").pythonJSON(indent: 2), "[\n  1,\n  {\n    \"a\": []\n  }\n]")
-        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "\"\\x\"", "tru", "1 2", "\"a\nb\""] {
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "01", "\"\\x\"", "tru", "1 2", "\"a\nb\"", "1e999", "[-1.5e400]", "NaN", "Infinity"] {
             XCTAssertThrowsError(try JSONValue.parse(bad), bad)
         }
     }

@@ -188,13 +188,17 @@ extension Tensor {
         let scale = scale ?? 1 / Float(s.headDim).squareRoot()
         let out = Tensor(uninitialized: [s.batch, s.queries, s.heads * s.headDim])
         let lse = Tensor(uninitialized: [s.batch, s.kvHeads, s.queries, s.heads / s.kvHeads])
-        AttentionKernel.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer,
-                                shape: s, mask: mask, scale: scale)
+        StepProfile.time(.attention) {
+            AttentionKernel.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer,
+                                    shape: s, mask: mask, scale: scale)
+        }
         return out.recorded(from: [q, k, v]) { g in
             let dq = Tensor(uninitialized: q.shape), dk = Tensor(uninitialized: k.shape), dv = Tensor(uninitialized: v.shape)
-            AttentionKernel.backward(q: q.pointer, k: k.pointer, v: v.pointer, dOut: g.pointer,
-                                     lse: lse.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer,
-                                     shape: s, mask: mask, scale: scale)
+            StepProfile.time(.attention) {
+                AttentionKernel.backward(q: q.pointer, k: k.pointer, v: v.pointer, dOut: g.pointer,
+                                         lse: lse.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer,
+                                         shape: s, mask: mask, scale: scale)
+            }
             q.accumulateGrad(dq, fresh: true)
             k.accumulateGrad(dk, fresh: true)
             v.accumulateGrad(dv, fresh: true)

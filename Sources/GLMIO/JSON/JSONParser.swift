@@ -122,7 +122,10 @@ struct JSONParser {
         }
         let text = String(decoding: bytes[start..<at], as: UTF8.self)
         if isInteger { return .integer(text.allSatisfy { $0 == "-" || $0 == "0" } ? "0" : text) }
-        return .double(Double(text) ?? (text.hasPrefix("-") ? -.infinity : .infinity))
+        // A number beyond a double's range is an error, not infinity: no file GLMTrain reads has a use for one, and
+        // infinity could not be written back as JSON.
+        guard let value = Double(text), value.isFinite else { at = start; throw error("number \(text.prefix(40)) is out of a double's range") }
+        return .double(value)
     }
 
     mutating func string() throws -> String {
