@@ -162,9 +162,10 @@ public final class RLTrainerRun {
     }
 }
 
-/// The rollout side (`glm-train rl rollout`): claims batches in order, waits for a version recent enough
-/// (version ≥ k − max_staleness for batch k), loads the newest, and writes the batch; ends at training.steps
-/// batches or when the trainer marks the run done.
+/// The rollout side (`glm-train rl rollout`): claims the lowest unwritten batch no live process holds, waits for a
+/// version recent enough (version ≥ k − max_staleness for batch k; a lower batch abandoned meanwhile is taken first),
+/// loads the newest, and writes the batch; ends when training.steps batches are written or the trainer marks the
+/// run done.
 public final class RLRolloutRun {
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
     let setup: RLSetup
@@ -195,17 +196,36 @@ public final class RLRolloutRun {
             }
             loaded = v
         }
-        var k = 0
-        while k < s.recipe.training.steps && !s.directory.isDone {
-            if s.directory.hasBatch(k) { k += 1; continue }
-            guard try s.directory.claimBatch(k) else { k += 1; continue }
+        let steps = s.recipe.training.steps
+        var low = 0  // every batch below `low` is written
+        scan: while !s.directory.isDone {
+            while low < steps && s.directory.hasBatch(low) { low += 1 }
+            guard low < steps else { return }
+            // The lowest unwritten batch that is free or whose holder is gone; none: the others hold every one left
+            // (wait, one of them may die).
+            var free: Int?
+            for j in low..<steps where !s.directory.hasBatch(j) {
+                if try s.directory.claimBatch(j) { free = j; break }
+            }
+            guard let k = free else {
+                Thread.sleep(forTimeInterval: 0.1)
+                continue scan
+            }
             let need = max(0, k - rl.maxStaleness)
             let started = Date()
             var latest = try s.directory.latestVersion()
+            var polls = 0
             while (latest ?? -1) < need {
                 if s.directory.isDone { return }
                 Thread.sleep(forTimeInterval: 0.02)
                 latest = try s.directory.latestVersion()
+                // A lower batch whose holder died while this one waits: the trainer needs it first (and cannot
+                // publish the version this batch waits for without it), so give this claim back and take that one.
+                polls += 1
+                if polls % 10 == 0, s.directory.abandonedBatch(below: k, from: low) != nil {
+                    s.directory.releaseBatch(k)
+                    continue scan
+                }
             }
             let waited = Date().timeIntervalSince(started)
             if loaded != latest! { try load(latest!) }
@@ -213,7 +233,6 @@ public final class RLRolloutRun {
             let batch = try worker.produce(batch: k, policy: RolloutPolicy(model: model, version: latest!, withReference: reference), waited: waited)
             log(String(format: "rollout: batch %d (version %d, %d samples, reward %.3f, %.1f s)", k, latest!, batch.samples.count,
                        batch.stats["rollout/reward_mean"] ?? 0, batch.stats["perf/rollout_seconds"] ?? 0))
-            k += 1
         }
     }
 }

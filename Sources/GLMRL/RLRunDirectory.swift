@@ -132,6 +132,21 @@ public struct RLRunDirectory: Sendable {
         return try create(path, batch: k)
     }
 
+    /// The lowest batch in `from ..< k` that is not written and whose claim is missing or held by a process that is
+    /// gone (see `isAbandoned`), if any.
+    public func abandonedBatch(below k: Int, from: Int = 0) -> Int? {
+        (from..<max(from, k)).first { j in
+            guard !hasBatch(j) else { return false }
+            guard let c = readClaim(claimPath(batch: j)) else { return !FileManager.default.fileExists(atPath: claimPath(batch: j)) }
+            return c.pid != getpid() && isAbandoned(c)
+        }
+    }
+
+    /// Gives back this process's claim of batch `k` (not yet written), so that it or another process claims it again.
+    public func releaseBatch(_ k: Int) {
+        if let c = readClaim(claimPath(batch: k)), c.host == RLRunDirectory.host, c.pid == getpid() { unlink(claimPath(batch: k)) }
+    }
+
     /// The prompt positions batch `k` already holds from an earlier (dead) holder, lowest first; they are taken over.
     public func inheritedPositions(batch k: Int) throws -> [Int] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: claims) else { return [] }

@@ -144,6 +144,28 @@ final class RLRunTests: XCTestCase {
         XCTAssertEqual(r.stderr.components(separatedBy: "rollout: batch").count - 1, steps, "each batch written once")
     }
 
+    /// The claim bookkeeping under the rollout loop: a lower unwritten batch held by a dead process of this host is
+    /// found (so a worker waiting on the staleness bound for a higher batch gives that one back and takes it), one
+    /// held by a live process or already written is not, and giving back a claim frees it for anyone.
+    func testAnAbandonedLowerBatchIsFoundAndAClaimGivenBack() throws {
+        let d = RLRunDirectory("\(dir)/claims")
+        try FileManager.default.createDirectory(atPath: d.claims, withIntermediateDirectories: true)
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run(); dead.waitUntilExit()
+        let host = ProcessInfo.processInfo.hostName
+        try "\(host) \(dead.processIdentifier) 1\n".write(toFile: d.claims + "/batch-000001", atomically: true, encoding: .utf8)
+        try "\(host) 1 0\n".write(toFile: d.claims + "/batch-000000", atomically: true, encoding: .utf8)  // pid 1 lives
+        XCTAssertTrue(try d.claimBatch(3))
+        XCTAssertEqual(d.abandonedBatch(below: 3), 1, "batch 1's holder is gone")
+        XCTAssertNil(d.abandonedBatch(below: 1), "batch 0's holder runs")
+        XCTAssertEqual(d.abandonedBatch(below: 3, from: 2), 2, "batch 2: no claim at all, not written")
+        d.releaseBatch(3)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: d.claims + "/batch-000003"))
+        XCTAssertTrue(try d.claimBatch(1), "a dead holder's claim is taken over")
+        XCTAssertNil(d.abandonedBatch(below: 2), "now ours")
+    }
+
     /// As on two machines sharing the directory: `rl train` and two `rl rollout` processes started by hand (no
     /// supervisor to restart anything); one worker is killed with SIGKILL once it has written a batch, and never
     /// comes back. Its claims (of this host, held by a dead process) are taken over by the other worker: every
@@ -168,8 +190,14 @@ final class RLRunTests: XCTestCase {
         }
         doomed.waitUntilExit()
         XCTAssertEqual(doomed.terminationReason, .uncaughtSignal, "the worker was killed, not finished")
-        trainer.waitUntilExit()
-        survivor.waitUntilExit()
+        // A hang (the survivor waiting on the staleness bound for a batch only the dead worker's claim held) is a
+        // failure, not a stuck test.
+        let end = Date().addingTimeInterval(240)
+        while (trainer.isRunning || survivor.isRunning) && Date() < end { Thread.sleep(forTimeInterval: 0.1) }
+        guard !trainer.isRunning && !survivor.isRunning else {
+            XCTFail("the run did not finish within 240 s: written batches \((0..<steps).filter { exchange.hasBatch($0) })")
+            return
+        }
         let log = (try? String(contentsOfFile: "\(dir)/train.log", encoding: .utf8)) ?? ""
         XCTAssertEqual(trainer.terminationStatus, 0, log)
         XCTAssertEqual(survivor.terminationStatus, 0)
