@@ -185,7 +185,7 @@ final class DataParallelCommandTests: XCTestCase {
             schedule: {name: cosine, warmup_steps: 1}
             lora: {rank: 4, alpha: 8, dropout: 0.0, targets: [all-linear]}
             checkpoint: {every: 0, keep: 1}
-            eval: {every: 2, hooks: [{type: loss, limit: 6}]}
+            eval: {every: 2, hooks: [{type: loss, limit: 6}, {type: exact_match, name: task, file: \(Fixtures.repositoryRoot)/Data/quickstart/task.jsonl, max_new_tokens: 6, normalize: strip, limit: 7}]}
             output_dir: \(dir)/unused
             """, "sft.yaml")
         let s1 = try GLMTrainBinary.run(["run", sft, "--set", "output_dir=\(dir)/sft1"])
@@ -194,6 +194,10 @@ final class DataParallelCommandTests: XCTestCase {
         XCTAssertEqual(s2.status, 0, s2.stderr + s2.stdout)
         try assertSameRun("\(dir)/sft1", "\(dir)/sft2", weights: "adapter/adapter_model.safetensors")
         try assertCommunication("\(dir)/sft2", trained: "adapter/adapter_model.safetensors")
+        // The generating hook shares out its 7 prompts (3 + 4) and adds up the counts: the global figures.
+        let taskLines = try MetricsLines(path: "\(dir)/sft2/metrics.jsonl").records.filter { $0["eval/task/count"] != nil }
+        XCTAssertGreaterThanOrEqual(taskLines.count, 2)
+        for r in taskLines { XCTAssertEqual((r["eval/task/count"] as? NSNumber)?.intValue, 7, "\(r)") }
 
         // LoRA DPO: 3 pairs per batch (1 + 2), each process keeping the chosen and rejected rows of its pairs.
         let dpo = try write("""
@@ -214,6 +218,35 @@ final class DataParallelCommandTests: XCTestCase {
         let d2 = try runMPI(2, ["run", dpo, "--set", "output_dir=\(dir)/dpo2"])
         XCTAssertEqual(d2.status, 0, d2.stderr + d2.stdout)
         try assertSameRun("\(dir)/dpo1", "\(dir)/dpo2", weights: "adapter/adapter_model.safetensors")
+    }
+
+    func testBlankInfillingEvaluationIsSharedOutAndCombined() throws {
+        _ = try mpirun()
+        // Blank-infilling pretraining with the held-out loss and infilling-accuracy hooks, both sharded by rows.
+        let recipe = try write("""
+            task: pretrain
+            model:
+              init: {model_type: glm, vocab_size: 2048, hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 4,
+                     num_key_value_heads: 2, head_dim: 8, intermediate_size: 48, partial_rotary_factor: 0.5,
+                     tie_word_embeddings: false, pad_token_id: 2034, eos_token_id: 2034}
+              tokenizer: \(model)
+            data: {train: \(Fixtures.repositoryRoot)/Data/tiny-corpus/train.jsonl, eval: \(Fixtures.repositoryRoot)/Data/tiny-corpus/eval.jsonl, shuffle: true}
+            objective: {name: blank_infilling, mask_ratio: 0.15, poisson_lambda: 3, sentence_prob: 0.15, document_prob: 0.5}
+            training: {steps: 4, batch_size: 5, seq_len: 64, grad_accum: 1, seed: 2}
+            optimizer: {name: adamw, lr: 1.0e-2, weight_decay: 0.1, eps: 1.0e-6}
+            schedule: {name: constant, warmup_steps: 0}
+            checkpoint: {every: 0, keep: 1}
+            eval: {every: 2, hooks: [{type: loss, limit: 10}, {type: infilling, limit: 10}]}
+            output_dir: \(dir)/unused
+            """, "infill.yaml")
+        let one = try GLMTrainBinary.run(["run", recipe, "--set", "output_dir=\(dir)/inf1"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        let two = try runMPI(2, ["run", recipe, "--set", "output_dir=\(dir)/inf2"])
+        XCTAssertEqual(two.status, 0, two.stderr + two.stdout)
+        try assertSameRun("\(dir)/inf1", "\(dir)/inf2", weights: "model/model.safetensors")
+        let evals = try MetricsLines(path: "\(dir)/inf2/metrics.jsonl").records.filter { $0["eval/infilling/tokens"] != nil }
+        XCTAssertGreaterThanOrEqual(evals.count, 2)
+        for r in evals { XCTAssertGreaterThan((r["eval/infilling/tokens"] as? NSNumber)?.intValue ?? 0, 10, "\(r)") }
     }
 
     func testTwoProcessesStoppedAfterACheckpointContinueInOneProcess() throws {

@@ -46,8 +46,11 @@ public final class ExactMatchHook: EvaluationHook {
     let normalizer: AnswerNormalizer
     let tokenizer: GLMTokenizer
     let batchSize: Int
-    /// The last evaluation's (prompt index, generated text) pairs, for inspection.
+    /// The last evaluation's generated texts (this process's share of the prompts, in order), for inspection.
     public private(set) var lastOutputs: [String] = []
+    /// Data parallelism: each process answers its contiguous share of the prompts; the counts are added up.
+    public var dataParallel: DataParallelPlacement?
+    public var runsOnEveryProcess: Bool { dataParallel != nil }
 
     public init(name: String = "exact_match", file: String, tokenizer: GLMTokenizer, chat: Bool, template: ChatTemplate = .glm4,
                 maxNewTokens: Int, normalizer: AnswerNormalizer, limit: Int? = nil, batchSize: Int = 16) throws {
@@ -87,9 +90,11 @@ public final class ExactMatchHook: EvaluationHook {
         var correct = 0
         var byKind: [String: (correct: Int, count: Int)] = [:]
         var outputs: [String] = []
+        let n = prompts.count
+        let (lo, hi) = dataParallel.map { (n * $0.rank / $0.size, n * ($0.rank + 1) / $0.size) } ?? (0, n)
         Autograd.noGrad {
-            for start in stride(from: 0, to: prompts.count, by: batchSize) {
-                let batch = Array(prompts[start..<min(start + batchSize, prompts.count)])
+            for start in stride(from: lo, to: hi, by: batchSize) {
+                let batch = Array(prompts[start..<min(start + batchSize, hi)])
                 let results = generator.generate(prompts: batch, maxNewTokens: maxNewTokens)
                 for (i, r) in results.enumerated() {
                     let text = tokenizer.decode(r.tokens, skipSpecialTokens: true)
@@ -104,6 +109,18 @@ public final class ExactMatchHook: EvaluationHook {
             }
         }
         lastOutputs = outputs
+        if let dp = dataParallel {  // every process has the same kinds (the same file): sum the tallies in one order
+            let names = Set(kinds.compactMap { $0 }).sorted()
+            let total = try dp.synchronizer.reduce([Double(correct)] + names.flatMap { name -> [Double] in
+                let t = byKind[name] ?? (0, 0)
+                return [Double(t.correct), Double(t.count)]
+            }, .sum)
+            correct = Int(total[0])
+            byKind = [:]
+            for (i, name) in names.enumerated() where total[2 + 2 * i] > 0 {
+                byKind[name] = (Int(total[1 + 2 * i]), Int(total[2 + 2 * i]))
+            }
+        }
         var metrics = ["accuracy": Double(correct) / Double(prompts.count), "correct": Double(correct),
                        "count": Double(prompts.count)]
         for (kind, tally) in byKind { metrics["accuracy_\(kind)"] = Double(tally.correct) / Double(tally.count) }

@@ -11,6 +11,10 @@ public final class InfillingAccuracyHook: EvaluationHook {
     let makeSource: () throws -> BatchSource
     let batches: Int
     let endOfPiece: Int32
+    /// Data parallelism: each process scores its share of every batch's rows (spans never cross rows); the counts
+    /// are added up.
+    public var dataParallel: DataParallelPlacement?
+    public var runsOnEveryProcess: Bool { dataParallel != nil }
 
     /// `endOfPiece` (`<eop>`) is the target that ends each span.
     public init(name: String = "infilling", batches: Int, endOfPiece: Int32, makeSource: @escaping () throws -> BatchSource) {
@@ -22,7 +26,8 @@ public final class InfillingAccuracyHook: EvaluationHook {
         var correct = 0, total = 0, spansRight = 0, spans = 0
         try Autograd.noGrad {
             for _ in 0..<batches {
-                let b = try source.nextBatch()
+                var b = try source.nextBatch()
+                if let dp = dataParallel { b = try ShardedBatchSource.shard(b, rank: dp.rank, of: dp.size) }
                 let hidden = context.model.hiddenStates(ids: b.ids, batch: b.batch, length: b.length, positions: b.positions,
                                                         blockPositions: b.blockPositions, mask: b.mask)
                 let logits = context.model.logits(hidden)
@@ -44,6 +49,10 @@ public final class InfillingAccuracyHook: EvaluationHook {
                     }
                 }
             }
+        }
+        if let dp = dataParallel {
+            let sums = try dp.synchronizer.reduce([Double(correct), Double(total), Double(spansRight), Double(spans)], .sum)
+            (correct, total, spansRight, spans) = (Int(sums[0]), Int(sums[1]), Int(sums[2]), Int(sums[3]))
         }
         guard total > 0 else { throw GLMError("eval hook '\(name)': the evaluation data gave no infilling targets") }
         return ["accuracy": Double(correct) / Double(total), "tokens": Double(total),

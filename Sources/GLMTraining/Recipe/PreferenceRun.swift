@@ -57,10 +57,12 @@ extension RecipeRun {
             reference = try storedReference(examples, name: "eval-\(h.name)", file: file)
         }
         let (pairs, seqLen, pad) = (recipe.training.batchSize, recipe.training.seqLen, padID)
-        return PreferenceEvalHook(name: h.name, objective: objective, batches: (examples.count + pairs - 1) / pairs) {
+        let hook = PreferenceEvalHook(name: h.name, objective: objective, batches: (examples.count + pairs - 1) / pairs) {
             try PreferenceBatchSource(examples: examples, pairs: pairs, seqLen: seqLen, shuffle: false, seed: 0, padID: pad,
                                       reference: reference)
         }
+        hook.dataParallel = dataParallel
+        return hook
     }
 
     /// Full fine-tuning: the reference (initial) model's log-probabilities of `examples`, read from

@@ -375,19 +375,23 @@ public final class RecipeRun {
                     let objective = try ObjectiveSources.objective(options, tokenizer: tokenizer, config: config,
                                                                    seqLen: recipe.training.seqLen)
                     let (B, seed) = (recipe.training.batchSize, recipe.training.seed ^ 0xE7A1)
-                    hooks.append(InfillingAccuracyHook(name: h.name, batches: batches, endOfPiece: eop) {
+                    let hook = InfillingAccuracyHook(name: h.name, batches: batches, endOfPiece: eop) {
                         BlankInfillingSource(examples: examples, objective: objective, batchSize: B, shuffle: false, seed: seed)
-                    })
+                    }
+                    hook.dataParallel = dataParallel
+                    hooks.append(hook)
                 }
             case "exact_match":
                 guard let tokenizer else { throw GLMError("\(recipe.file): \(key): exact_match needs a tokenizer") }
                 guard let file = h.file, FileManager.default.fileExists(atPath: file) else {
                     throw GLMError("\(recipe.file): \(key).file: '\(h.file ?? "")' does not exist")
                 }
-                hooks.append(try ExactMatchHook(name: h.name, file: file, tokenizer: tokenizer, chat: h.chat,
-                                                template: h.chat ? try chatTemplate() : .glm4,
-                                                maxNewTokens: h.maxNewTokens, normalizer: AnswerNormalizer(rawValue: h.normalize)!,
-                                                limit: h.limit))
+                let hook = try ExactMatchHook(name: h.name, file: file, tokenizer: tokenizer, chat: h.chat,
+                                              template: h.chat ? try chatTemplate() : .glm4,
+                                              maxNewTokens: h.maxNewTokens, normalizer: AnswerNormalizer(rawValue: h.normalize)!,
+                                              limit: h.limit)
+                hook.dataParallel = dataParallel
+                hooks.append(hook)
             case "command":
                 hooks.append(CommandHook(name: h.name, command: h.command))
             default:
