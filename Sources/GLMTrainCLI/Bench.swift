@@ -71,6 +71,9 @@ enum ReferenceScript {
         do { try process.run() } catch { throw GLMError("\(python): cannot run (\(error.localizedDescription))") }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        if process.terminationReason == .uncaughtSignal {
+            throw GLMError("\(script) was killed by signal \(process.terminationStatus)" + (process.terminationStatus == SIGKILL ? " (the out-of-memory killer, if nobody else)" : ""))
+        }
         guard process.terminationStatus == 0 else { throw GLMError("\(script) exited with status \(process.terminationStatus)") }
         let lastLine = String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
         guard let obj = try? JSONSerialization.jsonObject(with: Data(lastLine.utf8)) as? [String: Any] else {

@@ -105,7 +105,7 @@ struct BenchShape: ParsableCommand {
                 print(String(format: "%-15@ %8.1f tok/s   peak RSS %7.1f MB   ratio %.2fx speed, %.2fx memory", label as NSString, tps, peak / 1e6,
                              Double(seq) / mean / tps, Double(rss) / peak))
             } catch let e as GLMError {
-                print("\(label): no figure (\(e.message); exit status 9 is the kernel's out-of-memory kill)")
+                print("\(label): no figure (\(e.message))")
             }
         }
     }
