@@ -71,6 +71,20 @@ struct BenchShape: ParsableCommand {
     func run() throws {
         MixedPrecision.requested = ComputePrecision(rawValue: precision)!
         let c = shape.config
+        // PyTorch first, one process per side, while this process holds nothing: run beside our model, PyTorch's
+        // f32 side of glm-edge-1.5b (16 GB) and our 8.7 GB do not fit in 24 GB together.
+        var torchResults: [(label: String, figures: (tps: Double, peak: Double)?, failure: String?)] = []
+        for mode in torch.split(separator: ",").map(String.init) where mode != "none" && !comparison.noCompare {
+            let label = ["f32": "PyTorch f32", "autocast": "PyTorch autocast", "bf16": "PyTorch bf16"][mode]!
+            do {
+                let r = try comparison.run(script: "Scripts/bench_shapes.py",
+                                           arguments: ["--shape", shape.rawValue, "--seq", "\(seq)", "--steps", "\(steps)", "--mode", mode])
+                guard let tps = r["tokens_per_s"], let peak = r["peak_rss_bytes"] else { throw GLMError("no figures reported") }
+                torchResults.append((label, (tps, peak), nil))
+            } catch let e as GLMError {
+                torchResults.append((label, nil, e.message))
+            }
+        }
         let t0 = Stopwatch.now()
         let model = try GLMForCausalLM(config: c, weights: shape.bf16Weights(seed: 0))
         let made = Stopwatch.now() - t0
@@ -96,16 +110,12 @@ struct BenchShape: ParsableCommand {
         print(String(format: "GLMTrain        %8.1f tok/s   peak RSS %7.1f MB   step times (s): %@", Double(seq) / mean, Double(rss) / 1e6,
                      times.map { String(format: "%.1f", $0) }.joined(separator: " ")))
         print(byKind)
-        for mode in torch.split(separator: ",").map(String.init) where mode != "none" && !comparison.noCompare {
-            let label = ["f32": "PyTorch f32", "autocast": "PyTorch autocast", "bf16": "PyTorch bf16"][mode]!
-            do {
-                let r = try comparison.run(script: "Scripts/bench_shapes.py",
-                                           arguments: ["--shape", shape.rawValue, "--seq", "\(seq)", "--steps", "\(steps)", "--mode", mode])
-                guard let tps = r["tokens_per_s"], let peak = r["peak_rss_bytes"] else { throw GLMError("no figures reported") }
-                print(String(format: "%-15@ %8.1f tok/s   peak RSS %7.1f MB   ratio %.2fx speed, %.2fx memory", label as NSString, tps, peak / 1e6,
-                             Double(seq) / mean / tps, Double(rss) / peak))
-            } catch let e as GLMError {
-                print("\(label): no figure (\(e.message))")
+        for r in torchResults {
+            if let f = r.figures {
+                print(String(format: "%-16@ %8.1f tok/s   peak RSS %7.1f MB   ratio %.2fx speed, %.2fx memory", r.label as NSString, f.tps,
+                             f.peak / 1e6, Double(seq) / mean / f.tps, Double(rss) / f.peak))
+            } else {
+                print("\(r.label): no figure (\(r.failure ?? ""))")
             }
         }
     }
