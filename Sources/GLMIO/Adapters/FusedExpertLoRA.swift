@@ -205,7 +205,7 @@ public enum FusedExpertLoRA {
         let expertModules = modules.compactMap { m in expertModule(m).map { (m, $0) } }
         guard !expertModules.isEmpty else { return adapter }
         if let mlp = modules.first(where: { expertModule($0) == nil && namesMLP($0) }) {
-            throw GLMError("\(mlp): LoRA on a dense or shared-expert MLP projection cannot be written in peft's layout beside routed-expert LoRA (peft 0.21 on transformers 5 reads gate_proj/up_proj/down_proj targets of glm4_moe as the routed experts); export --format merged, or train with lora.targets [q_proj, k_proj, v_proj, o_proj] (attention only) or without the dense/shared MLP")
+            throw GLMError("\(mlp): LoRA on a dense or shared-expert MLP projection cannot be written in peft's layout beside routed-expert LoRA (peft 0.21 on transformers 5 reads gate_proj/up_proj/down_proj targets of glm4_moe as the routed experts); export --format merged, or train attention-only (lora.targets [q_proj, k_proj, v_proj, o_proj])")
         }
         var out: [String: Tensor] = [:]
         var leafTargets = Set<String>()
