@@ -32,6 +32,11 @@ seeded random (so gate_up's B is not block-diagonal: gate and up share A, rank 8
 with save_pretrained (base_model_name_or_path is moe-a's path relative to the repository root); expected.safetensors
 holds its log-probs (batch.logprobs, single.logprobs) and the merged model's (single.logprobs_merged).
 
+PEFT adapter (Tests/GLMModelTests/Fixtures/moe-b-lora-params/): peft's native target_parameters adapter on moe-b
+(rsLoRA r 4, alpha 8; target_modules q_proj, v_proj; target_parameters mlp.experts.gate_up_proj,
+mlp.experts.down_proj, so gate and up share one rank-4 A per expert), seeded random; expected.safetensors holds
+its log-probs. MOE_FIXTURES_ONLY=lora-params makes only this one.
+
 Run:   .venv/bin/python Scripts/make_moe_fixtures.py
 Check: .venv/bin/python Scripts/make_moe_fixtures.py --check DIR [DIR ...]
        loads each DIR (written by GLMTrain's ModelDirectory.save, named like the fixture it came from) with
@@ -229,6 +234,37 @@ def make_lora():
     print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB ({len(adapted)} adapted modules)")
 
 
+def make_lora_params():
+    """peft's native target_parameters adapter on moe-b (8 experts in 4 groups, 2 MoE layers): rsLoRA r 4, alpha 8,
+    q_proj/v_proj modules plus the fused experts named directly (gate and up share one A per expert, rank r)."""
+    from peft import LoraConfig, get_peft_model
+    name = "moe-b-lora-params"
+    path = os.path.join(OUT, name)
+    shutil.rmtree(path, ignore_errors=True)
+    model = get_peft_model(moe_base("moe-b"), LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "v_proj"],
+        target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]))
+    torch.manual_seed(sum(map(ord, name)))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_A" in n or "lora_B" in n:
+                p.copy_(torch.randn_like(p) * 0.2)
+    model.eval()
+    ref = adapter_outputs(model)
+    model.save_pretrained(path)
+    cfg_path = os.path.join(path, "adapter_config.json")  # sorted lists: reproducible bytes
+    cfg = json.load(open(cfg_path))
+    cfg["target_modules"] = sorted(cfg["target_modules"])
+    cfg["target_parameters"] = sorted(cfg["target_parameters"], key=lambda t: not t.endswith("gate_up_proj"))
+    with open(cfg_path, "w") as f:
+        f.write(json.dumps(cfg, indent=2, sort_keys=True))
+    save_file({k: v.float().contiguous() for k, v in ref.items()}, os.path.join(path, "expected.safetensors"))
+    if os.path.exists(os.path.join(path, "README.md")):
+        os.remove(os.path.join(path, "README.md"))
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB")
+
+
 def check_peft(dirs, tolerance, base="moe-a"):
     """Log-probs of BASE + each adapter DIR under peft against `glm-train score --adapter DIR` (the built binary).
     Adapters with routed-expert LoRA (target_parameters) are checked to adapt the fused experts in peft, and the
@@ -297,9 +333,14 @@ def main():
         raise SystemExit(0 if check(args.check, args.tolerance) else 1)
     if args.check_peft:
         raise SystemExit(0 if check_peft(args.check_peft, args.tolerance, args.base) else 1)
+    ap_only = os.environ.get("MOE_FIXTURES_ONLY")
+    if ap_only == "lora-params":  # just the target_parameters adapter on the committed moe-b
+        make_lora_params()
+        return
     for name, spec in FIXTURES.items():
         make(name, spec)
     make_lora()
+    make_lora_params()
 
 
 if __name__ == "__main__":

@@ -81,6 +81,31 @@ final class MoECommandTests: XCTestCase {
         XCTAssertEqual(g.stderr.split(separator: "\n").count, 1, g.stderr)
     }
 
+    func testPeftsNativeTargetParametersAdapterGivesPeftsLogProbs() throws {
+        // peft's own target_parameters adapter on moe-b (Scripts/make_moe_fixtures.py): rsLoRA, gate and up sharing
+        // one rank-4 A per expert, two MoE layers of 8 experts; expected.safetensors holds peft's log-probs
+        let dir = fixture("moe-b-lora-params")
+        let expected = try SafetensorsFile(path: "\(dir)/expected.safetensors")
+        let single = try expected.ids("single.ids")
+        let input = GLMTrainBinary.temporary("in.jsonl"), output = GLMTrainBinary.temporary("out.jsonl")
+        try Data("{\"tokens\": \(single.map(Int.init))}\n".utf8).write(to: URL(fileURLWithPath: input))
+        let r = try GLMTrainBinary.run(["score", "--model", fixture("moe-b"), "--adapter", dir, "--input", input, "--output", output])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let got = (try JSONLines.read(output)[0].object["logprobs"] as! [Any]).map { Float(($0 as! NSNumber).doubleValue) }
+        let want = try expected.tensor("single.logprobs").scalars
+        XCTAssertEqual(got.count, want.count)
+        let worst = zip(got, want).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(worst, 1e-5, "max |glm-train score − peft| \(worst)")
+        let out = GLMTrainBinary.temporary("moe-b-peft")
+        let e = try GLMTrainBinary.run(["export", "--adapter", dir, "--format", "peft", "--output", out])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertEqual(try String(contentsOfFile: "\(out)/adapter_config.json", encoding: .utf8),
+                       try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8))
+        let ours = try SafetensorsFile(path: "\(out)/adapter_model.safetensors"), theirs = try SafetensorsFile(path: "\(dir)/adapter_model.safetensors")
+        XCTAssertEqual(Set(ours.names), Set(theirs.names))
+        for n in theirs.names { XCTAssertEqual(try ours.tensor(n).scalars.map(\.bitPattern), try theirs.tensor(n).scalars.map(\.bitPattern), n) }
+    }
+
     func testBrokenMoEConfigIsAOneLineError() throws {
         let dir = GLMTrainBinary.temporary("moe-broken")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -250,7 +250,9 @@ public enum FusedExpertLoRA {
         guard gateUpRanks.count <= 1 else {
             throw GLMError("routed-expert gate/up LoRA: layers fuse to different ranks \(gateUpRanks.sorted()) (peft takes one rank_pattern for gate_up_proj)")
         }
-        c.targetParameters = (hasGateUp ? ["gate_up_proj"] : []) + (hasDown ? ["down_proj"] : [])
+        let names = (hasGateUp ? ["gate_up_proj"] : []) + (hasDown ? ["down_proj"] : [])
+        // names as read (e.g. "mlp.experts.gate_up_proj") when they are the same parameters, else peft's conversion's
+        c.targetParameters = c.targetParameters.compactMap(fusedName) == names ? c.targetParameters : names
         c.targetModules = .list(leafTargets.sorted())
         c.excludeModules = nil
         c.rankPattern = [:]; c.alphaPattern = [:]
