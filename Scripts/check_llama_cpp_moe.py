@@ -10,6 +10,8 @@
   3. lora     (needs llama-cpp-python) an attention-only LoRA exported by `glm-train export --format gguf-lora`
               (arch glm4moe, blk.N.attn_{q,k,v,output}) applied by llama.cpp (Llama(lora_path=...)) vs
               `glm-train score --adapter`
+  4. lora     the same for the all-linear run's adapter without its routed experts (attention, the dense MLP
+              ffn_{gate,up,down} and the shared expert ffn_*_shexp)
 
 Run: .venv/bin/python Scripts/check_llama_cpp_moe.py [--llama-cpp DIR] [--work DIR] [--tolerance 1e-3]
 The converter: --llama-cpp DIR (a llama.cpp tree: convert_hf_to_gguf.py, conversion/, gguf-py/), else as
@@ -146,6 +148,25 @@ def main():
     log(f"  the attention adapter moves glm-train's log-probs by up to {max_diff(ours_att, ours):.3f}")
     report("glm4moe attention-only gguf-lora in llama.cpp vs glm-train score --adapter", ours_att,
            llama_logprobs(g_base, seqs, n_ctx, lora=ad))
+
+    # 4. GGUF LoRA on attention, the dense MLP and the shared expert (ffn_*_shexp): the all-linear run's adapter
+    #    without its routed experts (gguf-lora refuses those)
+    from safetensors.torch import load_file, save_file
+    src, dst = full / "adapter", work / "no-routed-experts"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst)
+    kept = {k: v for k, v in load_file(src / "adapter_model.safetensors").items() if ".mlp.experts." not in k}
+    save_file(kept, dst / "adapter_model.safetensors", metadata={"format": "pt"})
+    cfg = json.loads((dst / "adapter_config.json").read_text())
+    cfg["exclude_modules"] = r".*\.mlp\.experts\..*"
+    (dst / "adapter_config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+    ad2 = work / "no-routed-experts.gguf"
+    subprocess.run([str(binary), "export", "--adapter", str(dst), "--model", str(base), "--format", "gguf-lora",
+                    "--output", str(ad2)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    ours_ns = glm_score(binary, base, seqs, work, adapter=dst)
+    log(f"  the attention + dense + shared-expert adapter moves glm-train's log-probs by up to {max_diff(ours_ns, ours):.3f}")
+    report("glm4moe gguf-lora on attention, dense MLP and shared expert in llama.cpp vs glm-train score --adapter",
+           ours_ns, llama_logprobs(g_base, seqs, n_ctx, lora=ad2))
     return 1 if failed else 0
 
 
