@@ -141,6 +141,7 @@ check-llama-cpp: build venv
 	@$(VENV)/bin/python -c "import llama_cpp" 2>/dev/null || nice -n 19 $(VENV)/bin/pip install llama-cpp-python
 	$(VENV)/bin/python Scripts/check_llama_cpp.py
 	$(VENV)/bin/python Scripts/check_llama_cpp.py --bench
+	$(VENV)/bin/python Scripts/check_llama_cpp_moe.py
 
 clean:
 	rm -rf .build

@@ -24,21 +24,28 @@ Variants:
          no shared expert (n_shared_experts 0), full rotary (partial_rotary_factor 1.0), tied embeddings,
          QK-norm without attention bias
 
-PEFT adapter (Tests/GLMModelTests/Fixtures/moe-a-lora/): peft's LoRA (r 4, alpha 8, no dropout) on moe-a's
-q/k/v/o projections and its dense and shared-expert gate/up/down projections (target_modules q_proj, k_proj,
-v_proj, o_proj, gate_proj, up_proj, down_proj: on glm4_moe these match the dense MLP and the shared experts; the
-router `mlp.gate` and the fused routed experts are no such modules), every lora_A/lora_B seeded random, saved
+PEFT adapter (Tests/GLMModelTests/Fixtures/moe-a-lora/): peft's LoRA (r 4, alpha 8, no dropout) on moe-a with
+target_modules q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj. peft 0.21 on transformers 5 converts
+the gate/up/down targets of glm4_moe into target_parameters gate_up_proj, down_proj (the fused routed experts, with
+rank_pattern/alpha_pattern 2r/2α for gate_up) and drops the dense MLP and the shared expert; every lora_A/lora_B is
+seeded random (so gate_up's B is not block-diagonal: gate and up share A, rank 8), saved
 with save_pretrained (base_model_name_or_path is moe-a's path relative to the repository root); expected.safetensors
 holds its log-probs (batch.logprobs, single.logprobs) and the merged model's (single.logprobs_merged).
+
+PEFT adapter (Tests/GLMModelTests/Fixtures/moe-b-lora-params/): peft's native target_parameters adapter on moe-b
+(rsLoRA r 4, alpha 8; target_modules q_proj, v_proj; target_parameters mlp.experts.gate_up_proj,
+mlp.experts.down_proj, so gate and up share one rank-4 A per expert), seeded random; expected.safetensors holds
+its log-probs. MOE_FIXTURES_ONLY=lora-params makes only this one.
 
 Run:   .venv/bin/python Scripts/make_moe_fixtures.py
 Check: .venv/bin/python Scripts/make_moe_fixtures.py --check DIR [DIR ...]
        loads each DIR (written by GLMTrain's ModelDirectory.save, named like the fixture it came from) with
        transformers and prints the largest logit difference from that fixture's expected logits; exits 1 if any
        relative difference exceeds --tolerance (bf16 directories are compared in f32 after loading).
-       --check-peft DIR [DIR ...]: loads each PEFT adapter DIR (one GLMTrain wrote for moe-a) on moe-a with
-       PeftModel.from_pretrained and compares its log-probs with `glm-train score --adapter DIR` (the built
-       binary); exit 1 beyond --tolerance.
+       --check-peft DIR [DIR ...] [--base moe-c]: loads each PEFT adapter DIR (one GLMTrain wrote for the base,
+       moe-a by default) on the base with PeftModel.from_pretrained and compares its log-probs with
+       `glm-train score --adapter DIR` (the built binary); exit 1 beyond --tolerance. Routed-expert adapters
+       (`export --format peft` writes them as target_parameters) are loaded by peft's ParamWrapper.
 """
 import argparse
 import json
@@ -187,8 +194,8 @@ def adapter_outputs(model):
             "single.ids": torch.tensor(SINGLE_IDS), "single.logprobs": lp_of(model, [SINGLE_IDS])[0]}
 
 
-def moe_base():
-    rel = os.path.relpath(os.path.join(OUT, "moe-a"), ROOT)  # peft records it as base_model_name_or_path
+def moe_base(name="moe-a"):
+    rel = os.path.relpath(os.path.join(OUT, name), ROOT)  # peft records it as base_model_name_or_path
     cwd = os.getcwd()
     os.chdir(ROOT)
     try:
@@ -227,21 +234,63 @@ def make_lora():
     print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB ({len(adapted)} adapted modules)")
 
 
-def check_peft(dirs, tolerance):
-    """Log-probs of moe-a + each adapter DIR under peft against `glm-train score --adapter DIR` (the built binary)."""
+def make_lora_params():
+    """peft's native target_parameters adapter on moe-b (8 experts in 4 groups, 2 MoE layers): rsLoRA r 4, alpha 8,
+    q_proj/v_proj modules plus the fused experts named directly (gate and up share one A per expert, rank r)."""
+    from peft import LoraConfig, get_peft_model
+    name = "moe-b-lora-params"
+    path = os.path.join(OUT, name)
+    shutil.rmtree(path, ignore_errors=True)
+    model = get_peft_model(moe_base("moe-b"), LoraConfig(
+        task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0, use_rslora=True, target_modules=["q_proj", "v_proj"],
+        target_parameters=["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]))
+    torch.manual_seed(sum(map(ord, name)))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_A" in n or "lora_B" in n:
+                p.copy_(torch.randn_like(p) * 0.2)
+    model.eval()
+    ref = adapter_outputs(model)
+    model.save_pretrained(path)
+    cfg_path = os.path.join(path, "adapter_config.json")  # sorted lists: reproducible bytes
+    cfg = json.load(open(cfg_path))
+    cfg["target_modules"] = sorted(cfg["target_modules"])
+    cfg["target_parameters"] = sorted(cfg["target_parameters"], key=lambda t: not t.endswith("gate_up_proj"))
+    with open(cfg_path, "w") as f:
+        f.write(json.dumps(cfg, indent=2, sort_keys=True))
+    save_file({k: v.float().contiguous() for k, v in ref.items()}, os.path.join(path, "expected.safetensors"))
+    if os.path.exists(os.path.join(path, "README.md")):
+        os.remove(os.path.join(path, "README.md"))
+    size = sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path))
+    print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB")
+
+
+def check_peft(dirs, tolerance, base="moe-a"):
+    """Log-probs of BASE + each adapter DIR under peft against `glm-train score --adapter DIR` (the built binary).
+    Adapters with routed-expert LoRA (target_parameters) are checked to adapt the fused experts in peft, and the
+    adapter must move the log-probs (else the comparison shows nothing)."""
     import subprocess
     import tempfile
     from peft import PeftModel
     binary = os.path.join(ROOT, ".build", "release", "glm-train")
     worst = 0.0
     for d in dirs:
-        got = adapter_outputs(PeftModel.from_pretrained(moe_base(), d).eval())
+        peft_model = PeftModel.from_pretrained(moe_base(base), d).eval()
+        wrapped = sorted(n for n, m in peft_model.named_modules() if type(m).__name__ == "ParamWrapper")
+        cfg = peft_model.peft_config["default"]
+        print(f"{d}: target_modules {sorted(cfg.target_modules or [])}, target_parameters "
+              f"{sorted(cfg.target_parameters or [])}, {len(wrapped)} ParamWrapper modules")
+        got = adapter_outputs(peft_model)
+        with peft_model.disable_adapter():
+            plain = adapter_outputs(peft_model)
+        moved = (got["single.logprobs"] - plain["single.logprobs"]).abs().max().item()
+        print(f"{d}: the adapter moves peft's log-probs by up to {moved:.3e}")
         with tempfile.TemporaryDirectory() as tmp:
             inp, out = os.path.join(tmp, "in.jsonl"), os.path.join(tmp, "out.jsonl")
             with open(inp, "w") as f:
                 for ids in BATCH_IDS + [SINGLE_IDS]:
                     f.write(json.dumps({"tokens": ids}) + "\n")
-            subprocess.run([binary, "score", "--model", os.path.join(OUT, "moe-a"), "--adapter", d, "--input", inp,
+            subprocess.run([binary, "score", "--model", os.path.join(OUT, base), "--adapter", d, "--input", inp,
                             "--output", out], check=True)
             ours = [json.loads(line)["logprobs"] for line in open(out)]
         theirs = got["batch.logprobs"].tolist() + [got["single.logprobs"].tolist()]
@@ -275,6 +324,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", nargs="+", metavar="DIR", help="model directories to load with transformers")
     ap.add_argument("--check-peft", nargs="+", metavar="DIR", help="PEFT adapter directories to load on moe-a with peft")
+    ap.add_argument("--base", default="moe-a", help="--check-peft: the fixture model the adapters are for (moe-a, moe-b, moe-c)")
     ap.add_argument("--tolerance", type=float, default=1e-4)
     args = ap.parse_args()
     transformers.utils.logging.disable_progress_bar()
@@ -282,10 +332,15 @@ def main():
     if args.check:
         raise SystemExit(0 if check(args.check, args.tolerance) else 1)
     if args.check_peft:
-        raise SystemExit(0 if check_peft(args.check_peft, args.tolerance) else 1)
+        raise SystemExit(0 if check_peft(args.check_peft, args.tolerance, args.base) else 1)
+    ap_only = os.environ.get("MOE_FIXTURES_ONLY")
+    if ap_only == "lora-params":  # just the target_parameters adapter on the committed moe-b
+        make_lora_params()
+        return
     for name, spec in FIXTURES.items():
         make(name, spec)
     make_lora()
+    make_lora_params()
 
 
 if __name__ == "__main__":

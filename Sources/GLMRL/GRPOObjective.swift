@@ -28,7 +28,15 @@ public final class GRPOObjective: TrainingObjective {
         guard let rollout = b.rolloutLogProbs, let advantages = b.advantages else {
             throw GLMError("grpo: a batch without rollout log-probs or advantages (not a rollout batch)")
         }
-        let lp = SequenceLogProbs(model: model, batch: b, entropy: true, temperature: rl.temperature)
+        let policy = { SequenceLogProbs(model: model, batch: b, entropy: true, temperature: self.rl.temperature) }
+        let lp: SequenceLogProbs
+        if rl.routingReplay {
+            let (moe, shape) = try RoutingReplay.required(model)
+            guard let recorded = b.routedExperts, recorded.count == shape.layers.count else {
+                throw GLMError("rl.routing_replay: a batch without the experts its rollout chose (routed_experts)")
+            }
+            lp = RoutingReplay.replaying(moe, recorded, shape: shape, policy)
+        } else { lp = policy() }
         let prox = lp.perToken.scalars
         let mask = b.targets.map { $0 == ignoreLabel ? Float(0) : 1 }
         var reference: [Float]? = b.referenceLogProbs

@@ -49,6 +49,9 @@ public struct RLConfig: Sendable {
     public var eval: Eval?
     /// Restarts of a child process `glm-train run` allows before giving up.
     public var maxRestarts = 3
+    /// Routing replay on MoE models: the rollout records the experts every token chose, the trainer's recompute
+    /// uses them (`RoutingReplay`).
+    public var routingReplay = false
 
     public struct Eval: Sendable {
         public var file: String
@@ -90,6 +93,7 @@ public struct RLConfig: Sendable {
         reduction = Reduction(rawValue: try r.choice("loss_reduction", ["token", "sequence"], default: "token")!)!
         microBatchSize = try r.int("micro_batch_size", default: 8, min: 1, max: 65_536)
         maxRestarts = try r.int("max_restarts", default: 3, min: 0, max: 1000)
+        routingReplay = try r.bool("routing_replay", default: false)
         if r.has("reward") { reward = try RewardSpec.read(r, "reward", r.node("reward")!) }
         if let e = try r.section("eval") {
             guard let file = try e.string("file") else { throw e.fail("file", nil, "missing (a JSONL file of {\"prompt\", \"answer\"} lines)") }

@@ -67,6 +67,7 @@ public final class RLTrainerRun {
                                    vocabularySize: run.config.vocabSize, maxPositions: run.config.maxPositionEmbeddings)
         let objective = GRPOObjective(rl: rl)
         let model = run.model!
+        if rl.routingReplay { source.replayShape = try RoutingReplay.required(model).1 }
         if rl.klCoef > 0 && !rl.klInReward {
             objective.referenceLogProbs = try RLTrainerRun.reference(run: run, rl: rl)
         }

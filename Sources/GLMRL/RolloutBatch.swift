@@ -27,6 +27,18 @@ public struct RolloutSample: Codable, Sendable, Equatable {
     /// "stop" or "length".
     public var finishReason: String
     public var response: String
+    /// Routing replay (`rl.routing_replay`): per MoE layer (the model's `moeLayers` order), the experts each token
+    /// of prompt ⧺ response chose when the rollout scored it, `topK` per token in selection order. nil otherwise.
+    public var routedExperts: [[Int32]]? = nil
+
+    public init(position: Int, promptIndex: Int, group: Int, version: Int, promptTokens: [Int32], responseTokens: [Int32],
+                logProbs: [Float], referenceLogProbs: [Float]?, reward: Double, advantage: Double, finishReason: String,
+                response: String, routedExperts: [[Int32]]? = nil) {
+        self.position = position; self.promptIndex = promptIndex; self.group = group; self.version = version
+        self.promptTokens = promptTokens; self.responseTokens = responseTokens; self.logProbs = logProbs
+        self.referenceLogProbs = referenceLogProbs; self.reward = reward; self.advantage = advantage
+        self.finishReason = finishReason; self.response = response; self.routedExperts = routedExperts
+    }
 }
 
 public struct RolloutBatch: Codable, Sendable {
@@ -35,6 +47,10 @@ public struct RolloutBatch: Codable, Sendable {
     /// `rollout/...` and `perf/...` statistics of the batch.
     public var stats: [String: Double]
     public var warnings: [String]
+
+    public init(index: Int, samples: [RolloutSample], stats: [String: Double], warnings: [String]) {
+        self.index = index; self.samples = samples; self.stats = stats; self.warnings = warnings
+    }
 
     /// Throws a one-line error naming `source` and the sample when a batch read from disk cannot be trained on:
     /// token ids outside the vocabulary, an empty or too long sequence, log-probs that do not match the response,

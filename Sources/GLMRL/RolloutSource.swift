@@ -25,6 +25,9 @@ public final class RolloutSource: BatchSource {
     var trainerVersion = 0
 
     let vocabularySize: Int, maxPositions: Int
+    /// Routing replay: every batch must carry the experts its rollout chose, for a model of this shape; they go
+    /// into each micro-batch (`TrainingBatch.routedExperts`).
+    var replayShape: RoutingReplay.Shape?
 
     init(directory: RLRunDirectory, microBatchSize: Int, pad: Int32, promptCount: Int, vocabularySize: Int, maxPositions: Int) {
         self.directory = directory; self.microBatchSize = microBatchSize; self.pad = pad; exampleCount = promptCount
@@ -58,6 +61,7 @@ public final class RolloutSource: BatchSource {
         }
         try b.validate(source: directory.batchPath(batchIndex), vocabularySize: vocabularySize, maxPositions: maxPositions,
                        trainerVersion: trainerVersion)
+        if let replayShape { try RoutingReplay.validate(b, shape: replayShape, source: directory.batchPath(batchIndex)) }
         current = b
         slices = b.microBatches(microBatchSize)
     }
@@ -67,7 +71,8 @@ public final class RolloutSource: BatchSource {
         let slice = slices[micro]
         if micro == 0 { truncatedCount += current!.samples.filter { $0.finishReason == "length" }.count }
         micro += 1
-        let out = RolloutBatch.trainingBatch(slice, pad: pad)
+        var out = RolloutBatch.trainingBatch(slice, pad: pad)
+        if let replayShape { out.routedExperts = RoutingReplay.batchIndices(slice, length: out.length, shape: replayShape) }
         if micro == slices.count { batchIndex += 1; micro = 0; stats = statistics(current!); current = nil }
         return out
     }

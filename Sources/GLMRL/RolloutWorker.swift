@@ -85,20 +85,7 @@ public final class RolloutWorker {
         var samples: [RolloutSample] = []
         for (g, group) in kept.enumerated() { for var s in group { s.group = g; samples.append(s) } }
 
-        // Log-probs (and the reference's) in the trainer's layout.
-        for slice in stride(from: 0, to: samples.count, by: rl.microBatchSize).map({ $0..<min($0 + rl.microBatchSize, samples.count) }) {
-            let batch = RolloutBatch.trainingBatch(samples[slice], pad: pad)
-            let lp = Autograd.noGrad { SequenceLogProbs(model: model, batch: batch, temperature: rl.temperature).perToken.scalars }
-            var ref: [Float]?
-            if rl.klInReward, let withReference = policy.withReference {
-                withReference { ref = Autograd.noGrad { SequenceLogProbs(model: model, batch: batch, temperature: rl.temperature).perToken.scalars } }
-            }
-            for (row, i) in slice.enumerated() {
-                let P = samples[i].promptTokens.count, T = batch.length
-                samples[i].logProbs = (0..<samples[i].responseTokens.count).map { j in P + j >= 1 ? lp[row * T + P + j - 1] : 0 }
-                if let ref { samples[i].referenceLogProbs = (0..<samples[i].responseTokens.count).map { j in P + j >= 1 ? ref[row * T + P + j - 1] : 0 } }
-            }
-        }
+        try RolloutWorker.score(&samples, model: model, rl: rl, pad: pad, withReference: policy.withReference)
         // Rewards (KL-shaped when asked) to group-normalised advantages.
         var shaped = samples.map(\.reward)
         if rl.klInReward {
@@ -126,5 +113,34 @@ public final class RolloutWorker {
         let batch = RolloutBatch(index: k, samples: samples, stats: stats, warnings: warnings)
         try directory.write(batch)
         return batch
+    }
+
+    /// Every sample's response log-probs (and the reference's when the recipe shapes rewards with KL) with the
+    /// trainer's own forward pass in its micro-batch layout; with `rl.routing_replay`, the experts every token chose
+    /// in that pass (`RolloutSample.routedExperts`), which the trainer replays.
+    public static func score(_ samples: inout [RolloutSample], model: any CausalLanguageModel, rl: RLConfig, pad: Int32,
+                             withReference: ((() -> Void) -> Void)?) throws {
+        // Log-probs (and the reference's) in the trainer's layout; with routing replay, the experts they used.
+        let replay = try rl.routingReplay ? RoutingReplay.required(model) : nil
+        for slice in stride(from: 0, to: samples.count, by: rl.microBatchSize).map({ $0..<min($0 + rl.microBatchSize, samples.count) }) {
+            let batch = RolloutBatch.trainingBatch(samples[slice], pad: pad)
+            let score = { Autograd.noGrad { SequenceLogProbs(model: model, batch: batch, temperature: rl.temperature).perToken.scalars } }
+            let lp: [Float]
+            if let replay {
+                let (values, recorded) = RoutingReplay.recording(replay.0, score)
+                let shape = replay.1
+                lp = values
+                RoutingReplay.attach(recorded, to: &samples, slice: slice, length: batch.length, shape: shape)
+            } else { lp = score() }
+            var ref: [Float]?
+            if rl.klInReward, let withReference = withReference {
+                withReference { ref = Autograd.noGrad { SequenceLogProbs(model: model, batch: batch, temperature: rl.temperature).perToken.scalars } }
+            }
+            for (row, i) in slice.enumerated() {
+                let P = samples[i].promptTokens.count, T = batch.length
+                samples[i].logProbs = (0..<samples[i].responseTokens.count).map { j in P + j >= 1 ? lp[row * T + P + j - 1] : 0 }
+                if let ref { samples[i].referenceLogProbs = (0..<samples[i].responseTokens.count).map { j in P + j >= 1 ? ref[row * T + P + j - 1] : 0 } }
+            }
+        }
     }
 }

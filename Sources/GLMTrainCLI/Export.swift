@@ -81,8 +81,10 @@ struct Export: ParsableCommand {
 
         switch format {
         case .peft:
-            try exported.save(to: output)
-            print("wrote PEFT adapter (\(summary)) to \(output)")
+            let experts = (baseConfig as? Glm4MoeConfig)?.nRoutedExperts
+            let written = try exported.savePEFT(to: output, experts: experts)
+            let fused = written.config.targetParameters.isEmpty ? "" : "; routed experts as target_parameters \(written.config.targetParameters.joined(separator: ", "))"
+            print("wrote PEFT adapter (\(summary)\(fused)) to \(output)")
         case .vllm:
             try exported.saveVLLM(to: output, model: baseConfig!)
             let split = exported.modules(in: baseConfig!).filter { !$0.parts.isEmpty }

@@ -97,6 +97,8 @@ def main():
     # adapter_config.json: the PEFT fixtures.
     for case in ["glm-qv", "glm4-r8", "glm4-rslora-all-linear"]:
         out("adapter-config", f"{case}.json", read(f"Tests/GLMIOTests/Fixtures/peft/{case}/adapter_config.json"))
+    # peft's routed-expert adapter (target_parameters, rank/alpha patterns) on the tiny glm4_moe
+    out("adapter-config", "moe-a-lora.json", read("Tests/GLMModelTests/Fixtures/moe-a-lora/adapter_config.json"))
 
     # JSONL: a few lines of each data file (chat, prompt/completion, text, tokens, tools).
     def lines(rel, n):

@@ -41,15 +41,69 @@ final class MoECommandTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("model.layers.1.mlp.gate.e_score_correction_bias"), r.stdout)
     }
 
-    func testPEFTExpertAdaptersAreAOneLineError() throws {
+    func testPeftsRoutedExpertAdapterGivesPeftsLogProbs() throws {
         // peft's own adapter on moe-a (Scripts/make_moe_fixtures.py): peft 0.21 turned its gate/up/down targets into
-        // target_parameters on the fused routed experts, which GLMTrain does not adapt yet.
-        let input = GLMTrainBinary.temporary("in.jsonl")
-        try Data("{\"tokens\": [1, 2, 3]}\n".utf8).write(to: URL(fileURLWithPath: input))
-        let r = try GLMTrainBinary.run(["score", "--model", fixture("moe-a"), "--adapter", fixture("moe-a-lora"), "--input", input])
-        XCTAssertNotEqual(r.status, 0)
-        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
-        XCTAssertTrue(r.stderr.hasPrefix("error: \(fixture("moe-a-lora"))/adapter_config.json: key 'target_parameters': LoRA on fused expert parameters (gate_up_proj, down_proj"), r.stderr)
+        // target_parameters on the fused routed experts (rank 8 gate_up, rank 4 down); expected.safetensors holds
+        // peft's log-probs with it
+        let expected = try SafetensorsFile(path: "\(fixture("moe-a-lora"))/expected.safetensors")
+        let batch = try expected.tensor("batch.ids"), single = try expected.ids("single.ids")
+        let rows = (0..<batch.shape[0]).map { i in (0..<batch.shape[1]).map { Int(batch.scalars[i * batch.shape[1] + $0]) } }
+        let input = GLMTrainBinary.temporary("in.jsonl"), output = GLMTrainBinary.temporary("out.jsonl")
+        try Data((rows + [single.map(Int.init)]).map { "{\"tokens\": \($0)}\n" }.joined().utf8).write(to: URL(fileURLWithPath: input))
+        let r = try GLMTrainBinary.run(["score", "--model", fixture("moe-a"), "--adapter", fixture("moe-a-lora"), "--input", input, "--output", output])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let got = try JSONLines.read(output).map { ($0.object["logprobs"] as! [Any]).map { Float(($0 as! NSNumber).doubleValue) } }
+        let want = try expected.tensor("batch.logprobs").scalars, wantSingle = try expected.tensor("single.logprobs").scalars
+        let n = batch.shape[1] - 1
+        var worst: Float = 0
+        for i in 0..<rows.count { for (g, w) in zip(got[i], want[(i * n)..<((i + 1) * n)]) { worst = max(worst, abs(g - w)) } }
+        for (g, w) in zip(got[rows.count], wantSingle) { worst = max(worst, abs(g - w)) }
+        XCTAssertLessThanOrEqual(worst, 1e-5, "max |glm-train score − peft| \(worst)")
+        // the adapter moves the log-probs (so the comparison tests the expert LoRA)
+        let base = try SafetensorsFile(path: "\(fixture("moe-a"))/expected.safetensors").tensor("single.logprobs").scalars
+        XCTAssertGreaterThan(zip(base, wantSingle).map { abs($0 - $1) }.max()!, 1e-2)
+
+        // export --format peft writes it back as peft saved it
+        let out = GLMTrainBinary.temporary("moe-peft")
+        let e = try GLMTrainBinary.run(["export", "--adapter", fixture("moe-a-lora"), "--model", fixture("moe-a"), "--format", "peft", "--output", out])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertTrue(e.stdout.contains("routed experts as target_parameters gate_up_proj, down_proj"), e.stdout)
+        // (the same tensors bit for bit; the header's key order within an entry is the newer safetensors' own)
+        let ours = try SafetensorsFile(path: "\(out)/adapter_model.safetensors")
+        let theirs = try SafetensorsFile(path: "\(fixture("moe-a-lora"))/adapter_model.safetensors")
+        XCTAssertEqual(Set(ours.names), Set(theirs.names))
+        for n in theirs.names { XCTAssertEqual(try ours.tensor(n).scalars.map(\.bitPattern), try theirs.tensor(n).scalars.map(\.bitPattern), n) }
+        XCTAssertEqual(try String(contentsOfFile: "\(out)/adapter_config.json", encoding: .utf8),
+                       try String(contentsOfFile: "\(fixture("moe-a-lora"))/adapter_config.json", encoding: .utf8))
+        // GGUF LoRA still refuses routed experts (llama.cpp stacks them), in one line
+        let g = try GLMTrainBinary.run(["export", "--adapter", fixture("moe-a-lora"), "--model", fixture("moe-a"), "--format", "gguf-lora", "--output", out + ".gguf"])
+        XCTAssertNotEqual(g.status, 0)
+        XCTAssertEqual(g.stderr.split(separator: "\n").count, 1, g.stderr)
+    }
+
+    func testPeftsNativeTargetParametersAdapterGivesPeftsLogProbs() throws {
+        // peft's own target_parameters adapter on moe-b (Scripts/make_moe_fixtures.py): rsLoRA, gate and up sharing
+        // one rank-4 A per expert, two MoE layers of 8 experts; expected.safetensors holds peft's log-probs
+        let dir = fixture("moe-b-lora-params")
+        let expected = try SafetensorsFile(path: "\(dir)/expected.safetensors")
+        let single = try expected.ids("single.ids")
+        let input = GLMTrainBinary.temporary("in.jsonl"), output = GLMTrainBinary.temporary("out.jsonl")
+        try Data("{\"tokens\": \(single.map(Int.init))}\n".utf8).write(to: URL(fileURLWithPath: input))
+        let r = try GLMTrainBinary.run(["score", "--model", fixture("moe-b"), "--adapter", dir, "--input", input, "--output", output])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let got = (try JSONLines.read(output)[0].object["logprobs"] as! [Any]).map { Float(($0 as! NSNumber).doubleValue) }
+        let want = try expected.tensor("single.logprobs").scalars
+        XCTAssertEqual(got.count, want.count)
+        let worst = zip(got, want).map { abs($0 - $1) }.max()!
+        XCTAssertLessThanOrEqual(worst, 1e-5, "max |glm-train score − peft| \(worst)")
+        let out = GLMTrainBinary.temporary("moe-b-peft")
+        let e = try GLMTrainBinary.run(["export", "--adapter", dir, "--format", "peft", "--output", out])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertEqual(try String(contentsOfFile: "\(out)/adapter_config.json", encoding: .utf8),
+                       try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8))
+        let ours = try SafetensorsFile(path: "\(out)/adapter_model.safetensors"), theirs = try SafetensorsFile(path: "\(dir)/adapter_model.safetensors")
+        XCTAssertEqual(Set(ours.names), Set(theirs.names))
+        for n in theirs.names { XCTAssertEqual(try ours.tensor(n).scalars.map(\.bitPattern), try theirs.tensor(n).scalars.map(\.bitPattern), n) }
     }
 
     func testBrokenMoEConfigIsAOneLineError() throws {

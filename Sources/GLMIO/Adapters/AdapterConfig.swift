@@ -61,6 +61,9 @@ public struct AdapterConfig: Equatable, Sendable {
     public var inferenceMode = true
     public var initLoraWeights: AdapterJSON = .bool(true)
     public var revision: String? = nil
+    /// peft's `target_parameters`: the fused routed-expert parameters of a MoE model ("gate_up_proj", "down_proj",
+    /// or names ending in them), which peft adapts with its ParamWrapper (see `FusedExpertLoRA`). Empty: none.
+    public var targetParameters: [String] = []
     /// Keys not modelled above, as read.
     public var extra: [String: AdapterJSON] = [:]
 
@@ -82,6 +85,10 @@ public struct AdapterConfig: Equatable, Sendable {
             guard let layer = LoRATensorName.layer(ofModule: name), layers.contains(layer) else { return false }
         }
         if let ex = excludeModules, ex.matches(name) { return false }
+        if !targetParameters.isEmpty, let expert = FusedExpertLoRA.expertModule(name) {
+            // with target_parameters, the routed experts are adapted through their fused parameters only
+            return targetParameters.contains { $0 == expert.fused || $0.hasSuffix("." + expert.fused) }
+        }
         return targetModules.matches(name)
     }
 
@@ -152,7 +159,7 @@ public struct AdapterConfig: Equatable, Sendable {
         let known: Set<String> = ["peft_type", "task_type", "base_model_name_or_path", "r", "lora_alpha", "lora_dropout",
                                   "target_modules", "exclude_modules", "use_rslora", "layers_to_transform", "layers_pattern",
                                   "bias", "fan_in_fan_out", "modules_to_save", "use_dora", "rank_pattern", "alpha_pattern",
-                                  "inference_mode", "init_lora_weights", "revision"]
+                                  "inference_mode", "init_lora_weights", "revision", "target_parameters"]
         c.peftType = try string("peft_type") ?? "LORA"
         guard c.peftType == "LORA" else { throw fail("peft_type", "'\(c.peftType)' is not supported (expected LORA)") }
         c.taskType = try string("task_type")
@@ -166,8 +173,17 @@ public struct AdapterConfig: Equatable, Sendable {
         try checkAlpha(c.loraAlpha, "\(source): key 'lora_alpha'")
         c.loraDropout = try number("lora_dropout") ?? 0
         guard c.loraDropout >= 0 && c.loraDropout < 1 else { throw fail("lora_dropout", "expected 0 ≤ p < 1, got \(c.loraDropout)") }
-        guard let t = try targets("target_modules") else { throw fail("target_modules", "missing") }
-        c.targetModules = t
+        switch o["target_parameters"] {
+        case nil, .null?: break
+        case .array(let a)?:
+            c.targetParameters = try a.map { v -> String in
+                guard case .string(let s) = v else { throw fail("target_parameters", "expected a list of parameter names") }
+                return s
+            }
+        default: throw fail("target_parameters", "expected a list of parameter names")
+        }
+        if let t = try targets("target_modules") { c.targetModules = t }
+        else if c.targetParameters.isEmpty { throw fail("target_modules", "missing") }
         c.excludeModules = try targets("exclude_modules")
         c.useRslora = try bool("use_rslora") ?? false
         switch o["layers_to_transform"] {
@@ -198,18 +214,16 @@ public struct AdapterConfig: Equatable, Sendable {
         }
         c.useDora = try bool("use_dora") ?? false
         guard !c.useDora else { throw fail("use_dora", "DoRA is not supported") }
-        if case .array(let a)? = o["target_parameters"], !a.isEmpty {
-            let names = a.compactMap { v -> String? in if case .string(let s) = v { return s }; return nil }.joined(separator: ", ")
-            throw fail("target_parameters", "LoRA on fused expert parameters (\(names); peft's ParamWrapper, which peft 0.21 also makes of gate_proj/up_proj/down_proj targets on MoE models) is not supported")
-        }
         for key in ["rank_pattern", "alpha_pattern"] {
             switch o[key] {
             case nil, .null?: break
             case .object(let p)?:
-                guard p.isEmpty else { throw fail(key, "per-module patterns are not supported") }
+                let d = Dictionary(p.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+                if key == "rank_pattern" { c.rankPattern = d } else { c.alphaPattern = d }
             default: throw fail(key, "expected an object")
             }
         }
+        try FusedExpertLoRA.checkConfig(c, source: source)
         c.inferenceMode = try bool("inference_mode") ?? true
         c.initLoraWeights = o["init_lora_weights"] ?? .bool(true)
         c.revision = try string("revision")
@@ -234,10 +248,13 @@ public struct AdapterConfig: Equatable, Sendable {
         let n = model.numHiddenLayers
         let linears = model.adaptableLinears
         if case .list(let l) = targetModules {
-            guard !l.isEmpty else { throw GLMError("\(source): key 'target_modules': empty list") }
+            guard !l.isEmpty || !targetParameters.isEmpty else { throw GLMError("\(source): key 'target_modules': empty list") }
             for t in l where !linears.contains(where: { $0.module == t || $0.module.hasSuffix("." + t) }) {
                 throw GLMError("\(source): key 'target_modules': unknown target '\(t)' (this \(model.modelTypeName) model's linear modules: \(model.adaptableTargets.joined(separator: ", ")))")
             }
+        }
+        if !targetParameters.isEmpty, !linears.contains(where: { $0.kind == .expert }) {
+            throw GLMError("\(source): key 'target_parameters': this \(model.modelTypeName) model has no routed experts")
         }
         if let layers = layersToTransform, let bad = layers.first(where: { $0 >= n }) {
             throw GLMError("\(source): key 'layers_to_transform': layer \(bad) does not exist (the model has \(n) layers)")
@@ -264,7 +281,8 @@ public struct AdapterConfig: Equatable, Sendable {
             "megatron_core": .string("megatron.core"), "modules_to_save": modulesToSave, "monteclora_config": .null,
             "peft_type": .string(peftType), "peft_version": .string("0.21.2"), "qalora_group_size": .int(16),
             "r": .int(r), "rank_pattern": .keyed(rankPattern), "revision": revision.map { .string($0) } ?? .null,
-            "target_modules": targetModules.json, "target_parameters": .null,
+            "target_modules": targetModules.json,
+            "target_parameters": targetParameters.isEmpty ? .null : .array(targetParameters.map { .string($0) }),
             "task_type": taskType.map { .string($0) } ?? .null, "trainable_token_indices": .null, "use_bdlora": .null,
             "use_dora": .bool(useDora), "use_qalora": .bool(false), "use_rslora": .bool(useRslora), "velora_config": .null,
         ]

@@ -65,6 +65,8 @@ public struct PEFTAdapter {
             }
             tensors[String(key.dropFirst(keyPrefix.count))] = try file.tensor(key)
         }
+        // peft's target_parameters layout (fused routed experts) becomes per-expert modules
+        tensors = try FusedExpertLoRA.unfuse(config: config, tensors: tensors, source: weightsPath, keyPrefix: keyPrefix)
         let adapter = PEFTAdapter(config: config, tensors: tensors)
         if let model {
             try config.validate(against: model, source: configPath)
@@ -97,7 +99,10 @@ public struct PEFTAdapter {
                 throw fail(name, "\(isB ? "lora_B without its lora_A" : "lora_A without its lora_B") ('\(keyPrefix)\(partner)' is missing)")
             }
             let rank = isB ? t.shape[1] : t.shape[0]
-            guard rank == r else { throw fail(name, "rank mismatch: shape \(t.shape) has rank \(rank) but r is \(r) in \(PEFTAdapter.configFile)") }
+            let ranks = FusedExpertLoRA.allowedRanks(config, module: module)
+            guard ranks.contains(rank) else { throw fail(name, "rank mismatch: shape \(t.shape) has rank \(rank) but r is \(r) in \(PEFTAdapter.configFile)\(ranks.count > 1 ? " (gate_up_proj: \(FusedExpertLoRA.gateUpRank(config)))" : "")") }
+            let partnerRank = isB ? tensors[partner]!.shape[0] : tensors[partner]!.shape[1]
+            guard partnerRank == rank else { throw fail(name, "rank \(rank) differs from its partner's \(partnerRank)") }
             guard config.targets(module: module) else {
                 throw fail(name, "module \(module) is not targeted by target_modules/layers_to_transform")
             }
@@ -111,7 +116,7 @@ public struct PEFTAdapter {
             }
             let w = linear.shape
             guard w.count == 2 else { throw fail(name, "\(linear.target) has a \(w.count)-D weight \(w); LoRA on it is not supported in PEFT files") }
-            let expected = isB ? [w[0], r] : [r, w[1]]
+            let expected = isB ? [w[0], rank] : [rank, w[1]]
             guard t.shape == expected else {
                 throw fail(name, "shape \(t.shape) does not match the base model: \(linear.target) weight is \(w), so expected \(expected)")
             }
@@ -168,6 +173,17 @@ public struct PEFTAdapter {
         if let base = config.baseModelNameOrPath { s += "- base_model:adapter:\(base)\n" }
         s += "- lora\n- transformers\n---\n\n# LoRA adapter\n\nWritten by GLMTrain in the PEFT layout.\n"
         return s
+    }
+
+    /// Writes `directory` in the layout peft 0.21 loads: routed-expert adapters fused into peft's
+    /// `target_parameters` form (`FusedExpertLoRA.fuse`; `experts` is the base model's routed-expert count when
+    /// known), everything else as `save(to:)`. Returns the adapter written.
+    @discardableResult
+    public func savePEFT(to directory: String, experts: Int?) throws -> PEFTAdapter {
+        try checkFinite(source: directory)
+        let fused = try FusedExpertLoRA.fuse(self, experts: experts)
+        try fused.save(to: directory)
+        return fused
     }
 
     /// The smallest `--max-lora-rank` vLLM accepts for this adapter, or nil when r is above all of them.

@@ -21,6 +21,8 @@ public final class Glm4MoeForCausalLM {
     public var adaptedLinears: [String: LinearOverride] = [:]
     /// Called in every forward pass for each MoE layer with its routing (see `MixtureOfExpertsModel`).
     public var routingObserver: ((RoutingEvent) -> Void)?
+    /// Replaces each MoE layer's selection when set (see `MixtureOfExpertsModel.routingReplay`).
+    public var routingReplay: ((_ layer: Int, _ selected: ExpertRouting) -> ExpertRouting)?
     private var layers: [Layer] = []
 
     struct SwiGLUWeights { let prefix: String; let gate, up, down: Tensor }
@@ -162,10 +164,11 @@ public final class Glm4MoeForCausalLM {
         let c = config, H = c.hiddenSize, N = batch * length
         let flat = m.reshaped([N, H])
         let scores = Tensor.linear(flat, weight: moe.router).sigmoid()
-        let routing = moe.correctionBias.withFloatValues { bias in
+        var routing = moe.correctionBias.withFloatValues { bias in
             ExpertRouting.select(scores: scores.pointer, bias: bias, tokens: N, experts: c.nRoutedExperts,
                                  topK: c.numExpertsPerTok, groups: c.nGroup, keptGroups: c.topkGroup)
         }
+        if let replay = routingReplay { routing = replay(layer, routing) }
         routingObserver?(RoutingEvent(layer: layer, routing: routing, scores: scores, batch: batch, length: length))
         let weights = Tensor.routingWeights(scores, routing: routing, normalize: c.normTopkProb, scale: Float(c.routedScalingFactor))
         var out: Tensor

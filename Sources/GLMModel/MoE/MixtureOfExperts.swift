@@ -16,6 +16,10 @@ public struct RoutingEvent {
 public protocol MixtureOfExpertsModel: CausalLanguageModel {
     /// Called in every forward pass for each MoE layer, after the selection.
     var routingObserver: ((RoutingEvent) -> Void)? { get set }
+    /// Routing replay (slime's `--use-routing-replay`): when set, called in every forward pass for each MoE layer
+    /// with the live selection; the routing it returns is used instead. Only the selection is replayed: the weights
+    /// are still the current router's scores of the chosen experts, so gradients reach the router.
+    var routingReplay: ((_ layer: Int, _ selected: ExpertRouting) -> ExpertRouting)? { get set }
     /// The decoder layers that route.
     var moeLayers: [Int] { get }
     var routedExperts: Int { get }

@@ -25,6 +25,9 @@ public struct TrainingBatch: Sendable, Equatable {
     public var pairs: Int?
     /// The policy version that generated each row (RL rollouts), `batch` values.
     public var versions: [Int]?
+    /// Routing replay (RL on MoE models): per MoE layer, the experts each position chose in the rollout,
+    /// `batch·length·topK` values, −1 where nothing was recorded (padding: the live selection is used there).
+    public var routedExperts: [[Int32]]?
 
     public init(batch: Int, length: Int, ids: [Int32], targets: [Int32], positions: [Int32]? = nil,
                 blockPositions: [Int32]? = nil, mask: AttentionMask? = nil, tokenWeights: [Float]? = nil,

@@ -225,7 +225,10 @@ public final class RecipeRun {
             output = path("adapter")
             try lora.peftAdapter(baseModel: recipe.model.path).save(to: output)
             if model is any MixtureOfExpertsModel, lora.pairs.contains(where: { $0.linear.kind == .mlp || $0.linear.kind == .expert }) {
-                observer?.trainerDidReport(.warning("\(output): the adapter has LoRA on gate_proj/up_proj/down_proj (dense MLP, shared or routed experts, per-module names of the transformers-4 layout); GLMTrain (score/generate --adapter, export --format merged) applies it, but peft 0.21 on transformers 5 reads those target names on a glm4_moe model as its fused routed experts (target_parameters) and would not load it as trained (attention-only adapters load in peft as they are)"))
+                let dense = lora.pairs.contains { $0.linear.kind == .mlp }
+                observer?.trainerDidReport(.warning("\(output): the adapter has LoRA on gate_proj/up_proj/down_proj in the per-expert layout (transformers 4 names), which GLMTrain applies (score/generate --adapter, export --format merged) but peft 0.21 on transformers 5 does not; " + (dense
+                    ? "it also adapts the dense MLP or shared expert, which peft's layout cannot hold beside the routed experts (export --format peft refuses it; train attention-only for peft)"
+                    : "glm-train export --format peft writes it as peft's target_parameters on the fused experts")))
             }
         } else {
             output = path("model")
