@@ -151,6 +151,7 @@ fixtures: venv
 	$(VENV)/bin/python Scripts/make_model_fixtures.py
 	$(VENV)/bin/python Scripts/make_moe_fixtures.py
 	$(VENV)/bin/python Scripts/make_tokenizer_fixtures.py
+	$(VENV)/bin/python Scripts/make_glm45_template_fixtures.py
 	$(VENV)/bin/python Scripts/make_optimizer_fixtures.py
 	$(VENV)/bin/pip install -q trl
 	$(VENV)/bin/python Scripts/make_dpo_fixtures.py
