@@ -11,7 +11,7 @@ endif
 # oneDNN's OpenMP threads (bf16 products) sleep between products instead of spinning (glm-train sets it itself too).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: deps build test quickstart grpo dpo pretrain-tiny bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
+.PHONY: deps build test quickstart quickstart-moe grpo dpo pretrain-tiny pretrain-tiny-moe bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
 
 # System libraries (OpenBLAS, HDF5, pkg-config; Open MPI for the data-parallel tests), installed only when missing.
 # glm-train builds without Open MPI (it loads libmpi at run time, only under mpirun).
@@ -116,6 +116,31 @@ dpo: build
 pretrain-tiny: build
 	.build/release/glm-train run Recipes/pretrain-tiny.yaml --overwrite
 
+# Pretrains the bundled tiny MoE again and writes it to Checkpoints/glm-tiny-moe (the result is committed): the run's
+# model, the bundled tokenizer, and GLM-4.5's chat template as chat_template.jinja.
+MOE := Checkpoints/glm-tiny-moe
+pretrain-tiny-moe: build
+	.build/release/glm-train run Recipes/pretrain-tiny-moe.yaml --overwrite
+	mkdir -p $(MOE)
+	cp Checkpoints/runs/pretrain-tiny-moe/model/config.json Checkpoints/runs/pretrain-tiny-moe/model/generation_config.json \
+		Checkpoints/runs/pretrain-tiny-moe/model/model.safetensors Checkpoints/glm-tiny/tokenizer.json $(MOE)/
+	python3 -c "import json; c = json.load(open('Checkpoints/glm-tiny/tokenizer_config.json')); c.pop('chat_template', None); \
+		json.dump(c, open('$(MOE)/tokenizer_config.json', 'w'), ensure_ascii=False, indent=2)"
+	cp Tests/GLMIOTests/Fixtures/chat_templates/glm-4.5.jinja $(MOE)/chat_template.jinja
+
+# The quickstart's SFT on the tiny MoE (GLM-4.5's template with thinking off, LoRA on every linear incl. experts).
+QSM := Checkpoints/runs/quickstart-moe
+quickstart-moe: build
+	.build/release/glm-train run Recipes/quickstart.yaml --overwrite --set model.path=$(MOE) \
+		--set data.chat_template=glm-4.5-nothink --set output_dir=$(QSM)
+	@echo ""
+	@echo "Exact-match accuracy on Data/quickstart/task.jsonl (step 0 = base model):"
+	@grep '"eval/task/accuracy"' $(QSM)/metrics.jsonl | while read -r l; do \
+		v() { echo "$$l" | grep -oE "\"$$1\":[0-9.e-]+" | cut -d: -f2; }; \
+		printf '  step %-4s all %-8s routing %-8s facts %s\n' "$$(v step)" "$$(v eval/task/accuracy)" \
+			"$$(v eval/task/accuracy_routing)" "$$(v eval/task/accuracy_fact)"; done
+	@echo "Adapter: $(QSM)/adapter (glm-train generate --model $(MOE) --adapter $(QSM)/adapter --chat --chat-template glm-4.5-nothink --prompt 'Who runs the Leeds office?')"
+
 # Python with torch/transformers/peft/trl, for fixture scripts and benchmark comparisons only.
 venv:
 	@[ -x $(VENV)/bin/python ] || python3 -m venv $(VENV)
@@ -126,6 +151,7 @@ fixtures: venv
 	$(VENV)/bin/python Scripts/make_model_fixtures.py
 	$(VENV)/bin/python Scripts/make_moe_fixtures.py
 	$(VENV)/bin/python Scripts/make_tokenizer_fixtures.py
+	$(VENV)/bin/python Scripts/make_glm45_template_fixtures.py
 	$(VENV)/bin/python Scripts/make_optimizer_fixtures.py
 	$(VENV)/bin/pip install -q trl
 	$(VENV)/bin/python Scripts/make_dpo_fixtures.py

@@ -63,8 +63,18 @@ public enum ChatData {
     /// (whose template has neither). `location` prefixes the errors.
     public static func checkConversation(_ c: ChatConversation, line: ChatDataLine, template: ChatTemplate) throws {
         let where_ = line.location
-        try rejectForeignToolCalls(line)
+        try rejectForeignToolCalls(line, template: template)
         for (i, m) in c.messages.enumerated() {
+            if template.format == .glm45 {
+                if !m.metadata.isEmpty {
+                    throw GLMError("\(where_): messages[\(i)] has \"metadata\", which GLM-4.5's chat template ignores; write a tool call as \"tool_calls\": [{\"function\": {\"name\": ..., \"arguments\": {...}}}]")
+                }
+                continue
+            }
+            if m.toolCalls != nil || m.reasoningContent != nil {
+                let key = m.toolCalls != nil ? "tool_calls" : "reasoning_content"
+                throw GLMError("\(where_): messages[\(i)] has \"\(key)\", which only GLM-4.5's chat template renders (this model's is \(template.name))")
+            }
             if m.role == .assistant && !m.metadata.isEmpty {
                 if m.metadata.allSatisfy({ $0.isWhitespace }) {
                     throw GLMError("\(where_): messages[\(i)].metadata is blank; a tool call needs the function name there")
@@ -93,11 +103,12 @@ public enum ChatData {
 
 extension ChatData {
     /// OpenAI-style `tool_calls`/`function_call` keys, which every GLM chat template ignores (`tokenize` refuses them
-    /// as `run` does).
-    public static func rejectForeignToolCalls(_ line: ChatDataLine) throws {
+    /// as `run` does). GLM-4.5's template reads `tool_calls`, so under it only `function_call` is refused.
+    public static func rejectForeignToolCalls(_ line: ChatDataLine, template: ChatTemplate? = nil) throws {
         guard case .array(let list)? = try? JSONValue.parse(line.text)["messages"] else { return }
+        let keys = template?.format == .glm45 ? ["function_call"] : ["tool_calls", "function_call"]
         for (i, m) in list.enumerated() {
-            for key in ["tool_calls", "function_call"] where m[key] != nil {
+            for key in keys where m[key] != nil {
                 throw GLMError("\(line.location): messages[\(i)] has \"\(key)\"; GLM data writes a tool call as {\"role\": \"assistant\", \"metadata\": FUNCTION_NAME, \"content\": ARGUMENTS}")
             }
         }
@@ -108,7 +119,7 @@ extension ChatTemplate {
     /// The names `data.chat_template` and `--chat-template` accept, each with its template.
     public static let named: [(name: String, template: ChatTemplate)] = [
         ("glm-4-9b-chat", .glm4), ("glm-4-9b-chat-hf", .glm4HF), ("glm-4-0414", .glm4_0414),
-        ("glm-z1-0414", .glmZ1_0414), ("glm-edge", .glmEdge),
+        ("glm-z1-0414", .glmZ1_0414), ("glm-edge", .glmEdge), ("glm-4.5", .glm45), ("glm-4.5-nothink", .glm45NoThinking),
     ]
 
     /// The name of a template in `named` (its format's name for templates with other texts).

@@ -16,21 +16,36 @@ public struct ChatMessage: Sendable, Equatable, Codable {
     /// Tool definitions (`{"type": "function", "function": {...}}`) carried by the message, as glm-4-9b-chat's
     /// data puts them on a system message; nil when the message has none.
     public var tools: [JSONValue]?
+    /// GLM-4.5's `reasoning_content` of an assistant message (the text of its `<think>` block); nil when absent.
+    public var reasoningContent: String?
+    /// GLM-4.5's `tool_calls` of an assistant message (the OpenAI layout GLM-4.5's template reads); nil when absent.
+    public var toolCalls: [ChatToolCall]?
 
-    public init(role: Role, content: String, metadata: String = "", tools: [JSONValue]? = nil) {
+    public init(role: Role, content: String, metadata: String = "", tools: [JSONValue]? = nil,
+                reasoningContent: String? = nil, toolCalls: [ChatToolCall]? = nil) {
         self.role = role; self.content = content; self.metadata = metadata; self.tools = tools
+        self.reasoningContent = reasoningContent; self.toolCalls = toolCalls
     }
 
-    enum CodingKeys: String, CodingKey { case role, content, metadata, tools }
+    enum CodingKeys: String, CodingKey {
+        case role, content, metadata, tools
+        case reasoningContent = "reasoning_content", toolCalls = "tool_calls"
+    }
 
     /// Decoding through `Decoder` sorts the keys of tool schemas (the order is not visible there); use
     /// `ChatConversation.parse` on the JSON text to keep them in file order.
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        role = try c.decode(Role.self, forKey: .role)
-        content = try c.decode(String.self, forKey: .content)
+        let name = try c.decode(String.self, forKey: .role)
+        guard let role = Role(rawValue: name == "tool" ? "observation" : name) else {
+            throw DecodingError.dataCorruptedError(forKey: .role, in: c, debugDescription: "unknown role \(name)")
+        }
+        self.role = role
+        toolCalls = try c.decodeIfPresent([ChatToolCall].self, forKey: .toolCalls)
+        content = try c.decodeIfPresent(String.self, forKey: .content) ?? ""
         metadata = try c.decodeIfPresent(String.self, forKey: .metadata) ?? ""
         tools = try c.decodeIfPresent([JSONValue].self, forKey: .tools)
+        reasoningContent = try c.decodeIfPresent(String.self, forKey: .reasoningContent)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -39,6 +54,8 @@ public struct ChatMessage: Sendable, Equatable, Codable {
         try c.encode(content, forKey: .content)
         if !metadata.isEmpty { try c.encode(metadata, forKey: .metadata) }
         try c.encodeIfPresent(tools, forKey: .tools)
+        try c.encodeIfPresent(reasoningContent, forKey: .reasoningContent)
+        try c.encodeIfPresent(toolCalls, forKey: .toolCalls)
     }
 }
 
@@ -62,10 +79,25 @@ public struct ChatConversation: Sendable, Equatable {
         }
         messages = try list.enumerated().map { i, m in
             guard case .object = m else { throw GLMError("messages[\(i)] must be an object") }
-            guard let name = m["role"]?.stringValue, let role = ChatMessage.Role(rawValue: name) else {
-                throw GLMError("messages[\(i)].role must be one of system, user, assistant, observation")
+            // "tool" is GLM-4.5's (and OpenAI's) name for a tool result, GLM-4's "observation".
+            guard let name = m["role"]?.stringValue, let role = ChatMessage.Role(rawValue: name == "tool" ? "observation" : name) else {
+                throw GLMError("messages[\(i)].role must be one of system, user, assistant, observation (or tool)")
             }
-            guard let content = m["content"]?.stringValue else { throw GLMError("messages[\(i)].content must be a string") }
+            var toolCalls: [ChatToolCall]?
+            if let t = m["tool_calls"], t != .null {
+                guard role == .assistant else { throw GLMError("messages[\(i)].tool_calls: only an assistant message makes tool calls") }
+                toolCalls = try ChatToolCall.parse(t, what: "messages[\(i)].tool_calls")
+            }
+            var reasoning: String?
+            if let r = m["reasoning_content"], r != .null {
+                guard let s = r.stringValue else { throw GLMError("messages[\(i)].reasoning_content must be a string") }
+                reasoning = s
+            }
+            // An assistant message with tool calls may leave its content out (or null), as OpenAI-style data does.
+            let content: String
+            if let s = m["content"]?.stringValue { content = s }
+            else if toolCalls != nil && (m["content"] == nil || m["content"] == .null) { content = "" }
+            else { throw GLMError("messages[\(i)].content must be a string") }
             var metadata = ""
             if let meta = m["metadata"], meta != .null {
                 guard let s = meta.stringValue else { throw GLMError("messages[\(i)].metadata must be a string") }
@@ -76,7 +108,7 @@ public struct ChatConversation: Sendable, Equatable {
                 guard case .array(let list) = t else { throw GLMError("messages[\(i)].tools must be a list") }
                 tools = list
             }
-            return ChatMessage(role: role, content: content, metadata: metadata, tools: tools)
+            return ChatMessage(role: role, content: content, metadata: metadata, tools: tools, reasoningContent: reasoning, toolCalls: toolCalls)
         }
         if let t = json["tools"], t != .null {
             guard case .array(let list) = t else { throw GLMError("\"tools\" must be a list") }
@@ -97,6 +129,11 @@ public struct ChatConversation: Sendable, Equatable {
 ///   follows the last `</think>` and stripped, `<|assistant|>meta\ncontent`; `<|assistant|>\n<think>`.
 /// - `glmEdge` (glm-edge-1.5b-chat, glm-edge-4b-chat): no prefix, `<|role|>\ncontent` for system, user and
 ///   assistant messages (observations and metadata are not rendered); `<|assistant|>\n`.
+/// - `glm45` (GLM-4.5, GLM-4.5-Air): `[gMASK]<sop>`, the `# Tools` system block, messages in order, assistant turns
+///   as `\n<think>reasoning</think>` (reasoning only after the last user turn) + `\ncontent` + `<tool_call>`s with
+///   `<arg_key>`/`<arg_value>` pairs, tool results in `<|observation|>` blocks; `<|assistant|>`. With `thinking`
+///   false (`enable_thinking=False`) user turns end in `/nothink` and the prompt is `<|assistant|>\n<think></think>`
+///   (ChatTemplateGLM45.swift).
 ///
 /// Tool definitions may be given per conversation (`tools:`) or on messages; each format uses them where its
 /// template reads them: glm4Chat puts conversation tools on a leading empty system message (the layout of GLM-4's
@@ -107,6 +144,7 @@ public struct ChatTemplate: Sendable, Equatable {
         case glm4_0414 = "glm-4-0414"
         case glmZ1_0414 = "glm-z1-0414"
         case glmEdge = "glm-edge"
+        case glm45 = "glm-4.5"
     }
 
     public var format: Format
@@ -118,6 +156,9 @@ public struct ChatTemplate: Sendable, Equatable {
     public var endOfTurn: String
     /// The assistant's name in glm-4-9b-chat's tool preamble: "ChatGLM" (glm-4-9b-chat) or "GLM-4" (-hf checkpoints).
     public var assistantName: String
+    /// GLM-4.5's `enable_thinking` (only glm45 reads it): false appends `/nothink` to user turns and an empty
+    /// `<think></think>` to the generation prompt.
+    public var thinking: Bool
 
     /// A glm-4-9b-chat style template with other prefix, prompt or end token.
     public init(prefix: String, generationPrompt: String, endOfTurn: String) {
@@ -125,12 +166,14 @@ public struct ChatTemplate: Sendable, Equatable {
         self.prefix = prefix; self.generationPrompt = generationPrompt; self.endOfTurn = endOfTurn
     }
 
-    public init(format: Format, assistantName: String = "ChatGLM") {
+    public init(format: Format, assistantName: String = "ChatGLM", thinking: Bool = true) {
         self.format = format
         self.assistantName = assistantName
+        self.thinking = thinking
         endOfTurn = "<|endoftext|>"
         switch format {
         case .glm4Chat, .glm4_0414: prefix = "[gMASK]<sop>"; generationPrompt = "<|assistant|>"
+        case .glm45: prefix = "[gMASK]<sop>"; generationPrompt = thinking ? "<|assistant|>" : "<|assistant|>\n<think></think>"
         case .glmZ1_0414: prefix = "[gMASK]<sop>"; generationPrompt = "<|assistant|>\n<think>"
         case .glmEdge: prefix = ""; generationPrompt = "<|assistant|>\n"
         }
@@ -146,6 +189,10 @@ public struct ChatTemplate: Sendable, Equatable {
     public static let glmZ1_0414 = ChatTemplate(format: .glmZ1_0414)
     /// glm-edge-1.5b-chat, glm-edge-4b-chat.
     public static let glmEdge = ChatTemplate(format: .glmEdge)
+    /// GLM-4.5, GLM-4.5-Air (thinking on: `enable_thinking` unset or true).
+    public static let glm45 = ChatTemplate(format: .glm45)
+    /// GLM-4.5 with `enable_thinking=False`.
+    public static let glm45NoThinking = ChatTemplate(format: .glm45, thinking: false)
 
     /// The role token of a role, e.g. `<|user|>`.
     public static func roleToken(_ role: ChatMessage.Role) -> String { "<|\(role.rawValue)|>" }
@@ -279,6 +326,8 @@ public struct ChatTemplate: Sendable, Equatable {
                     text("\n" + visible, assistant: m.role == .assistant)
                 }
             }
+        case .glm45:
+            out += try glm45Pieces(messages, tools: tools)
         case .glmEdge:
             if tools != nil || messages.contains(where: { $0.tools != nil }) {
                 throw GLMError("glm-edge's chat template has no tool definitions; remove \"tools\" or use a GLM-4 model")
@@ -359,6 +408,10 @@ public struct ChatTemplate: Sendable, Equatable {
 extension ChatTemplate {
     /// The known template a Jinja chat template is, by its distinctive text; nil for others.
     public static func identify(jinja t: String) -> ChatTemplate? {
+        if t.contains("[gMASK]<sop>") && t.contains("<arg_key>") && t.contains("<tool_response>") && t.contains("enable_thinking")
+            && t.contains("last_user_index") {
+            return .glm45
+        }
         if t.contains("item['tools'] is defined") && t.contains("[gMASK]<sop>") {
             // "你是一个名为 ChatGLM 的人工智能助手" (glm-4-9b-chat) or "名为 GLM-4 的" (-hf checkpoints).
             if let r = t.range(of: "你是一个名为 "), let e = t.range(of: " 的人工智能助手", range: r.upperBound..<t.endIndex) {
@@ -380,7 +433,7 @@ extension ChatTemplate {
 
     /// The chat template of a model directory: the `chat_template` of tokenizer_config.json (or chat_template.jinja)
     /// when there is one, which must be a known template; otherwise by config.json's model_type (glm4 → GLM-4-0414,
-    /// glm / chatglm → glm-4-9b-chat). Errors name the file.
+    /// glm4_moe → GLM-4.5, glm / chatglm → glm-4-9b-chat). Errors name the file.
     public static func forModel(directory: String) throws -> ChatTemplate {
         var jinja: String?, source = ""
         let configPath = "\(directory)/tokenizer_config.json"
@@ -402,7 +455,7 @@ extension ChatTemplate {
         }
         if let jinja {
             guard let t = identify(jinja: jinja) else {
-                throw GLMError("\(source) is not a chat template GLMTrain renders (it knows glm-4-9b-chat, GLM-4-0414, GLM-Z1-0414 and glm-edge)")
+                throw GLMError("\(source) is not a chat template GLMTrain renders (it knows glm-4-9b-chat, GLM-4-0414, GLM-Z1-0414, glm-edge and GLM-4.5)")
             }
             return t
         }
@@ -411,8 +464,9 @@ extension ChatTemplate {
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let type = obj["model_type"] as? String {
             switch type {
             case "glm4": return .glm4_0414
+            case "glm4_moe": return .glm45
             case "glm", "chatglm": return .glm4
-            default: throw GLMError("\(modelConfig): model_type \"\(type)\" has no GLM chat template (expected glm, glm4 or chatglm)")
+            default: throw GLMError("\(modelConfig): model_type \"\(type)\" has no GLM chat template (expected glm, glm4, glm4_moe or chatglm)")
             }
         }
         return .glm4

@@ -26,7 +26,7 @@ struct Tokenize: ParsableCommand {
             if line.object["messages"] != nil {
                 let conversation = try ChatData.conversation(chatLine)
                 if template == nil { template = try templateOptions.template(directory: model) }
-                try ChatData.rejectForeignToolCalls(chatLine)
+                try ChatData.rejectForeignToolCalls(chatLine, template: template)
                 let t: ChatTemplate.Tokenized
                 do { t = try template!.tokenize(conversation, tokenizer: tokenizer, addGenerationPrompt: chat) }
                 catch let e as GLMError { throw GLMError("\(line.location): \(e.message)") }

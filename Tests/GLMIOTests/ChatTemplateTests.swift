@@ -84,7 +84,10 @@ final class ChatTemplateTests: XCTestCase {
         let json = #"[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x", "metadata": "f"}]"#
         let msgs = try JSONDecoder().decode([ChatMessage].self, from: Data(json.utf8))
         XCTAssertEqual(msgs, [ChatMessage(role: .user, content: "hi"), ChatMessage(role: .assistant, content: "x", metadata: "f")])
-        XCTAssertThrowsError(try JSONDecoder().decode([ChatMessage].self, from: Data(#"[{"role": "tool", "content": "x"}]"#.utf8)))
+        XCTAssertThrowsError(try JSONDecoder().decode([ChatMessage].self, from: Data(#"[{"role": "function", "content": "x"}]"#.utf8)))
+        // "tool" (GLM-4.5's and OpenAI's name) is an observation.
+        XCTAssertEqual(try JSONDecoder().decode([ChatMessage].self, from: Data(#"[{"role": "tool", "content": "x"}]"#.utf8)),
+                       [ChatMessage(role: .observation, content: "x")])
 
         // A tokenizer without GLM-4's role tokens cannot tokenize chats.
         let plain = try GLMTokenizer.load(tiktokenRanks: "\(TokenizerFixtures.directory)/tokenizer.model",

@@ -64,6 +64,13 @@ final class EvaluationHookTests: XCTestCase {
         XCTAssertEqual(hook.lastOutputs, generated)
     }
 
+    /// Under GLM-4.5's template the reasoning of a generation is not part of its answer.
+    func testExactMatchDropsGLM45Reasoning() throws {
+        XCTAssertEqual(ExactMatchHook.afterReasoning("\n<think>a</think>x</think>\n42"), "\n42")
+        XCTAssertEqual(ExactMatchHook.afterReasoning("\n42"), "\n42")
+        XCTAssertEqual(AnswerNormalizer.strip.apply(ExactMatchHook.afterReasoning("\n<think></think>\nLiam Byrne")), "Liam Byrne")
+    }
+
     func testExactMatchTaskFileErrorsNameTheLine() throws {
         let tokenizer = try GLMTokenizer.load(directory: Self.tinyModel)
         let dir = try temporaryDirectory()

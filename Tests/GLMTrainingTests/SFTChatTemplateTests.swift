@@ -114,7 +114,7 @@ final class SFTChatTemplateTests: XCTestCase {
              .glmEdge, "glm-edge"),
             (#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "metadata": "f", "content": "{}"}]}"#,
              .glmEdge, "glm-edge"),
-            (#"{"messages": [{"role": "tool", "content": "q"}]}"#, .glm4, "messages[0].role must be one of"),
+            (#"{"messages": [{"role": "function", "content": "q"}]}"#, .glm4, "messages[0].role must be one of"),
             (#"{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": ""}, {"role": "user", "content": "r"}]}"#,
              .glm4, "renders no assistant tokens"),
             (#"{"messages": [{"role": "user", "content": "q"}], "tools": {"a": 1}}"#, .glm4, "\"tools\" must be a list"),
@@ -151,7 +151,7 @@ final class SFTChatTemplateTests: XCTestCase {
         XCTAssertThrowsError(try Recipe.load(path: path)) {
             let message = "\($0)"
             XCTAssertTrue(message.hasPrefix("\(path):5: data.chat_template: unknown chat template 'glm4-0414' (did you mean 'glm-4-0414'?)"), message)
-            XCTAssertTrue(message.contains("glm-4-9b-chat, glm-4-9b-chat-hf, glm-4-0414, glm-z1-0414, glm-edge, auto"), message)
+            XCTAssertTrue(message.contains("glm-4-9b-chat, glm-4-9b-chat-hf, glm-4-0414, glm-z1-0414, glm-edge, glm-4.5, glm-4.5-nothink, auto"), message)
         }
         XCTAssertThrowsError(try Recipe.load(path: try recipe("glm-4-0414"), overrides: ["data.chat_templte=glm-edge"])) {
             XCTAssertTrue("\($0)".contains("did you mean 'chat_template'"), "\($0)")

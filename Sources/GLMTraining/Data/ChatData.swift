@@ -13,5 +13,7 @@ extension TokenizedDataset {
         try ChatData.checkConversation(c, line: line, template: template)
     }
 
-    public static func rejectForeignToolCalls(_ line: ChatDataLine) throws { try ChatData.rejectForeignToolCalls(line) }
+    public static func rejectForeignToolCalls(_ line: ChatDataLine, template: ChatTemplate? = nil) throws {
+        try ChatData.rejectForeignToolCalls(line, template: template)
+    }
 }

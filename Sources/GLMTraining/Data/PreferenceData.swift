@@ -33,7 +33,7 @@ public enum PreferenceData {
                             seqLen: Int) throws -> PreferenceDataset {
         var examples: [PreferenceExample] = [], warnings: [String] = [], skipped = 0
         for line in try ChatData.chatLines(path) {
-            let (prompt, chosen, rejected) = try conversation(line)
+            let (prompt, chosen, rejected) = try conversation(line, template: template)
             if chosen.messages == rejected.messages {
                 warnings.append("\(line.location): chosen and rejected are the same response; the pair is skipped")
                 skipped += 1; continue
@@ -73,7 +73,7 @@ public enum PreferenceData {
     }
 
     /// The prompt and the two responses of a line (errors name `FILE:LINE` and the key).
-    static func conversation(_ line: ChatDataLine) throws -> (prompt: ChatConversation, chosen: ChatConversation, rejected: ChatConversation) {
+    static func conversation(_ line: ChatDataLine, template: ChatTemplate? = nil) throws -> (prompt: ChatConversation, chosen: ChatConversation, rejected: ChatConversation) {
         let object = line.line.object, at = line.location
         if object["completion"] != nil { throw GLMError("\(at): a preference line has \"chosen\" and \"rejected\", not \"completion\"") }
         let prompt: ChatConversation
@@ -91,7 +91,7 @@ public enum PreferenceData {
                 throw GLMError("\(at): \"messages\" must end with a user or observation message (the responses are in \"chosen\" and \"rejected\"), not \(last.role.rawValue)")
             }
         }
-        try ChatData.rejectForeignToolCalls(line)
+        try ChatData.rejectForeignToolCalls(line, template: template)
         let json: JSONValue
         do { json = try JSONValue.parse(line.text) } catch let e as GLMError { throw GLMError("\(at): \(e.message)") }
         func response(_ key: String) throws -> ChatConversation {

@@ -35,7 +35,8 @@ public enum AnswerNormalizer: String, Sendable {
 /// Exact match / accuracy on a task file of `{"prompt" | "messages", "answer"}` lines (`"tools"` optional): each
 /// prompt (rendered with the model's chat template `template` and its generation prompt when `chat`) is continued
 /// greedily up to `maxNewTokens` or a stop token; the decoded continuation, normalised, must equal the normalised answer. Lines may carry a `"kind"`
-/// string; the accuracy of each kind is then reported too, as `accuracy_<kind>`.
+/// string; the accuracy of each kind is then reported too, as `accuracy_<kind>`. Under GLM-4.5's template the answer is
+/// what follows the continuation's last `</think>` (its reasoning is not compared).
 public final class ExactMatchHook: EvaluationHook {
     public let name: String
     public let prompts: [[Int32]]
@@ -46,6 +47,8 @@ public final class ExactMatchHook: EvaluationHook {
     let normalizer: AnswerNormalizer
     let tokenizer: GLMTokenizer
     let batchSize: Int
+    /// GLM-4.5: compare what follows the last `</think>`.
+    let dropsReasoning: Bool
     /// The last evaluation's generated texts (this process's share of the prompts, in order), for inspection.
     public private(set) var lastOutputs: [String] = []
     /// Data parallelism: each process answers its contiguous share of the prompts; the counts are added up.
@@ -56,6 +59,7 @@ public final class ExactMatchHook: EvaluationHook {
                 maxNewTokens: Int, normalizer: AnswerNormalizer, limit: Int? = nil, batchSize: Int = 16) throws {
         self.name = name; self.tokenizer = tokenizer; self.maxNewTokens = maxNewTokens
         self.normalizer = normalizer; self.batchSize = batchSize
+        dropsReasoning = chat && template.format == .glm45
         var lines = try TokenizedDataset.chatLines(file)
         if let limit { lines = Array(lines.prefix(limit)) }
         guard !lines.isEmpty else { throw GLMError("\(file): the task file has no lines") }
@@ -85,6 +89,12 @@ public final class ExactMatchHook: EvaluationHook {
         prompts = p; answers = a; kinds = k
     }
 
+    /// What follows the last `</think>` of a generated text (all of it when it has none).
+    public static func afterReasoning(_ text: String) -> String {
+        guard let end = text.range(of: "</think>", options: .backwards) else { return text }
+        return String(text[end.upperBound...])
+    }
+
     public func evaluate(_ context: EvaluationContext) throws -> [String: Double] {
         let generator = TextGenerator(model: context.model)
         var correct = 0
@@ -97,8 +107,9 @@ public final class ExactMatchHook: EvaluationHook {
                 let batch = Array(prompts[start..<min(start + batchSize, hi)])
                 let results = generator.generate(prompts: batch, maxNewTokens: maxNewTokens)
                 for (i, r) in results.enumerated() {
-                    let text = tokenizer.decode(r.tokens, skipSpecialTokens: true)
+                    var text = tokenizer.decode(r.tokens, skipSpecialTokens: true)
                     outputs.append(text)
+                    if dropsReasoning { text = ExactMatchHook.afterReasoning(text) }
                     let right = normalizer.apply(text) == normalizer.apply(answers[start + i])
                     if right { correct += 1 }
                     if let kind = kinds[start + i] {
