@@ -1,7 +1,8 @@
 // The multi-token-prediction loss (DeepSeek-V3 / GLM-4.5 MTP, reference/glm4-moe.md §4): beside the objective's own
 // next-token loss, the MTP layer predicts token t+2 from the main model's final hidden state h_t (of the same forward
-// pass, so the MTP loss's gradient reaches the main model too) and the embedding of token t+1. The total is
-// loss + λ·mtp_loss; `mtp_loss` (the mean cross-entropy over the MTP targets) is logged.
+// pass, so the MTP loss's gradient reaches the main model too) and the embedding of token t+1. The loss trained and
+// logged as `loss` is lm_loss + λ·mtp_loss; `lm_loss` (the objective's own) and `mtp_loss` (the mean cross-entropy
+// over the MTP targets) are logged beside it.
 import GLMCore
 import GLMModel
 
@@ -58,6 +59,7 @@ public final class MTPLossObjective: TrainingObjective {
             throw GLMError("mtp.loss_weight: the \(inner.name) objective's targets are not the next tokens (position \(i)); the MTP loss needs next-token targets (causal or sft)")
         }
         if let mtp = mtpLoss(passes[0], targets: b.targets) {
+            r.metrics["lm_loss"] = Double(r.loss.item)
             r.metrics["mtp_loss"] = Double(mtp.item)
             r.loss = r.loss + mtp.scaled(lossWeight)
         }
