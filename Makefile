@@ -125,6 +125,7 @@ fixtures: venv
 	$(VENV)/bin/python Scripts/make_core_fixtures.py
 	$(VENV)/bin/python Scripts/make_model_fixtures.py
 	$(VENV)/bin/python Scripts/make_moe_fixtures.py
+	$(VENV)/bin/python Scripts/make_mtp_fixtures.py
 	$(VENV)/bin/python Scripts/make_tokenizer_fixtures.py
 	$(VENV)/bin/python Scripts/make_optimizer_fixtures.py
 	$(VENV)/bin/pip install -q trl
