@@ -3,6 +3,7 @@
 // (The accepted-draft path on a model whose MTP layer has learnt something: MTPTrainingTests.)
 import XCTest
 import GLMCore
+import GLMIO
 import GLMModel
 import TestSupport
 
@@ -52,6 +53,21 @@ final class SpeculativeGeneratorTests: XCTestCase {
                 _ = check(m, prompts: prompts, maxNew: 20, stops: [1, 2, 9], label: "seed \(seed) groups \(groups) stops")
             }
         }
+    }
+
+    /// A bf16 directory keeps the MTP layer's matrices bf16 in memory too (as every frozen matrix); drafting works on
+    /// them, the MTP log-probs stay near the f32 ones, and the output is still greedy's.
+    func testBF16DirectoryKeepsTheMTPLayerAndDrafts() throws {
+        let m = try Glm4MoeMTPTests.model()
+        let dir = ModelFixtures.scratch("mtp-bf16")
+        try ModelDirectory.save(m, to: dir, dtype: .bfloat16)
+        let b = try XCTUnwrap(ModelDirectory.loadModel(dir) as? Glm4MoeForCausalLM)
+        XCTAssertTrue(b.hasMTPLayer)
+        XCTAssertNotNil(b.mtpTensors["model.layers.2.eh_proj.weight"]?.bf16Bits, "frozen MTP matrices stay bf16")
+        let ids: [Int32] = [5, 17, 33, 60, 7, 9, 40]
+        let (lp32, lp16) = (Glm4MoeMTPTests.mtpLogProbs(m, ids, batch: 1).logProbs, Glm4MoeMTPTests.mtpLogProbs(b, ids, batch: 1).logProbs)
+        XCTAssertLessThan(zip(lp32, lp16).map { abs($0 - $1) }.max()!, 0.1)
+        _ = check(b, prompts: prompts, maxNew: 16, stops: [], label: "bf16")
     }
 
     func testStopsAtMaxPositions() throws {

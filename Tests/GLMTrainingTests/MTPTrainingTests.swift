@@ -33,7 +33,7 @@ final class MTPTrainingTests: XCTestCase {
     }
 
     /// MoETrainingTests' tiny MoE recipe (its model.init with one MTP layer, or `model` as the path).
-    func mtpRecipe(_ dir: String, data: String, steps: Int, extra: String, model: String? = nil) throws -> Recipe {
+    func mtpRecipe(_ dir: String, data: String, steps: Int, extra: String, model: String? = nil, checkpointEvery: Int = 20) throws -> Recipe {
         let initConfig = MoETrainingTests.initConfig.replacingOccurrences(of: "num_nextn_predict_layers: 0", with: "num_nextn_predict_layers: 1")
         let modelSection = model.map { "model: {path: \($0)}" }
             ?? "model:\n  init:\n" + initConfig.split(separator: "\n").map { "    " + $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "\n")
@@ -44,7 +44,7 @@ final class MTPTrainingTests: XCTestCase {
         training: {steps: \(steps), batch_size: 4, seq_len: 17, grad_accum: 2, max_grad_norm: 1.0, seed: 3}
         optimizer: {name: adamw, lr: 3.0e-3, weight_decay: 0.0}
         schedule: {name: constant}
-        checkpoint: {every: 20, keep: 2}
+        checkpoint: {every: \(checkpointEvery), keep: 2}
         output_dir: \(dir)/run
         \(extra)
         """
@@ -107,6 +107,19 @@ final class MTPTrainingTests: XCTestCase {
         }
         XCTAssertGreaterThan(stats.acceptanceRate, 0.5, "\(stats)")
         print("trained tiny MoE: acceptance \(stats.accepted)/\(stats.drafted)")
+    }
+
+    func testMTPTrainingResumesBitIdentically() throws {
+        let dir = scratch("mtp-resume"), data = try writeData(dir)
+        let extra = "mtp: {loss_weight: 0.2}"
+        let straight = RecipeRun(recipe: try mtpRecipe(dir + "/a", data: data, steps: 8, extra: extra, checkpointEvery: 4))
+        _ = try straight.run()
+        let first = RecipeRun(recipe: try mtpRecipe(dir + "/b", data: data, steps: 4, extra: extra, checkpointEvery: 4))
+        _ = try first.run()
+        let resumed = RecipeRun(recipe: try mtpRecipe(dir + "/b", data: data, steps: 8, extra: extra, checkpointEvery: 4))
+        XCTAssertEqual(try resumed.run(resume: true).resumedFrom, 4)
+        XCTAssertNotNil(resumed.model.parameters["model.layers.2.eh_proj.weight"])
+        for (k, t) in straight.model.parameters { XCTAssertTrue(t.bitwiseEqual(resumed.model.parameters[k]!), "resumed \(k)") }
     }
 
     func testWeightZeroKeepsTheMTPLayerFrozenAndUncomputed() throws {
