@@ -24,8 +24,17 @@ expected.safetensors:
                             head): computed with torch from MtpModel's normed hidden states
   main.logprobs    [2, 6]     the main model's next-token log-probs (the MTP layer must not change them)
 
-Run: .venv/bin/python Scripts/make_mtp_fixtures.py   (transformers 5.24, eager attention and experts)
+Run:   .venv/bin/python Scripts/make_mtp_fixtures.py   (transformers 5.24, eager attention and experts)
+Check: .venv/bin/python Scripts/make_mtp_fixtures.py --check DIR
+       DIR is what `GLM_MTP_EXPORT_DIR=DIR swift test --filter Glm4MoeMTPTests/testExportForTransformersCheck` writes:
+       moe-mtp after a few MTP-trained steps, saved by GLMTrain, with GLMTrain's MTP log-probs of the fixture ids in
+       glmtrain_mtp.json. Loads DIR with transformers, its MTP layer into MtpModel (load_state_dict strict), and
+       prints the largest log-prob difference; exit 1 beyond 2e-4.
 """
+import argparse
+import glob
+import json
+import sys
 import os
 import shutil
 
@@ -82,6 +91,56 @@ def checkpoint_names(mtp, layer):
     return {k: v.contiguous() for k, v in out.items() if not k.endswith("rotary_emb.inv_freq")}
 
 
+def mtp_state(tensors, layer):
+    """The checkpoint's MTP layer tensors as MtpLayer's state dict (experts fused as transformers holds them)."""
+    p = f"model.layers.{layer}."
+    out, experts = {}, {}
+    for k, v in tensors.items():
+        if not k.startswith(p):
+            continue
+        k = k[len(p):]
+        if k.startswith("mlp.experts."):
+            e, name = k[len("mlp.experts."):].split(".", 1)
+            experts.setdefault(int(e), {})[name] = v
+        elif k.startswith("shared_head.norm."):
+            out["post_norm." + k[len("shared_head.norm."):]] = v
+        elif k.split(".")[0] in ("enorm", "hnorm", "eh_proj"):
+            out[k] = v
+        elif not k.startswith(("shared_head.head", "embed_tokens")):
+            out["mtp_block." + k] = v
+    order = sorted(experts)
+    out["mtp_block.mlp.experts.gate_up_proj"] = torch.stack(
+        [torch.cat([experts[e]["gate_proj.weight"], experts[e]["up_proj.weight"]], 0) for e in order])
+    out["mtp_block.mlp.experts.down_proj"] = torch.stack([experts[e]["down_proj.weight"] for e in order])
+    return out
+
+
+def mtp_logprobs(model, mtp, ids):
+    with torch.no_grad():
+        h = model.model(ids).last_hidden_state
+        pos = torch.arange(1, ids.shape[1])[None].expand(ids.shape[0], -1)
+        logits = mtp._project_to_logits(mtp.forward_layer(0, h[:, :-1], pos, None, input_ids=ids[:, 1:]))
+    return lp(logits[:, :-1], ids[:, 2:])
+
+
+def check(path):
+    model = Glm4MoeForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="eager",
+                                               experts_implementation="eager").eval()
+    mtp = MtpModel(model, 1).eval()
+    mtp.config._experts_implementation = "eager"
+    mtp.config._attn_implementation = "eager"
+    tensors = {}
+    for f in glob.glob(os.path.join(path, "*.safetensors")):
+        tensors.update(load_file(f))
+    mtp.layers[0].load_state_dict({k: v.float() for k, v in mtp_state(tensors, model.config.num_hidden_layers).items()},
+                                  strict=True)
+    ours = json.load(open(os.path.join(path, "glmtrain_mtp.json")))
+    got = mtp_logprobs(model, mtp, torch.tensor(ours["ids"]))
+    diff = (got - torch.tensor(ours["logprobs"])).abs().max().item()
+    print(f"{path}: MTP log-probs, transformers MtpModel vs GLMTrain: max difference {diff:.2e}")
+    return diff <= 2e-4
+
+
 def lp(logits, targets):
     return torch.log_softmax(logits.double(), dim=-1).gather(-1, targets[..., None])[..., 0].float()
 
@@ -130,4 +189,9 @@ def main():
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check", nargs="+")
+    args = ap.parse_args()
+    if args.check:
+        sys.exit(0 if all([check(d) for d in args.check]) else 1)
     main()

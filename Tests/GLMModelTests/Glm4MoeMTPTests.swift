@@ -152,4 +152,39 @@ final class Glm4MoeMTPTests: XCTestCase {
         }
         XCTAssertNil(m.parameters["model.layers.2.mlp.gate.e_score_correction_bias"]!.grad)
     }
+
+    /// With GLM_MTP_EXPORT_DIR set: moe-mtp after 3 plain gradient steps on loss + MTP loss, saved by GLMTrain, with
+    /// GLMTrain's MTP log-probs of the fixture ids (glmtrain_mtp.json), for `make_mtp_fixtures.py --check DIR`.
+    func testExportForTransformersCheck() throws {
+        guard let dir = ProcessInfo.processInfo.environment["GLM_MTP_EXPORT_DIR"] else {
+            throw XCTSkip("set GLM_MTP_EXPORT_DIR to write a trained MTP model for the transformers check")
+        }
+        let m = try Self.model()
+        try m.trainMTPLayer()
+        for p in m.parameters.values { p.setRequiresGrad(true) }
+        let ids: [Int32] = [3, 9, 4, 4, 17, 2, 30, 8, 1, 49, 6, 7], T = 6
+        let next = (0..<12).map { $0 % T == T - 1 ? ids[$0] : ids[$0 + 1] }
+        let targets: [Int32] = (0..<12).map { $0 % T >= T - 2 ? -100 : ids[$0 + 2] }
+        for _ in 0..<3 {
+            let h = m.hiddenStates(ids: ids, batch: 2, length: T)
+            let mtp = Tensor.linearCrossEntropy(hidden: m.mtpHiddenStates(hidden: h, nextIds: next, batch: 2, length: T, positions: nil,
+                                                                          mask: nil, cache: nil, firstPosition: .keep),
+                                                weight: m.mtpHead, targets: targets)
+            (Tensor.linearCrossEntropy(hidden: h, weight: m.lmHead, targets: next) + mtp).backward()
+            for p in m.parameters.values {
+                if let g = p.grad { for i in 0..<p.count { p.pointer[i] -= 0.5 * g.pointer[i] } }
+                p.zeroGrad()
+            }
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+        try ModelDirectory.save(m, to: dir)
+        let f = try ModelFixtures.expected("moe-mtp")
+        let fixtureIds = try f.ids("mtp.ids")
+        let lp = Self.mtpLogProbs(m, fixtureIds, batch: 2).logProbs
+        let obj: [String: Any] = ["ids": [Array(fixtureIds[0..<7]), Array(fixtureIds[7...])].map { $0.map(Int.init) },
+                                  "logprobs": [Array(lp[0..<5]), Array(lp[5...])].map { $0.map(Double.init) }]
+        try JSONSerialization.data(withJSONObject: obj).write(to: URL(fileURLWithPath: dir + "/glmtrain_mtp.json"))
+        let before = Self.mtpLogProbs(try Self.model(), fixtureIds, batch: 2).logProbs
+        XCTAssertGreaterThan(zip(before, lp).map { abs($0 - $1) }.max()!, 1e-3, "the steps moved the MTP layer")
+    }
 }
