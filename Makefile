@@ -150,6 +150,7 @@ fixtures: venv
 	$(VENV)/bin/python Scripts/make_core_fixtures.py
 	$(VENV)/bin/python Scripts/make_model_fixtures.py
 	$(VENV)/bin/python Scripts/make_moe_fixtures.py
+	$(VENV)/bin/python Scripts/make_mtp_fixtures.py
 	$(VENV)/bin/python Scripts/make_tokenizer_fixtures.py
 	$(VENV)/bin/python Scripts/make_glm45_template_fixtures.py
 	$(VENV)/bin/python Scripts/make_optimizer_fixtures.py

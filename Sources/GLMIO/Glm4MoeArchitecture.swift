@@ -43,8 +43,9 @@ public enum Glm4MoeArchitecture: ModelArchitecture {
         guard let m = model as? Glm4MoeForCausalLM else {
             throw GLMError("a \(model.modelTypeName) model cannot be saved as glm4_moe")
         }
-        var tensors = try Glm4MoeWeights.validated(m.parameters.merging(m.mtpTensors) { a, _ in a }, config: c)
-            .main.merging(m.mtpTensors) { a, _ in a }
+        // The MTP layer's tensors: frozen ones in mtpTensors, training ones among the parameters.
+        let checked = try Glm4MoeWeights.validated(m.parameters.merging(m.mtpTensors) { a, _ in a }, config: c)
+        var tensors = checked.main.merging(checked.mtp) { a, _ in a }
         if c.sharedIntermediateSize == 0 {
             for l in 0..<c.numHiddenLayers where c.isMoELayer(l) {
                 let p = Glm4MoeWeights.layerPrefix(l) + "mlp.shared_experts."

@@ -5,7 +5,7 @@ import GLMCore
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Performance figures, side by side with PyTorch.",
-                                                    subcommands: [BenchOps.self, BenchTrain.self, BenchShape.self, BenchGenerate.self])
+                                                    subcommands: [BenchOps.self, BenchTrain.self, BenchShape.self, BenchGenerate.self, BenchSpeculative.self])
 }
 
 /// Timing helpers for the benchmarks (not for tests).

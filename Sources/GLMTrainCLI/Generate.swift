@@ -30,6 +30,8 @@ struct Generate: ParsableCommand {
     var seed: UInt64 = 0
     @Flag(help: "Print one JSON object per prompt.")
     var json = false
+    @Option(help: ArgumentHelp("Self-speculative decoding: 'mtp' drafts one token per step with the model's MTP layer and checks it with the main model (greedy, one prompt; the output equals plain greedy decoding). Off by default.", valueName: "mtp"))
+    var speculative: String?
 
     func run() throws {
         _ = try templateOptions.override()
@@ -39,6 +41,13 @@ struct Generate: ParsableCommand {
             throw GLMError("give either --prompt or --prompt-tokens (one or more times)")
         }
         guard maxNewTokens >= 0 else { throw GLMError("--max-new-tokens must be ≥ 0, got \(maxNewTokens)") }
+        if let speculative {
+            guard speculative == "mtp" else { throw GLMError("--speculative: '\(speculative)' is not supported; expected mtp") }
+            guard temperature == 0 else { throw GLMError("--speculative mtp is greedy only; use --temperature 0 (got \(temperature))") }
+            guard prompt.count + promptTokens.count == 1 else {
+                throw GLMError("--speculative mtp takes one prompt (batch 1); got \(prompt.count + promptTokens.count)")
+            }
+        }
         let (model, tokenizer) = try modelOptions.load(needTokenizer: !prompt.isEmpty)
         try adapterOptions.apply(to: model)
         var prompts: [[Int32]] = []
@@ -79,8 +88,18 @@ struct Generate: ParsableCommand {
         guard cacheBytes <= memory / 2 else {
             throw GLMError("the KV cache for \(prompts.count) prompts of up to \(longest + maxNewTokens) positions needs \(cacheBytes >> 20) MiB, more than half of this machine's \(memory >> 20) MiB; lower --max-new-tokens or the batch")
         }
-        let results = TextGenerator(model: model).generate(prompts: prompts, maxNewTokens: maxNewTokens,
-                                                            sampling: sampling, seed: seed)
+        var stats: SpeculativeStats?
+        let results: [GeneratedSequence]
+        if speculative != nil {
+            guard let m = model as? any MultiTokenPredictionModel, m.hasMTPLayer else {
+                throw GLMError("--speculative mtp: \(modelOptions.model) has no MTP layer (a glm4_moe checkpoint with model.layers.{num_hidden_layers}.eh_proj.weight, ...)")
+            }
+            let (r, s) = SpeculativeGenerator(model: m).generate(prompt: prompts[0], maxNewTokens: maxNewTokens)
+            (results, stats) = ([r], s)
+            FileHandle.standardError.write(Data("speculative: \(s.accepted)/\(s.drafted) MTP drafts accepted (\(String(format: "%.1f", 100 * s.acceptanceRate))%), \(s.mainPasses) main-model passes after the prompt\n".utf8))
+        } else {
+            results = TextGenerator(model: model).generate(prompts: prompts, maxNewTokens: maxNewTokens, sampling: sampling, seed: seed)
+        }
         for (i, r) in results.enumerated() {
             if let bad = r.logProbs.first(where: { !$0.isFinite }) {
                 throw GLMError("prompt \(i + 1): a generated token's log-probability is \(bad); the model (or adapter) weights hold NaN or Inf values")
@@ -92,6 +111,9 @@ struct Generate: ParsableCommand {
                 var obj: [String: Any] = ["prompt_tokens": p.map(Int.init), "tokens": r.tokens.map(Int.init),
                                           "logprobs": r.logProbs.map(Double.init), "finish_reason": r.finishReason]
                 if let text { obj["text"] = text }
+                if let stats {
+                    obj["speculative"] = ["drafted": stats.drafted, "accepted": stats.accepted, "acceptance_rate": stats.acceptanceRate]
+                }
                 print(try JSONLines.encode(obj))
             } else {
                 print(text ?? r.tokens.map(String.init).joined(separator: ","))

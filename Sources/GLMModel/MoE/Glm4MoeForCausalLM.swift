@@ -15,15 +15,21 @@ public final class Glm4MoeForCausalLM {
     public let config: Glm4MoeConfig
     /// Every tensor of the main model by HF name, the routers' `e_score_correction_bias` buffers included (they take
     /// no gradient: the selection is not differentiable; the balancing rule updates them in place).
-    public private(set) var parameters: [String: Tensor]
-    /// The checkpoint's MTP layers (`model.layers.{num_hidden_layers + i}.*`), kept to be written back; unused here.
-    public private(set) var mtpTensors: [String: Tensor]
+    public internal(set) var parameters: [String: Tensor]
+    /// The checkpoint's MTP layers (`model.layers.{num_hidden_layers + i}.*`) while they are frozen: kept, written
+    /// back and used by `mtpHiddenStates` (Glm4MoeMTP.swift), but not parameters; `trainMTPLayer()` moves them into
+    /// `parameters`.
+    public internal(set) var mtpTensors: [String: Tensor]
     public var adaptedLinears: [String: LinearOverride] = [:]
     /// Called in every forward pass for each MoE layer with its routing (see `MixtureOfExpertsModel`).
     public var routingObserver: ((RoutingEvent) -> Void)?
     /// Replaces each MoE layer's selection when set (see `MixtureOfExpertsModel.routingReplay`).
     public var routingReplay: ((_ layer: Int, _ selected: ExpertRouting) -> ExpertRouting)?
+    /// Called at the end of every main forward pass with its final hidden states (the MTP loss reads them).
+    public var forwardObserver: ((MainForward) -> Void)?
     private var layers: [Layer] = []
+    /// The first MTP layer, bound when the checkpoint has one (Glm4MoeMTP.swift).
+    var mtpLayer: MTPLayer?
 
     struct SwiGLUWeights { let prefix: String; let gate, up, down: Tensor }
     struct MoE { let router, correctionBias: Tensor; let experts: [ExpertWeights]; let shared: SwiGLUWeights? }
@@ -50,38 +56,45 @@ public final class Glm4MoeForCausalLM {
     }
 
     private func bindLayers() {
-        let p = parameters, c = config
-        layers = (0..<c.numHiddenLayers).map { l in
-            let s = Glm4MoeWeights.layerPrefix(l)
-            func swiglu(_ path: String) -> SwiGLUWeights {
-                SwiGLUWeights(prefix: s + path, gate: p[s + path + "gate_proj.weight"]!, up: p[s + path + "up_proj.weight"]!,
-                              down: p[s + path + "down_proj.weight"]!)
-            }
-            let mlp: MLP
-            if c.isMoELayer(l) {
-                let experts = (0..<c.nRoutedExperts).map { e -> ExpertWeights in
-                    let ep = Glm4MoeWeights.expertPrefix(l, e)
-                    return ExpertWeights(gate: p[ep + "gate_proj.weight"]!, up: p[ep + "up_proj.weight"]!, down: p[ep + "down_proj.weight"]!)
-                }
-                mlp = .moe(MoE(router: p[Glm4MoeWeights.routerWeight(l)]!, correctionBias: p[Glm4MoeWeights.correctionBias(l)]!,
-                               experts: experts, shared: c.sharedIntermediateSize > 0 ? swiglu("mlp.shared_experts.") : nil))
-            } else {
-                mlp = .dense(swiglu("mlp."))
-            }
-            return Layer(prefix: s, inputNorm: p[s + "input_layernorm.weight"]!, q: p[s + "self_attn.q_proj.weight"]!,
-                         k: p[s + "self_attn.k_proj.weight"]!, v: p[s + "self_attn.v_proj.weight"]!,
-                         o: p[s + "self_attn.o_proj.weight"]!, postAttentionNorm: p[s + "post_attention_layernorm.weight"]!,
-                         qBias: p[s + "self_attn.q_proj.bias"], kBias: p[s + "self_attn.k_proj.bias"],
-                         vBias: p[s + "self_attn.v_proj.bias"], qNorm: p[s + "self_attn.q_norm.weight"],
-                         kNorm: p[s + "self_attn.k_norm.weight"], mlp: mlp)
+        let p = parameters.merging(mtpTensors) { a, _ in a }, c = config
+        layers = (0..<c.numHiddenLayers).map { Self.bindLayer($0, p, c, moe: c.isMoELayer($0)) }
+        mtpLayer = MTPLayer(binding: p, config: c)
+    }
+
+    /// Re-binds the MTP layer after its tensors moved or were added.
+    func bindMTPLayer() { mtpLayer = MTPLayer(binding: parameters.merging(mtpTensors) { a, _ in a }, config: config) }
+
+    /// The weights of decoder layer `l` (MoE when `moe`) from `p`.
+    static func bindLayer(_ l: Int, _ p: [String: Tensor], _ c: Glm4MoeConfig, moe: Bool) -> Layer {
+        let s = Glm4MoeWeights.layerPrefix(l)
+        func swiglu(_ path: String) -> SwiGLUWeights {
+            SwiGLUWeights(prefix: s + path, gate: p[s + path + "gate_proj.weight"]!, up: p[s + path + "up_proj.weight"]!,
+                          down: p[s + path + "down_proj.weight"]!)
         }
+        let mlp: MLP
+        if moe {
+            let experts = (0..<c.nRoutedExperts).map { e -> ExpertWeights in
+                let ep = Glm4MoeWeights.expertPrefix(l, e)
+                return ExpertWeights(gate: p[ep + "gate_proj.weight"]!, up: p[ep + "up_proj.weight"]!, down: p[ep + "down_proj.weight"]!)
+            }
+            mlp = .moe(MoE(router: p[Glm4MoeWeights.routerWeight(l)]!, correctionBias: p[Glm4MoeWeights.correctionBias(l)]!,
+                           experts: experts, shared: c.sharedIntermediateSize > 0 ? swiglu("mlp.shared_experts.") : nil))
+        } else {
+            mlp = .dense(swiglu("mlp."))
+        }
+        return Layer(prefix: s, inputNorm: p[s + "input_layernorm.weight"]!, q: p[s + "self_attn.q_proj.weight"]!,
+                     k: p[s + "self_attn.k_proj.weight"]!, v: p[s + "self_attn.v_proj.weight"]!,
+                     o: p[s + "self_attn.o_proj.weight"]!, postAttentionNorm: p[s + "post_attention_layernorm.weight"]!,
+                     qBias: p[s + "self_attn.q_proj.bias"], kBias: p[s + "self_attn.k_proj.bias"],
+                     vBias: p[s + "self_attn.v_proj.bias"], qNorm: p[s + "self_attn.q_norm.weight"],
+                     kNorm: p[s + "self_attn.k_norm.weight"], mlp: mlp)
     }
 
     /// Replaces one parameter (same name and shape).
     public func replaceParameter(_ name: String, with tensor: Tensor) throws {
-        guard let old = parameters[name] else { throw GLMError("\(name): not a parameter of this glm4_moe model") }
+        guard let old = parameters[name] ?? mtpTensors[name] else { throw GLMError("\(name): not a parameter of this glm4_moe model") }
         guard old.shape == tensor.shape else { throw GLMError("\(name): shape \(tensor.shape); expected \(old.shape)") }
-        parameters[name] = tensor
+        if parameters[name] != nil { parameters[name] = tensor } else { mtpTensors[name] = tensor }
         bindLayers()
     }
 
@@ -126,41 +139,51 @@ public final class Glm4MoeForCausalLM {
         let mask = mask ?? .causal(batch: B, queries: T, keys: S)
         precondition(mask.batch == B && mask.queries == T && mask.keys == S,
                      "mask \(mask.batch)×\(mask.queries)×\(mask.keys) does not match batch \(B), \(T) queries, \(S) keys")
-        let rotary = c.rotary, eps = Float(c.rmsNormEps), (nh, nkv, d) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
         var x = Tensor.embedding(embedding, ids: ids, idsShape: [B, T], paddingIndex: c.padTokenId)
         for (l, layer) in layers.enumerated() {
-            let h = Tensor.rmsNorm(x, weight: layer.inputNorm, eps: eps)
-            var q = project(h, layer.prefix + "self_attn.q_proj", layer.q, layer.qBias)
-            var k = project(h, layer.prefix + "self_attn.k_proj", layer.k, layer.kBias)
-            var v = project(h, layer.prefix + "self_attn.v_proj", layer.v, layer.vBias)
-            if let qn = layer.qNorm, let kn = layer.kNorm {
-                q = Tensor.rmsNorm(q.reshaped([B, T, nh, d]), weight: qn, eps: eps).reshaped([B, T, nh * d])
-                k = Tensor.rmsNorm(k.reshaped([B, T, nkv, d]), weight: kn, eps: eps).reshaped([B, T, nkv * d])
-            }
-            q = Tensor.rotaryHalfSplit(q, config: rotary, positions: pos)
-            k = Tensor.rotaryHalfSplit(k, config: rotary, positions: pos)
-            var rowsPerBatch = T
-            if let cache {
-                cache.write(layer: l, k: k, v: v, tokens: T)
-                (k, v, rowsPerBatch) = (cache.keys[l], cache.values[l], cache.capacity)
-            }
-            let shape = AttentionShape(batch: B, queries: T, keys: S, heads: nh, kvHeads: nkv, headDim: d, keyRowsPerBatch: rowsPerBatch)
-            let a = Tensor.attention(q: q, k: k, v: v, shape: shape, mask: mask)
-            x = x + project(a, layer.prefix + "self_attn.o_proj", layer.o, nil)
-            let m = Tensor.rmsNorm(x, weight: layer.postAttentionNorm, eps: eps)
-            switch layer.mlp {
-            case .dense(let w):
-                x = x + swiglu(m, w)
-            case .moe(let moe):
-                x = x + mixture(m, moe, layer: l, batch: B, length: T)
-            }
+            x = decoderLayer(x, layer, index: l, cacheLayer: l, cache: cache, positions: pos, mask: mask, batch: B, length: T, keys: S)
         }
         cache?.length = S
-        return Tensor.rmsNorm(x, weight: parameters[Glm4MoeWeights.finalNorm]!, eps: eps)
+        let out = Tensor.rmsNorm(x, weight: parameters[Glm4MoeWeights.finalNorm]!, eps: Float(c.rmsNormEps))
+        forwardObserver?(MainForward(hidden: out, ids: ids, batch: B, length: T, positions: pos, mask: mask))
+        return out
+    }
+
+    /// One pre-norm decoder layer on `x` `[B, T, H]` at positions `pos` (`B·T`); with a cache, this call's keys and
+    /// values go to its layer `cacheLayer` (the caller reserves room and advances its length).
+    func decoderLayer(_ x: Tensor, _ layer: Layer, index l: Int, cacheLayer: Int, cache: KVCache?, positions pos: [Int32],
+                      mask: AttentionMask, batch B: Int, length T: Int, keys S: Int) -> Tensor {
+        let c = config, rotary = c.rotary, eps = Float(c.rmsNormEps), (nh, nkv, d) = (c.numAttentionHeads, c.numKeyValueHeads, c.headDim)
+        var x = x
+        let h = Tensor.rmsNorm(x, weight: layer.inputNorm, eps: eps)
+        var q = project(h, layer.prefix + "self_attn.q_proj", layer.q, layer.qBias)
+        var k = project(h, layer.prefix + "self_attn.k_proj", layer.k, layer.kBias)
+        var v = project(h, layer.prefix + "self_attn.v_proj", layer.v, layer.vBias)
+        if let qn = layer.qNorm, let kn = layer.kNorm {
+            q = Tensor.rmsNorm(q.reshaped([B, T, nh, d]), weight: qn, eps: eps).reshaped([B, T, nh * d])
+            k = Tensor.rmsNorm(k.reshaped([B, T, nkv, d]), weight: kn, eps: eps).reshaped([B, T, nkv * d])
+        }
+        q = Tensor.rotaryHalfSplit(q, config: rotary, positions: pos)
+        k = Tensor.rotaryHalfSplit(k, config: rotary, positions: pos)
+        var rowsPerBatch = T
+        if let cache {
+            cache.write(layer: cacheLayer, k: k, v: v, tokens: T)
+            (k, v, rowsPerBatch) = (cache.keys[cacheLayer], cache.values[cacheLayer], cache.capacity)
+        }
+        let shape = AttentionShape(batch: B, queries: T, keys: S, heads: nh, kvHeads: nkv, headDim: d, keyRowsPerBatch: rowsPerBatch)
+        let a = Tensor.attention(q: q, k: k, v: v, shape: shape, mask: mask)
+        x = x + project(a, layer.prefix + "self_attn.o_proj", layer.o, nil)
+        let m = Tensor.rmsNorm(x, weight: layer.postAttentionNorm, eps: eps)
+        switch layer.mlp {
+        case .dense(let w):
+            return x + swiglu(m, w)
+        case .moe(let moe):
+            return x + mixture(m, moe, layer: l, batch: B, length: T)
+        }
     }
 
     /// The MoE of one layer on `m` `[B, T, H]`.
-    private func mixture(_ m: Tensor, _ moe: MoE, layer: Int, batch: Int, length: Int) -> Tensor {
+    func mixture(_ m: Tensor, _ moe: MoE, layer: Int, batch: Int, length: Int) -> Tensor {
         let c = config, H = c.hiddenSize, N = batch * length
         let flat = m.reshaped([N, H])
         let scores = Tensor.linear(flat, weight: moe.router).sigmoid()
@@ -193,12 +216,12 @@ public final class Glm4MoeForCausalLM {
         return out.reshaped(m.shape)
     }
 
-    private func swiglu(_ x: Tensor, _ w: SwiGLUWeights) -> Tensor {
+    func swiglu(_ x: Tensor, _ w: SwiGLUWeights) -> Tensor {
         let gate = project(x, w.prefix + "gate_proj", w.gate, nil), up = project(x, w.prefix + "up_proj", w.up, nil)
         return project(Tensor.swiglu(gate: gate, up: up), w.prefix + "down_proj", w.down, nil)
     }
 
-    private func project(_ x: Tensor, _ module: String, _ weight: Tensor, _ bias: Tensor?) -> Tensor {
+    func project(_ x: Tensor, _ module: String, _ weight: Tensor, _ bias: Tensor?) -> Tensor {
         if !adaptedLinears.isEmpty, let linear = adaptedLinears[module] { return linear(x, weight, bias) }
         return Tensor.linear(x, weight: weight, bias: bias)
     }

@@ -162,10 +162,19 @@ public enum Glm4MoeWeights {
     /// Freshly initialised weights as transformers' `_init_weights` makes them: linear, router and embedding
     /// weights Normal(0, initializer_range), the padding row zero, biases and the correction bias zero, norms one.
     public static func randomInit(_ c: Glm4MoeConfig, seed: UInt64) -> [String: Tensor] {
+        let out = randomTensors(expectedShapes(c), c, seed: seed)
+        if let pad = c.padTokenId, let e = out[embedTokens] {
+            (e.pointer + pad * c.hiddenSize).update(repeating: 0, count: c.hiddenSize)
+        }
+        return out
+    }
+
+    /// Tensors of `shapes` initialised as `randomInit` does (norms one, biases zero, the rest Normal(0, std)).
+    static func randomTensors(_ shapes: [(name: String, shape: [Int])], _ c: Glm4MoeConfig, seed: UInt64) -> [String: Tensor] {
         var gen = SeededGenerator(seed: seed)
         var out: [String: Tensor] = [:]
         let std = Float(c.initializerRange == 0 ? 0.02 : c.initializerRange)
-        for (name, shape) in expectedShapes(c) {
+        for (name, shape) in shapes {
             if name.hasSuffix("norm.weight") {
                 out[name] = Tensor(repeating: 1, shape: shape)
             } else if name.hasSuffix(".bias") || name.hasSuffix("e_score_correction_bias") {
@@ -173,9 +182,6 @@ public enum Glm4MoeWeights {
             } else {
                 out[name] = Tensor.randomNormal(shape, std: std, generator: &gen)
             }
-        }
-        if let pad = c.padTokenId, let e = out[embedTokens] {
-            (e.pointer + pad * c.hiddenSize).update(repeating: 0, count: c.hiddenSize)
         }
         return out
     }

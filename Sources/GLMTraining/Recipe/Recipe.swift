@@ -98,6 +98,14 @@ public struct Recipe {
         public var auxLossCoef: Double
     }
 
+    /// `mtp:` (models with an MTP layer): the multi-token-prediction loss.
+    public struct MTPSection {
+        /// λ of the MTP loss (0: the MTP layer stays frozen and is not computed).
+        public var lossWeight: Double
+        /// How the MTP layer treats position 0's embedding (`keep`, transformers; `zero_embedding`, vLLM).
+        public var firstPosition: String
+    }
+
     public struct Checkpointing {
         public var every: Int
         public var keep: Int
@@ -136,6 +144,8 @@ public struct Recipe {
     /// when absent (RecipeRun then uses bias_update_rate 0.001 for pretraining, 0 for fine-tuning and under LoRA, and
     /// no aux loss).
     public var moe: MoESection?
+    /// `mtp:` (models with an MTP layer only); nil when absent (no MTP loss).
+    public var mtp: MTPSection?
     /// The preference loss of a dpo recipe (`dpo:`; its defaults when the section is absent).
     public var dpo: PreferenceLoss?
     public var checkpoint: Checkpointing
@@ -254,6 +264,17 @@ public struct Recipe {
                              auxLossCoef: try m.double("aux_loss_coef", default: 0, min: 0, max: 1e3))
             try m.finish()
         } else { moe = nil }
+        if let m = try r.section("mtp") {
+            mtp = MTPSection(lossWeight: try m.double("loss_weight", default: 0, min: 0, max: 100),
+                             firstPosition: try m.string("first_position", default: "keep"))
+            if !["keep", "zero_embedding"].contains(mtp!.firstPosition) {
+                throw GLMError("\(file): mtp.first_position: '\(mtp!.firstPosition)' is not one of keep, zero_embedding")
+            }
+            if mtp!.lossWeight > 0 && (task == .dpo || task == .grpo) {
+                throw GLMError("\(file): mtp.loss_weight: the MTP loss is for task pretrain and sft (next-token objectives), not \(task.rawValue)")
+            }
+            try m.finish()
+        } else { mtp = nil }
         dpo = try Recipe.readPreference(r, task: task)
         eval = try Recipe.readEval(try r.section("eval"))
         outputDir = try r.string("output_dir") ?? "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension

@@ -125,7 +125,7 @@ public final class RecipeRun {
         options.bestMode = recipe.eval.bestMode
         options.earlyStopPatience = recipe.eval.earlyStopPatience
         options.progressLabel = recipe.task.rawValue
-        var objective = objective
+        var objective = withMTPLoss(objective)
         if let moe = try makeBalancer() {
             balancer = moe
             if moe.options.auxLossCoef > 0 { objective = MoEAuxLossObjective(objective, balancer: moe) }
@@ -407,6 +407,7 @@ public final class RecipeRun {
     /// LoRA (`lora:` present): the base is frozen and only the adapter matrices train. Full fine-tuning otherwise:
     /// every parameter trains. Weight decay applies to matrices only (not norms or biases).
     public func prepareTrainable() throws {
+        try prepareMTP()
         let wd = Float(recipe.optimizer.weightDecay)
         if let adapter = recipe.model.adapter { try prepareAdapterStart(adapter); return }
         if let l = recipe.lora {
