@@ -32,7 +32,7 @@ extension Autograd {
         recordingDraws.removeLast()
         // Whether anything in the block needs a gradient is known only by recomputing; record unconditionally.
         y.requiresGrad = true
-        y.node = TapeNode(inputs: [x]) { g in
+        y.node = TapeNode(inputs: [x], opaque: true) { g in
             let input = Tensor(shape: x.shape, storage: x.storage)
             if x.requiresGrad { input.requiresGrad = true }
             log.next = 0

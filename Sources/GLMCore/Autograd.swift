@@ -5,8 +5,12 @@
 final class TapeNode {
     let inputs: [Tensor]
     let backward: (Tensor) -> Void
-    init(inputs: [Tensor], backward: @escaping (Tensor) -> Void) {
+    /// Whether the backward reaches tensors that are not among `inputs` (a checkpointed block recomputes a
+    /// sub-graph of its own): no leaf's gradient can be called final before such a node has run.
+    let opaque: Bool
+    init(inputs: [Tensor], opaque: Bool = false, backward: @escaping (Tensor) -> Void) {
         self.inputs = inputs
+        self.opaque = opaque
         self.backward = backward
     }
 }
@@ -69,24 +73,53 @@ extension Tensor {
 
     /// Back-propagates from this scalar (or, with `seed`, from any tensor given its output
     /// gradient). Leaf gradients accumulate; the tape and the activations it saved are released.
-    public func backward(seed: Tensor? = nil) {
+    /// `leafReady`, if given, is called with each leaf of the tape as soon as no node still to run can add to its
+    /// gradient (which is then owned and final for this backward), so that work on it — an allreduce — can
+    /// overlap the rest of the sweep. Leaves that only a checkpointed block's recomputation reaches are not
+    /// reported (the caller treats what it was not told about as final when `backward` returns).
+    public func backward(seed: Tensor? = nil, leafReady: ((Tensor) -> Void)? = nil) {
         precondition(requiresGrad, "backward() on a tensor that does not require gradients")
         if seed == nil { precondition(count == 1, "backward() without a seed needs a scalar, got \(shape)") }
         let order = topologicalOrder()
         let leaves = order.filter { $0.node == nil }
+        let readyAfter = leafReady == nil ? [:] : Tensor.leavesFinished(sweep: order.reversed())
         accumulateGrad(seed ?? Tensor(repeating: 1, shape: shape))
-        for t in order.reversed() {
+        for (position, t) in order.reversed().enumerated() {
             guard let node = t.node else { continue }
             if let g = t.grad { node.backward(g) }
             // Interior tensors give up their gradient and their node (and so the saved activations).
             t.node = nil
             t.grad = nil
             t.gradIsOwned = false
+            if let leafReady, let finished = readyAfter[position] {
+                for leaf in finished { leaf.ownGradient(); leafReady(leaf) }
+            }
         }
         // Leaves keep an owned gradient, so that later in-place updates never alias another buffer.
-        for t in leaves {
-            if let g = t.grad, !t.gradIsOwned { t.grad = g.copy(); t.gradIsOwned = true }
+        for t in leaves { t.ownGradient() }
+    }
+
+    /// Replaces a gradient held by reference (another tensor's buffer) with an owned copy.
+    func ownGradient() {
+        if let g = grad, !gradIsOwned { grad = g.copy(); gradIsOwned = true }
+    }
+
+    /// For a backward sweep (outputs first): at which positions each leaf's gradient becomes final — after the
+    /// last node in the sweep that reads it, and not before the last opaque node (whose backward may reach leaves
+    /// it does not list). Keys are sweep positions.
+    static func leavesFinished<S: Sequence>(sweep: S) -> [Int: [Tensor]] where S.Element == Tensor {
+        var last: [ObjectIdentifier: (Tensor, Int)] = [:]
+        var lastOpaque = -1
+        for (position, t) in sweep.enumerated() {
+            guard let node = t.node else { continue }
+            if node.opaque { lastOpaque = position }
+            for input in node.inputs where input.requiresGrad && input.node == nil {
+                last[ObjectIdentifier(input)] = (input, position)
+            }
         }
+        var finished: [Int: [Tensor]] = [:]
+        for (leaf, position) in last.values { finished[max(position, lastOpaque), default: []].append(leaf) }
+        return finished
     }
 
     /// All tensors reachable from this one through tape nodes, inputs before outputs.

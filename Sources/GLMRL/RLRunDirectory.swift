@@ -1,7 +1,7 @@
 // The files two RL processes share, and nothing else: policy versions published by the trainer
 // (RUN/weights/v000003/, whole directories published atomically, then the pointer RUN/weights/LATEST), rollout
 // batches written atomically by rollout processes (RUN/rollouts/batch-000003.json), claims that keep two rollout
-// processes from taking the same batch or prompt (RUN/rollouts/claims/, created with O_EXCL), and the trainer's
+// processes from taking the same batch or prompt (RUN/rollouts/claims/, each made whole and hard-linked into place), and the trainer's
 // end marker (RUN/rollouts/DONE). Everything works on a shared (network) file system; a claim of a process that no
 // longer runs on this host is taken over, one from another host after `staleClaimSeconds`.
 import Foundation
@@ -90,17 +90,27 @@ public struct RLRunDirectory: Sendable {
     func claimPath(batch k: Int) -> String { claims + String(format: "/batch-%06d", k) }
     func claimPath(position p: Int) -> String { claims + String(format: "/pos-%08d", p) }
 
-    /// Creates the claim file exclusively; false when someone else holds it.
+    /// Creates the claim file exclusively, with its content; false when someone else holds it. The content is
+    /// written to a private temporary file first and then hard-linked to the claim's name (link fails if the name
+    /// exists, atomically, also over NFS), so a claim is never seen empty: a process killed between creating the
+    /// name and writing its holder would otherwise leave a claim nobody can read, take over or inherit (a resumed
+    /// sync run then skipped that prompt position, and async workers would never take that batch).
     func create(_ path: String, batch: Int) throws -> Bool {
         try AtomicFile.makeDirectory(claims)
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o644)
-        if fd < 0 {
+        let temporary = claims + "/.tmp-\(getpid())-\(UUID().uuidString)"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
+        if fd < 0 { throw GLMError("\(temporary): cannot create the claim (\(String(cString: strerror(errno))))") }
+        let text = "\(RLRunDirectory.host) \(getpid()) \(batch)\n"
+        let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
+        fsync(fd); close(fd)
+        defer { unlink(temporary) }
+        guard written == text.utf8.count else {
+            throw GLMError("\(temporary): cannot write the claim (\(String(cString: strerror(errno))))")
+        }
+        if link(temporary, path) != 0 {
             if errno == EEXIST { return false }
             throw GLMError("\(path): cannot create the claim (\(String(cString: strerror(errno))))")
         }
-        let text = "\(RLRunDirectory.host) \(getpid()) \(batch)\n"
-        _ = text.withCString { Glibc.write(fd, $0, strlen($0)) }
-        fsync(fd); close(fd)
         return true
     }
 

@@ -166,6 +166,29 @@ final class RLRunTests: XCTestCase {
         XCTAssertNil(d.abandonedBatch(below: 2), "now ours")
     }
 
+    /// A claim appears with its holder already in it (made whole under a private name, then hard-linked), so
+    /// nobody ever reads an empty claim; what a process killed before the link leaves (its private file) claims
+    /// nothing: the position is still free and batch k inherits only the positions really claimed for it.
+    func testClaimsAreNeverSeenEmptyAndAKilledClaimerLeavesNothingClaimed() throws {
+        let d = RLRunDirectory("\(dir)/whole-claims")
+        try FileManager.default.createDirectory(atPath: d.claims, withIntermediateDirectories: true)
+        try "".write(toFile: d.claims + "/.tmp-999999-killed", atomically: false, encoding: .utf8)
+        XCTAssertEqual(d.firstUnclaimedPosition(), 0)
+        XCTAssertEqual(try d.claimNextPosition(from: 0, batch: 4), 0)
+        XCTAssertEqual(try d.claimNextPosition(from: 0, batch: 4), 1, "position 0 is taken")
+        XCTAssertTrue(try d.claimBatch(4))
+        XCTAssertTrue(try d.claimBatch(4), "a claim of this very process is its own")
+        let host = ProcessInfo.processInfo.hostName
+        for name in ["pos-00000000", "pos-00000001", "batch-000004"] {
+            let text = try String(contentsOfFile: d.claims + "/" + name, encoding: .utf8)
+            XCTAssertEqual(text, "\(host) \(getpid()) 4\n", name)
+        }
+        XCTAssertEqual(try d.inheritedPositions(batch: 4), [0, 1])
+        let left = try FileManager.default.contentsOfDirectory(atPath: d.claims).filter { $0.hasPrefix(".tmp-") }
+        XCTAssertEqual(left, [".tmp-999999-killed"], "no private file of a finished claim is left behind")
+        XCTAssertEqual(d.firstUnclaimedPosition(), 2)
+    }
+
     /// As on two machines sharing the directory: `rl train` and two `rl rollout` processes started by hand (no
     /// supervisor to restart anything); one worker is killed with SIGKILL once it has written a batch, and never
     /// comes back. Its claims (of this host, held by a dead process) are taken over by the other worker: every

@@ -38,4 +38,26 @@ final class LoRABF16BaseTests: XCTestCase {
         }
         XCTAssertLessThan(Double(bf16.parameterBytes), 0.51 * Double(f32.parameterBytes))
     }
+
+    /// Merging the adapter (what a command hook's export does mid-run) reads the bf16 base without widening the live
+    /// model's tensors: widened, they would leave the bf16 kernels and the run after an export would round
+    /// differently from a run resumed from a checkpoint (seen as a kill -9 resume that was not bit-identical).
+    func testMergingLeavesTheLiveBaseBF16() throws {
+        let dir = "\(Fixtures.repositoryRoot)/Checkpoints/glm-tiny"
+        let (config, model) = try ModelDirectory.load(dir, storage: .automatic)
+        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 4, alpha: 8, dropout: 0), seed: 3)
+        var gen = SeededGenerator(seed: 5)
+        for p in lora.pairs { for i in 0..<p.b.count { p.b.pointer[i] = 0.05 * gen.nextNormal() } }
+        try lora.attach(to: model)
+        let bf16Before = model.parameters.filter { $0.value.dtype == .bfloat16 }.keys.sorted()
+        XCTAssertFalse(bf16Before.isEmpty)
+        let merged = try lora.mergedWeights(model)
+        XCTAssertEqual(model.parameters.filter { $0.value.dtype == .bfloat16 }.keys.sorted(), bf16Before, "the live base stays bf16")
+        let name = "model.layers.0.mlp.down_proj.weight"
+        let base = model.parameters[name]!.widened()
+        let pair = try XCTUnwrap(lora.pairs.first { $0.moduleName == "model.layers.0.mlp.down_proj" })
+        let delta = Autograd.noGrad { Tensor.matmul(pair.b, pair.a).scaled(2) }  // scale α/r = 8/4
+        let m = merged[name]!
+        for i in 0..<m.count { XCTAssertEqual(m.pointer[i], base.pointer[i] + delta.pointer[i], name) }
+    }
 }

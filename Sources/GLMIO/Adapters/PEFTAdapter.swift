@@ -249,7 +249,10 @@ public struct PEFTAdapter {
             guard w.shape == [b.shape[0], a.shape[1]] else {
                 throw GLMError("\(name): base weight \(w.shape) does not match lora_B·lora_A \([b.shape[0], a.shape[1]])")
             }
-            out[name] = Autograd.noGrad { w + Tensor.matmul(b, a).scaled(s) }
+            // A bf16 base is read through an f32 copy: `+` would widen the caller's tensor in place (a live model's
+            // frozen weight would then leave the bf16 kernels, and its products round differently from then on).
+            let base = w.bf16Bits != nil ? w.widened() : w
+            out[name] = Autograd.noGrad { base + Tensor.matmul(b, a).scaled(s) }
         }
         return out
     }

@@ -20,7 +20,12 @@ public struct DataParallelPlacement {
         if recipe.training.dataParallel == "mpi" && !MPIProcessGroup.launchedByMPI(environment) {
             throw GLMError("\(recipe.file): training.data_parallel: mpi, but this process was not started by mpirun; run mpirun -np N glm-train run \(recipe.file) (or set data_parallel: auto)")
         }
-        return try fromEnvironment(environment)
+        let placement = try fromEnvironment(environment)
+        if let mpi = placement?.synchronizer as? MPIGradientSynchronizer {
+            mpi.bucketFloats = max(1, Int(recipe.training.allreduceBucketMB * 262_144))
+            mpi.overlapsBackward = recipe.training.allreduceOverlap
+        }
+        return placement
     }
 
     /// The placement of a process started by `mpirun -np N` with N > 1 (MPI is initialised here); nil for a

@@ -12,7 +12,10 @@ import GLMCore
 public final class MPIGradientSynchronizer: GradientSynchronizer {
     public let group: MPIProcessGroup
     /// Floats per allreduce bucket (default 16 Mi floats = 64 MiB; a parameter larger than that is one bucket).
-    public let bucketFloats: Int
+    public var bucketFloats: Int
+    /// Whether buckets are allreduced while the step's last backward still runs (`training.allreduce_overlap`).
+    public var overlapsBackward = false
+    private var overlapped: OverlappedAllreduce?
     /// Bytes allreduced by the last `synchronize` (trainable parameters × 4) and the seconds the buckets took.
     public private(set) var lastBytes = 0
     public private(set) var lastSeconds = 0.0
@@ -26,7 +29,30 @@ public final class MPIGradientSynchronizer: GradientSynchronizer {
 
     public var isPrimary: Bool { group.rank == 0 }
 
+    /// With overlap: the total weight first (so each process knows its scale W_r / W), then a communication
+    /// thread that reduces buckets as the backward finishes them (`OverlappedAllreduce`).
+    public func gradientsWillArrive(_ parameters: [TrainableParameter], weight: Int) throws -> ((Tensor) -> Void)? {
+        guard overlapsBackward else { return nil }
+        let started = Date()
+        let total = try group.reduce([Double(weight)], .sum)[0]
+        lastWaitSeconds = Date().timeIntervalSince(started)
+        let scale = total > 0 ? Float(Double(weight) / total) : 1 / Float(group.size)
+        let job = OverlappedAllreduce(group: group, tensors: parameters.map(\.tensor), bucketFloats: bucketFloats, scale: scale)
+        overlapped = job
+        job.start()
+        return { job.leafReady($0) }
+    }
+
     public func synchronize(_ parameters: [TrainableParameter], weight: Int) throws {
+        if let job = overlapped {
+            // What is left after the backward: the buckets not yet reduced (`dp/allreduce_s` is the exposed part).
+            overlapped = nil
+            let started = Date()
+            try job.finish()
+            lastBytes = job.bytes
+            lastSeconds = Date().timeIntervalSince(started)
+            return
+        }
         let started = Date()
         // One small allreduce: the total weight, and which parameters have a gradient on any process (a parameter
         // without one everywhere keeps none, as in a single process).

@@ -56,6 +56,9 @@ public struct Recipe {
         public var logEvery: Int
         /// `auto`: data-parallel when mpirun starts several processes; `mpi`: the run must be started by mpirun.
         public var dataParallel: String
+        /// Data parallelism: allreduce buckets (MiB of gradients) and whether they overlap the last backward.
+        public var allreduceBucketMB = 64.0
+        public var allreduceOverlap = false
         /// Activation recompute: decoder layers keep only their inputs and run again in the backward.
         public var gradientCheckpointing = false
         /// Matrix products in f32 (exact, the default) or with bf16 operands and f32 accumulation.
@@ -209,6 +212,8 @@ public struct Recipe {
                             resume: try Recipe.readResume(t),
                             logEvery: try t?.int("log_every", default: 1, min: 1) ?? 1,
                             dataParallel: try t?.choice("data_parallel", ["auto", "mpi"], default: "auto") ?? "auto",
+                            allreduceBucketMB: try t?.double("allreduce_bucket_mb", default: 64, min: 1e-4, max: 65536) ?? 64,
+                            allreduceOverlap: try t?.bool("allreduce_overlap", default: false) ?? false,
                             gradientCheckpointing: try t?.bool("gradient_checkpointing", default: false) ?? false,
                             precision: ComputePrecision(rawValue: try t?.choice("precision", ["f32", "bf16"], default: "f32") ?? "f32")!)
         if let t, training.batchSize * training.seqLen > FileLimits.maxBatchTokens {

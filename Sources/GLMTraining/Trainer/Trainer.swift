@@ -184,13 +184,15 @@ public final class Trainer {
         let micro = try (0..<options.gradAccum).map { _ in try source.nextBatch() }
         let weights = micro.map { objective.weight(of: $0) }
         let stepWeight = weights.reduce(0, +)
-        for (b, w) in zip(micro, weights) {
+        for (i, (b, w)) in zip(micro, weights).enumerated() {
             let result = try objective.loss(model: model, batch: b)
             let weight = stepWeight > 0 ? Float(w) / Float(stepWeight) : 1 / Float(options.gradAccum)
             lossSum += Double(result.loss.pointer[0]) * Double(weight)
             for (k, v) in result.metrics { metrics[k, default: 0] += v * Double(weight) }
             tokens += b.batch * b.length; lossTokens += b.lossTokenCount
-            result.loss.backward(seed: Tensor([weight], shape: result.loss.shape))
+            // The last backward may hand finished gradients to the synchronizer while it runs (allreduce overlap).
+            let leafReady = i == micro.count - 1 ? try gradientSynchronizer?.gradientsWillArrive(parameters, weight: stepWeight) : nil
+            result.loss.backward(seed: Tensor([weight], shape: result.loss.shape), leafReady: leafReady)
         }
         // The one place gradients are combined across processes (MPI data parallelism plugs in here).
         try gradientSynchronizer?.synchronize(parameters, weight: stepWeight)

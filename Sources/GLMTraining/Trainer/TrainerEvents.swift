@@ -28,6 +28,10 @@ public protocol TrainerObserver: AnyObject {
 public protocol GradientSynchronizer: AnyObject {
     var isPrimary: Bool { get }
     func synchronize(_ parameters: [TrainableParameter], weight: Int) throws
+    /// Called before the step's last backward (its forward has run): a function that backward calls with each leaf
+    /// as soon as its gradient is final, so that communication overlaps the rest of the backward; `synchronize`
+    /// then completes it. nil (the default) leaves all of it to `synchronize`.
+    func gradientsWillArrive(_ parameters: [TrainableParameter], weight: Int) throws -> ((Tensor) -> Void)?
     /// Element-wise sums or maxima of `values` over the processes (each passes as many): the step's loss,
     /// metrics and token counts, and the check that every process starts from the same state.
     func reduce(_ values: [Double], _ op: ReduceOperation) throws -> [Double]
@@ -38,6 +42,7 @@ public protocol GradientSynchronizer: AnyObject {
 public enum ReduceOperation: Sendable { case sum, max }
 
 extension GradientSynchronizer {
+    public func gradientsWillArrive(_ parameters: [TrainableParameter], weight: Int) throws -> ((Tensor) -> Void)? { nil }
     /// One process: its own values.
     public func reduce(_ values: [Double], _ op: ReduceOperation) throws -> [Double] { values }
     public func broadcast(_ data: Data) throws -> Data { data }
