@@ -85,23 +85,35 @@ public final class MPIGradientSynchronizer: GradientSynchronizer {
         if buffer.count < count { buffer = [Float](repeating: 0, count: count) }
         try buffer.withUnsafeMutableBufferPointer { b in
             let base = b.baseAddress!
-            var offset = 0
-            for t in tensors {
-                if let g = t.grad { Kernels.scale(g.pointer, scale, base + offset, t.count) }
-                else { (base + offset).update(repeating: 0, count: t.count) }
-                offset += t.count
-            }
+            MPIGradientSynchronizer.pack(tensors, scale: scale, into: base)
             try group.sumInPlace(base, count: count)
-            offset = 0
-            for t in tensors {
-                if let g = t.grad {
-                    g.pointer.update(from: base + offset, count: t.count)
-                } else {
-                    let g = Tensor(uninitialized: t.shape)
-                    g.pointer.update(from: base + offset, count: t.count)
-                    t.accumulateGrad(g, fresh: true)
-                }
-                offset += t.count
+            MPIGradientSynchronizer.unpack(tensors, from: base)
+        }
+    }
+
+    /// Writes each tensor's gradient times `scale` (zeros where it has none) one after another into `buffer`.
+    static func pack(_ tensors: [Tensor], scale: Float, into buffer: UnsafeMutablePointer<Float>) {
+        var offset = 0
+        for t in tensors {
+            if let g = t.grad { Kernels.scale(g.pointer, scale, buffer + offset, t.count) }
+            else { (buffer + offset).update(repeating: 0, count: t.count) }
+            offset += t.count
+        }
+    }
+
+    /// Copies the summed gradients back from `buffer` (laid out as `pack` wrote it), giving a gradient to tensors
+    /// that had none; tensors for which `keep` is false are skipped (left as they are).
+    static func unpack(_ tensors: [Tensor], from buffer: UnsafePointer<Float>, keep: (Int) -> Bool = { _ in true }) {
+        var offset = 0
+        for (j, t) in tensors.enumerated() {
+            defer { offset += t.count }
+            guard keep(j) else { continue }
+            if let g = t.grad {
+                g.pointer.update(from: buffer + offset, count: t.count)
+            } else {
+                let g = Tensor(uninitialized: t.shape)
+                g.pointer.update(from: buffer + offset, count: t.count)
+                t.accumulateGrad(g, fresh: true)
             }
         }
     }

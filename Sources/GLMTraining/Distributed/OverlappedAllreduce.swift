@@ -84,29 +84,14 @@ final class OverlappedAllreduce {
     }
 
     private func reduce(_ bucket: [Int], _ buffer: UnsafeMutablePointer<Float>) throws {
-        let floats = bucket.reduce(0) { $0 + tensors[$1].count }
-        var offset = 0
-        for (j, i) in bucket.enumerated() {
-            let t = tensors[i]
-            if let g = t.grad { Kernels.scale(g.pointer, scale, buffer + offset, t.count) }
-            else { (buffer + offset).update(repeating: 0, count: t.count) }
-            buffer[floats + j] = t.grad == nil ? 0 : 1
-            offset += t.count
-        }
-        try group.sumInPlace(buffer, count: floats + bucket.count)
-        offset = 0
-        for (j, i) in bucket.enumerated() {
-            let t = tensors[i]
-            defer { offset += t.count }
-            guard buffer[floats + j] > 0 else { continue }  // no process has a gradient for it
-            bytes += t.count * 4
-            if let g = t.grad {
-                g.pointer.update(from: buffer + offset, count: t.count)
-            } else {
-                let g = Tensor(uninitialized: t.shape)
-                g.pointer.update(from: buffer + offset, count: t.count)
-                t.accumulateGrad(g, fresh: true)
-            }
-        }
+        let ts = bucket.map { tensors[$0] }
+        let floats = ts.reduce(0) { $0 + $1.count }
+        MPIGradientSynchronizer.pack(ts, scale: scale, into: buffer)
+        for (j, t) in ts.enumerated() { buffer[floats + j] = t.grad == nil ? 0 : 1 }
+        try group.sumInPlace(buffer, count: floats + ts.count)
+        // A tensor no process has a gradient for keeps none.
+        let kept = { (j: Int) in buffer[floats + j] > 0 }
+        bytes += ts.indices.filter(kept).reduce(0) { $0 + ts[$1].count * 4 }
+        MPIGradientSynchronizer.unpack(ts, from: buffer, keep: kept)
     }
 }
