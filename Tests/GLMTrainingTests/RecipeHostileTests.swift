@@ -75,6 +75,20 @@ final class RecipeHostileTests: XCTestCase {
         assertError(base + "\ncheckpoint: {keep: 0}\n", "checkpoint.keep: must be at least 1")
     }
 
+    func testAllreduceKeysAreTypedAndBounded() throws {
+        let t = { (v: String) in self.base.replacingOccurrences(of: "seq_len: 64", with: "seq_len: 64, " + v) }
+        assertError(t("allreduce_bucket_mb: 0"), "training.allreduce_bucket_mb: must be at least")
+        assertError(t("allreduce_bucket_mb: -1"), "training.allreduce_bucket_mb: must be at least")
+        assertError(t("allreduce_bucket_mb: 1e300"), "training.allreduce_bucket_mb: must be at most")
+        assertError(t("allreduce_bucket_mb: .nan"), "training.allreduce_bucket_mb")
+        assertError(t("allreduce_bucket_mb: lots"), "training.allreduce_bucket_mb: expected")
+        assertError(t("allreduce_overlap: maybe"), "training.allreduce_overlap: expected")
+        assertError(t("allreduce_overlap: 1"), "training.allreduce_overlap: expected")
+        let r = try load(t("allreduce_overlap: true, allreduce_bucket_mb: 0.5"))
+        XCTAssertTrue(r.training.allreduceOverlap)
+        XCTAssertEqual(r.training.allreduceBucketMB, 0.5)
+    }
+
     func testHookLimitsAndMetricsAreCheckedBeforeTraining() {
         assertError(base + "\neval: {hooks: [{type: loss, limit: 0}]}\n", "eval.hooks[0].limit: must be at least 1")
         assertError(base + "\neval: {hooks: [{type: loss, limit: -3}]}\n", "eval.hooks[0].limit: must be at least 1")
