@@ -2,6 +2,7 @@
 """PyTorch side of `glm-train bench ops`: the same ops on the bench model's shapes, on the same cores.
 
 Prints one JSON object (seconds, median of --repeats) as its last line; glm-train prints the ratios.
+With --bf16 the linears run under CPU bf16 autocast (operands rounded to bf16, output bf16).
 Run through `glm-train bench ops` (or alone: .venv/bin/python Scripts/bench_ops.py).
 """
 import argparse
@@ -32,7 +33,9 @@ def median(fn, repeats, warmup=2):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--bf16", action="store_true", help="linears under torch.autocast('cpu', torch.bfloat16), as glm-train bench ops --precision bf16")
     args = ap.parse_args()
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
     res = {}
@@ -42,7 +45,10 @@ def main():
     with torch.no_grad():
         for name, fin, fout in LINEARS:
             x, w = torch.randn(B * T, fin), torch.randn(fout, fin)
-            res[f"matmul/{name}"] = median(lambda: F.linear(x, w), args.repeats)
+            def linear():
+                with autocast:
+                    return F.linear(x, w)
+            res[f"matmul/{name}"] = median(linear, args.repeats)
     q = torch.randn(B, NH, T, D, requires_grad=True)
     k = torch.randn(B, KV, T, D, requires_grad=True)
     v = torch.randn(B, KV, T, D, requires_grad=True)

@@ -45,11 +45,10 @@ public enum MixedPrecision {
             return
         }
         let bRows = transB ? n : k, bCols = transB ? k : n
-        let bBits = UnsafeMutablePointer<UInt16>.allocate(capacity: bRows * bCols)
-        defer { bBits.deallocate() }
-        glmb_to_bf16(bRows, bCols, b, ldb, bBits)
-        let ok = gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                      bBits: bBits, ldb: bCols, beta: beta, c: c, ldc: ldc)
+        let ok = withBF16Copy(rows: bRows, cols: bCols, of: b, ld: ldb) { bBits in
+            gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                 bBits: bBits, ldb: bCols, beta: beta, c: c, ldc: ldc)
+        }
         if !ok {
             BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
                       beta: beta, c: c, ldc: ldc)
@@ -73,9 +72,15 @@ public enum MixedPrecision {
     static func gemmBF16Bits(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                              bBits: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         let aRows = transA ? k : m, aCols = transA ? m : k
-        let aBits = UnsafeMutablePointer<UInt16>.allocate(capacity: aRows * aCols)
-        defer { aBits.deallocate() }
-        glmb_to_bf16(aRows, aCols, a, lda, aBits)
+        return withBF16Copy(rows: aRows, cols: aCols, of: a, ld: lda) { aBits in
+            productOfBF16(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, aBits: aBits, aCols: aCols,
+                          bBits: bBits, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
+    }
+
+    static func productOfBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, aBits: UnsafePointer<UInt16>,
+                              aCols: Int, bBits: UnsafePointer<UInt16>, ldb: Int, beta: Float,
+                              c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
         // Element strides of op(A)[i, p] and op(B)[p, j] in the stored layouts.
         let (sam, sak) = transA ? (1, aCols) : (aCols, 1)
         let (sbk, sbn) = transB ? (1, ldb) : (ldb, 1)
@@ -83,14 +88,30 @@ public enum MixedPrecision {
             return glmb_gemm(m, n, k, aBits, sam, sak, bBits, sbk, sbn, beta == 1 ? 1 : 0, c, ldc) == 0
         }
         // A scale: the product into a scratch matrix, then C = beta·C + alpha·product.
-        let product = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-        defer { product.deallocate() }
+        let product = StoragePool.shared.take(m * n)
+        defer { StoragePool.shared.give(product, m * n) }
         guard glmb_gemm(m, n, k, aBits, sam, sak, bBits, sbk, sbn, 0, product, n) == 0 else { return false }
         for i in 0..<m {
             let ci = c + i * ldc, pi = product + i * n
             if beta == 0 { for j in 0..<n { ci[j] = alpha * pi[j] } } else { for j in 0..<n { ci[j] += alpha * pi[j] } }
         }
         return true
+    }
+
+    /// `body` over `rows × cols` of `src` (leading dimension `ld`) rounded to bf16 (nearest even), packed with
+    /// leading dimension `cols` into a scratch buffer from the storage pool (a fresh allocation per product would
+    /// page-fault through megabytes each time); the rows are rounded on every core.
+    static func withBF16Copy<R>(rows: Int, cols: Int, of src: UnsafePointer<Float>, ld: Int,
+                                _ body: (UnsafePointer<UInt16>) -> R) -> R {
+        let floats = max(1, (rows * cols + 1) / 2)
+        let scratch = StoragePool.shared.take(floats)
+        defer { StoragePool.shared.give(scratch, floats) }
+        return scratch.withMemoryRebound(to: UInt16.self, capacity: 2 * floats) { bits in
+            Parallel.forEachChunk(rows, costPerItem: max(1, cols / 4)) { r in
+                glmb_to_bf16(r.count, cols, src + r.lowerBound * ld, ld, bits + r.lowerBound * cols)
+            }
+            return body(bits)
+        }
     }
 
     /// Rounds f32 values to bf16 bits as the products do (round to nearest even).

@@ -13,6 +13,12 @@ struct BenchOps: ParsableCommand {
     var repeats = 10
     @Option(help: "Time only this op: matmul, attention or rmsnorm (for profiling; implies --no-compare).")
     var only: String?
+    @Option(help: "Matrix products: f32, or bf16 (bf16 operands, f32 accumulation, as training.precision: bf16; PyTorch's linears run under its bf16 autocast).")
+    var precision = "f32"
+
+    func validate() throws {
+        guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision: expected f32 or bf16, got '\(precision)'") }
+    }
 
     // Bench model: vocab 8192, hidden 512, 8 heads / 2 KV heads of 64, intermediate 1536, batch 8 × 256.
     static let batch = 8, seq = 256, hidden = 512, heads = 8, kvHeads = 2, headDim = 64, inter = 1536, vocab = 8192
@@ -25,6 +31,10 @@ struct BenchOps: ParsableCommand {
     ]
 
     func run() throws {
+        MixedPrecision.requested = ComputePrecision(rawValue: precision)!
+        if MixedPrecision.requested == .bf16 && !MixedPrecision.isActive {
+            FileHandle.standardError.write(Data("warning: bf16 products are not available on this CPU; our side runs f32\n".utf8))
+        }
         var gen = SeededGenerator(seed: 1)
         if let only {
             guard ["matmul", "attention", "rmsnorm"].contains(only) else {
@@ -34,7 +44,8 @@ struct BenchOps: ParsableCommand {
             print(String(format: "%@: %.3f ms (median of %d)", only, t * 1e3, repeats))
             return
         }
-        print("glm-train bench ops — OpenBLAS \(BLAS.coreName) kernels, \(BLAS.threadCount) threads; median of \(repeats)")
+        let products = MixedPrecision.isActive ? "bf16 products (oneDNN \(MixedPrecision.kernelName)), " : ""
+        print("glm-train bench ops — \(products)OpenBLAS \(BLAS.coreName) kernels, \(BLAS.threadCount) threads; median of \(repeats)")
         // Peak: a large square sgemm straight through OpenBLAS.
         let n = 2048
         let a = Tensor.randomNormal([n, n], generator: &gen), b = Tensor.randomNormal([n, n], generator: &gen)
@@ -59,7 +70,8 @@ struct BenchOps: ParsableCommand {
         }
         ours["rmsnorm"] = try timeOne("rmsnorm", generator: &gen)
 
-        var torch = try comparison.run(script: "Scripts/bench_ops.py", arguments: ["--repeats", "\(repeats)"])
+        var torch = try comparison.run(script: "Scripts/bench_ops.py",
+                                       arguments: ["--repeats", "\(repeats)"] + (MixedPrecision.requested == .bf16 ? ["--bf16"] : []))
         if let tp = torch.removeValue(forKey: "peak_gflops") { print(String(format: "torch.mm 2048³: %.1f GFLOP/s", tp)) }
 
         print("")

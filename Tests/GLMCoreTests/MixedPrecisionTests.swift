@@ -53,6 +53,27 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// Operands large enough that their rounding is split across the cores, read with leading dimensions wider than
+    /// their rows, twice in a row (the second product gets the first one's recycled scratch buffers).
+    func testLargeProductsWithWideLeadingDimensionsRoundOnEveryCore() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
+        let (m, n, k, lda, ldb) = (700, 300, 520, 530, 531)
+        var gen = SeededGenerator(seed: 7)
+        for round in 0..<2 {
+            let a = Tensor.randomNormal([m, lda], std: 1, generator: &gen)
+            let b = Tensor.randomNormal([n, ldb], std: 1, generator: &gen)
+            let want = Tensor(zeros: [m, n]), got = Tensor(zeros: [m, n])
+            let (ra, rb) = (rounded(a), rounded(b))
+            BLAS.gemm(transB: true, m: m, n: n, k: k, a: ra.pointer, lda: lda, b: rb.pointer, ldb: ldb, c: want.pointer, ldc: n)
+            MixedPrecision.requested = .bf16
+            MixedPrecision.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: lda, b: b.pointer, ldb: ldb, c: got.pointer, ldc: n)
+            MixedPrecision.requested = .f32
+            withExtendedLifetime((ra, rb)) {}
+            let err = zip(got.scalars, want.scalars).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(err, 1e-3, "round \(round)")
+        }
+    }
+
     func testBF16WeightBitsWithALeadingDimension() throws {
         try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
         let (m, n, k, ldb) = (40, 24, 33, 48)
