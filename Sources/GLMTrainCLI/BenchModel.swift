@@ -14,9 +14,15 @@ enum BenchModel {
     /// How our side computes, for the headline.
     static var settings: String {
         (MixedPrecision.isActive ? "bf16 products (oneDNN \(MixedPrecision.kernelName))" : "f32") + (recompute ? ", activation recompute" : "")
+            + (torchPrecision.isEmpty ? "; PyTorch f32" : "; PyTorch bf16 autocast")
     }
-    /// The PyTorch side's arguments for the same precision (its CPU bf16 autocast).
-    static var torchPrecision: [String] { MixedPrecision.requested == .bf16 ? ["--bf16"] : [] }
+    /// `bench train --torch`: how the PyTorch side computes ("f32" or "autocast"; nil: as ours, i.e. its CPU bf16
+    /// autocast when ours is bf16).
+    nonisolated(unsafe) static var torchMode: String?
+    /// The PyTorch side's arguments for that precision.
+    static var torchPrecision: [String] {
+        (torchMode.map { $0 == "autocast" } ?? (MixedPrecision.requested == .bf16)) ? ["--bf16"] : []
+    }
 
     static func config() -> GLMConfig {
         var c = GLMConfig()
@@ -90,9 +96,12 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Matrix products: f32, or bf16 (bf16 operands, f32 accumulation; PyTorch runs under its bf16 autocast too).")
     var precision = "f32"
     @Flag(help: "Activation recompute (training.gradient_checkpointing) on our side.") var recompute = false
+    @Option(help: "The PyTorch side: f32, or autocast (its CPU bf16 autocast); default: the same precision as ours.")
+    var torch: String?
 
     func validate() throws {
         guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision: expected f32 or bf16, got '\(precision)'") }
+        if let torch, !["f32", "autocast"].contains(torch) { throw ValidationError("--torch: expected f32 or autocast, got '\(torch)'") }
     }
 
     func run() throws {
@@ -101,6 +110,7 @@ struct BenchTrain: ParsableCommand {
             FileHandle.standardError.write(Data("warning: bf16 products are not available on this CPU; our side runs f32\n".utf8))
         }
         BenchModel.recompute = recompute
+        BenchModel.torchMode = torch
         if dpo { return try BenchDPO.run(steps: steps, comparison: comparison) }
         if lora { return try BenchLoRA.run(steps: steps, comparison: comparison) }
         let (B, T) = (8, 256)
