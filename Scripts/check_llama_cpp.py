@@ -374,8 +374,9 @@ def bench(args, llama_cpp_dir, binary, work):
     for t, (p, d) in res.items():
         log(f"  {t:4s} weights: prefill {p:8.1f} tok/s   decode {d:7.1f} tok/s")
     if not args.no_glm_train:
-        log(f"glm-train bench generate --no-compare (same invocation):")
-        p = subprocess.run([str(binary), "bench", "generate", "--no-compare"], capture_output=True, text=True,
+        log(f"glm-train bench generate --no-compare --repeats {args.repeats} (same invocation, best of {args.repeats} as llama.cpp):")
+        p = subprocess.run([str(binary), "bench", "generate", "--no-compare", "--repeats", str(args.repeats)],
+                           capture_output=True, text=True,
                            cwd=ROOT)
         for line in p.stdout.splitlines():
             if "b1" in line or "weights" in line or line.startswith("bench"):

@@ -2,6 +2,7 @@
 import Foundation
 import Dispatch
 import COpenBLAS
+import CGLMKernels
 
 /// Runs independent chunks of a loop on the available cores.
 public enum Parallel {
@@ -28,10 +29,39 @@ public enum Parallel {
         }
         let chunks = min(n, workers * max(1, chunksPerWorker))
         BLAS.withSingleThread {
-            DispatchQueue.concurrentPerform(iterations: chunks) { w in
+            let one: (Int) -> Void = { w in
                 let lo = n * w / chunks, hi = n * (w + 1) / chunks
                 if lo < hi { body(lo..<hi) }
             }
+            let ran = withoutActuallyEscaping(one) { f -> Bool in
+                var job = PoolJob(run: f)
+                return withUnsafeMutablePointer(to: &job) { glmk_pool_run(Int32(workers), chunks, poolChunk, $0) == 0 }
+            }
+            if !ran { DispatchQueue.concurrentPerform(iterations: chunks, execute: one) }
         }
     }
+
+    /// The spin of `withSpinningWorkers`: 500 µs, or `GLMTRAIN_DECODE_SPIN_US` (0 turns spinning off).
+    public static let decodeSpinMicroseconds: Int = {
+        if let v = ProcessInfo.processInfo.environment["GLMTRAIN_DECODE_SPIN_US"].flatMap(Int.init), v >= 0 { return min(v, 1_000_000) }
+        return 500
+    }()
+
+    /// How long the pool's threads spin for the next parallel region before they sleep, in microseconds (0: at once).
+    /// Decode sets it for its run of short regions (`withSpinningWorkers`).
+    public static func setSpin(microseconds: Int) { glmk_pool_set_spin(microseconds * 1000) }
+
+    /// `body` with the pool's threads spinning between regions for up to `microseconds` (then back to sleeping).
+    public static func withSpinningWorkers<R>(microseconds: Int = decodeSpinMicroseconds, _ body: () throws -> R) rethrows -> R {
+        setSpin(microseconds: microseconds)
+        defer { setSpin(microseconds: 0) }
+        return try body()
+    }
 }
+
+private struct PoolJob { var run: (Int) -> Void }
+
+private let poolChunk: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void = { ctx, chunk in
+    ctx!.assumingMemoryBound(to: PoolJob.self).pointee.run(chunk)
+}
+

@@ -34,7 +34,8 @@ public struct TextGenerator {
         var done = [Bool](repeating: false, count: B)
         guard maxNewTokens > 0 else { return results }
         let fill = Int32(model.configuration.padTokenId ?? 0)
-        return Autograd.noGrad {
+        // The many short parallel regions of a decode step start without waking a sleeping thread each time.
+        return Parallel.withSpinningWorkers { Autograd.noGrad {
             let cache = model.makeCache(batch: B, capacity: L + maxNewTokens)
             // Prefill: pad rows see only themselves; real tokens see their own prefix from the first real token.
             var ids = [Int32](), positions = [Int32](), lower = [Int32](), upper = [Int32]()
@@ -71,7 +72,7 @@ public struct TextGenerator {
                 lastRow = 0
             }
             return results
-        }
+        } }
     }
 
     /// Logits `[B, V]` of position `row` of each batch entry of `hidden` (`[B, length, H]`).

@@ -23,6 +23,17 @@ void glmk_gemm_nt_bf16(int isa, long m, long n, long k, float alpha, const float
 void glmk_gemm_nt_f32(int isa, long m, long n, long k, float alpha, const float *a, long lda,
                       const float *w, long ldw, float beta, float *c, long ldc);
 
+/// One chunk of a parallel region: `chunk` in 0 ..< chunks.
+typedef void (*glmk_chunk_fn)(void *ctx, long chunk);
+
+/// Runs fn(ctx, 0 ..< chunks) on the calling thread and `workers - 1` pool threads (made on first use; the count of
+/// the first call stays). 0 when done; -1 (nothing run) when the pool is busy with another region, when called from
+/// inside a region, or with fewer than 2 workers: the caller then runs the work some other way.
+int glmk_pool_run(int workers, long chunks, glmk_chunk_fn fn, void *ctx);
+
+/// How long pool threads spin for the next region before they sleep (0: sleep at once).
+void glmk_pool_set_spin(long nanoseconds);
+
 #ifdef __cplusplus
 }
 #endif
