@@ -64,4 +64,3 @@ private struct PoolJob { var run: (Int) -> Void }
 private let poolChunk: @convention(c) (UnsafeMutableRawPointer?, Int) -> Void = { ctx, chunk in
     ctx!.assumingMemoryBound(to: PoolJob.self).pointee.run(chunk)
 }
-

@@ -24,6 +24,19 @@ enum BenchModel {
         (torchMode.map { $0 == "autocast" } ?? (MixedPrecision.requested == .bf16)) ? ["--bf16"] : []
     }
 
+    /// `--precision` of the bench commands: refused unless f32 or bf16.
+    static func validatePrecision(_ precision: String) throws {
+        guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision: expected f32 or bf16, got '\(precision)'") }
+    }
+
+    /// Requests `precision` (already validated) for our side's products, warning when bf16 is asked for and absent.
+    static func requestPrecision(_ precision: String) {
+        MixedPrecision.requested = ComputePrecision(rawValue: precision)!
+        if MixedPrecision.requested == .bf16 && !MixedPrecision.isActive {
+            FileHandle.standardError.write(Data("warning: bf16 products are not available on this CPU; our side runs f32\n".utf8))
+        }
+    }
+
     static func config() -> GLMConfig {
         var c = GLMConfig()
         c.modelType = .glm
@@ -100,15 +113,12 @@ struct BenchTrain: ParsableCommand {
     var torch: String?
 
     func validate() throws {
-        guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision: expected f32 or bf16, got '\(precision)'") }
+        try BenchModel.validatePrecision(precision)
         if let torch, !["f32", "autocast"].contains(torch) { throw ValidationError("--torch: expected f32 or autocast, got '\(torch)'") }
     }
 
     func run() throws {
-        MixedPrecision.requested = ComputePrecision(rawValue: precision)!
-        if MixedPrecision.requested == .bf16 && !MixedPrecision.isActive {
-            FileHandle.standardError.write(Data("warning: bf16 products are not available on this CPU; our side runs f32\n".utf8))
-        }
+        BenchModel.requestPrecision(precision)
         BenchModel.recompute = recompute
         BenchModel.torchMode = torch
         if dpo { return try BenchDPO.run(steps: steps, comparison: comparison) }

@@ -17,7 +17,7 @@ struct BenchOps: ParsableCommand {
     var precision = "f32"
 
     func validate() throws {
-        guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision: expected f32 or bf16, got '\(precision)'") }
+        try BenchModel.validatePrecision(precision)
     }
 
     // Bench model: vocab 8192, hidden 512, 8 heads / 2 KV heads of 64, intermediate 1536, batch 8 × 256.
@@ -31,10 +31,7 @@ struct BenchOps: ParsableCommand {
     ]
 
     func run() throws {
-        MixedPrecision.requested = ComputePrecision(rawValue: precision)!
-        if MixedPrecision.requested == .bf16 && !MixedPrecision.isActive {
-            FileHandle.standardError.write(Data("warning: bf16 products are not available on this CPU; our side runs f32\n".utf8))
-        }
+        BenchModel.requestPrecision(precision)
         var gen = SeededGenerator(seed: 1)
         if let only {
             guard ["matmul", "attention", "rmsnorm"].contains(only) else {

@@ -60,7 +60,7 @@ struct BenchShape: ParsableCommand {
     var torch = "f32,autocast"
 
     func validate() throws {
-        guard ComputePrecision(rawValue: precision) != nil else { throw ValidationError("--precision: expected f32 or bf16, got '\(precision)'") }
+        try BenchModel.validatePrecision(precision)
         guard seq >= 2 && seq <= shape.config.maxPositionEmbeddings else { throw ValidationError("--seq: expected 2...\(shape.config.maxPositionEmbeddings)") }
         guard steps >= 1 else { throw ValidationError("--steps: expected at least 1") }
         for mode in torch.split(separator: ",") where !["f32", "autocast", "bf16", "none"].contains(String(mode)) {
