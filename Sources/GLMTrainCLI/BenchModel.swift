@@ -115,6 +115,7 @@ struct BenchTrain: ParsableCommand {
     func validate() throws {
         try BenchModel.validatePrecision(precision)
         if let torch, !["f32", "autocast"].contains(torch) { throw ValidationError("--torch: expected f32 or autocast, got '\(torch)'") }
+        if torch != nil && dpo { throw ValidationError("--torch: the DPO comparison (TRL) runs f32 only; leave --torch out with --dpo") }
     }
 
     func run() throws {
