@@ -49,12 +49,20 @@ public enum Parallel {
 
     /// How long the pool's threads spin for the next parallel region before they sleep, in microseconds (0: at once).
     /// Decode sets it for its run of short regions (`withSpinningWorkers`).
-    public static func setSpin(microseconds: Int) { glmk_pool_set_spin(microseconds * 1000) }
+    public static func setSpin(microseconds: Int) {
+        spinMicroseconds = microseconds
+        glmk_pool_set_spin(microseconds * 1000)
+    }
 
-    /// `body` with the pool's threads spinning between regions for up to `microseconds` (then back to sleeping).
+    /// The spin last set by `setSpin` (0 at start).
+    nonisolated(unsafe) public private(set) static var spinMicroseconds = 0
+
+    /// `body` with the pool's threads spinning between regions for up to `microseconds`, then back to the spin
+    /// that was set before (0, sleeping, outside any such call).
     public static func withSpinningWorkers<R>(microseconds: Int = decodeSpinMicroseconds, _ body: () throws -> R) rethrows -> R {
+        let before = spinMicroseconds
         setSpin(microseconds: microseconds)
-        defer { setSpin(microseconds: 0) }
+        defer { setSpin(microseconds: before) }
         return try body()
     }
 }

@@ -34,8 +34,7 @@ public struct TextGenerator {
         var done = [Bool](repeating: false, count: B)
         guard maxNewTokens > 0 else { return results }
         let fill = Int32(model.configuration.padTokenId ?? 0)
-        // The many short parallel regions of a decode step start without waking a sleeping thread each time.
-        return Parallel.withSpinningWorkers { Autograd.noGrad {
+        return Autograd.noGrad {
             let cache = model.makeCache(batch: B, capacity: L + maxNewTokens)
             // Prefill: pad rows see only themselves; real tokens see their own prefix from the first real token.
             var ids = [Int32](), positions = [Int32](), lower = [Int32](), upper = [Int32]()
@@ -51,28 +50,33 @@ public struct TextGenerator {
                                             mask: AttentionMask(batch: B, queries: L, keys: L, lower: lower, upper: upper),
                                             cache: cache)
             var lastRow = L - 1
-            for step in 0..<maxNewTokens {
-                let logits = lastLogits(hidden, row: lastRow, length: step == 0 ? L : 1)
-                var next = [Int32](repeating: fill, count: B)
-                let vocab = model.configuration.vocabSize
-                for b in 0..<B where !done[b] {
-                    let t = samplers[b].sample(logits.pointer + b * vocab, vocab: vocab)
-                    results[b].tokens.append(t.id)
-                    results[b].logProbs.append(t.logProb)
-                    onToken?(b, t.id)
-                    next[b] = t.id
-                    if stops.contains(t.id) { done[b] = true; results[b].finishReason = "stop" }
+            // The many short parallel regions of a decode step start without waking a sleeping thread each time.
+            // Not during the prefill: its products run on OpenBLAS's threads, which spinning helpers would
+            // crowd off the cores.
+            return Parallel.withSpinningWorkers {
+                for step in 0..<maxNewTokens {
+                    let logits = lastLogits(hidden, row: lastRow, length: step == 0 ? L : 1)
+                    var next = [Int32](repeating: fill, count: B)
+                    let vocab = model.configuration.vocabSize
+                    for b in 0..<B where !done[b] {
+                        let t = samplers[b].sample(logits.pointer + b * vocab, vocab: vocab)
+                        results[b].tokens.append(t.id)
+                        results[b].logProbs.append(t.logProb)
+                        onToken?(b, t.id)
+                        next[b] = t.id
+                        if stops.contains(t.id) { done[b] = true; results[b].finishReason = "stop" }
+                    }
+                    if done.allSatisfy({ $0 }) || step == maxNewTokens - 1 { break }
+                    let S = cache.length + 1
+                    let stepPositions = (0..<B).map { Int32(prompts[$0].count + step) }
+                    let mask = AttentionMask(batch: B, queries: 1, keys: S, lower: pads.map(Int32.init),
+                                             upper: [Int32](repeating: Int32(S), count: B))
+                    hidden = model.hiddenStates(ids: next, batch: B, length: 1, positions: stepPositions, blockPositions: nil, mask: mask, cache: cache)
+                    lastRow = 0
                 }
-                if done.allSatisfy({ $0 }) || step == maxNewTokens - 1 { break }
-                let S = cache.length + 1
-                let stepPositions = (0..<B).map { Int32(prompts[$0].count + step) }
-                let mask = AttentionMask(batch: B, queries: 1, keys: S, lower: pads.map(Int32.init),
-                                         upper: [Int32](repeating: Int32(S), count: B))
-                hidden = model.hiddenStates(ids: next, batch: B, length: 1, positions: stepPositions, blockPositions: nil, mask: mask, cache: cache)
-                lastRow = 0
+                return results
             }
-            return results
-        } }
+        }
     }
 
     /// Logits `[B, V]` of position `row` of each batch entry of `hidden` (`[B, length, H]`).

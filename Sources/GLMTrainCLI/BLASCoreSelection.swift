@@ -3,6 +3,13 @@
 // OpenBLAS's threads and the rest of the step — a bf16 LoRA step of the bench model ran at 324 tok/s with spinning
 // and 1,558 with passive waiting. Both libraries read their variables when they load, before any of our code runs,
 // so the process re-executes itself once with them set (values the user set are kept).
+//
+// OPENBLAS_THREAD_TIMEOUT=22: OpenBLAS's idle threads call sched_yield in a loop for 2^N TSC cycles after each
+// multi-threaded sgemm before they sleep; with the default N = 28 (about 0.1 s) they kept taking time from our own
+// worker pool's regions that follow (decode after the prefill, the elementwise and attention work between a step's
+// products). With 2^22 (1-2 ms) they stay awake across the short gaps between the products of a step. AMD EPYC
+// Zen 4, 2 cores, 6 interleaved rounds of `bench generate` / `bench train` with 28 and 22, paired-ratio medians:
+// batch-1 bf16 decode 1.20x, LoRA f32 step 1.17x, the others within the host's noise (0.93-1.02x).
 import Foundation
 import GLMCore
 
@@ -15,15 +22,21 @@ enum BLASCoreSelection {
         guard getenv(autoMarker) == nil else { return }
         let core = getenv("OPENBLAS_CORETYPE") == nil ? CPUInfo.current().preferredOpenBLASCoreType : nil
         let setWait = getenv("OMP_WAIT_POLICY") == nil
-        guard core != nil || setWait else { return }
+        let setTimeout = getenv("OPENBLAS_THREAD_TIMEOUT") == nil
+        guard core != nil || setWait || setTimeout else { return }
         if let core { setenv("OPENBLAS_CORETYPE", core, 1) }
         if setWait { setenv("OMP_WAIT_POLICY", "PASSIVE", 1) }
+        if setTimeout { setenv("OPENBLAS_THREAD_TIMEOUT", threadTimeout, 1) }
         setenv(autoMarker, core != nil ? "1" : "wait", 1)
         execv("/proc/self/exe", CommandLine.unsafeArgv)
         // exec failed: carry on with the defaults
         if core != nil { unsetenv("OPENBLAS_CORETYPE") }
         if setWait { unsetenv("OMP_WAIT_POLICY") }
+        if setTimeout { unsetenv("OPENBLAS_THREAD_TIMEOUT") }
     }
+
+    /// log2 of the TSC cycles OpenBLAS's idle threads yield before they sleep (OpenBLAS accepts 4-30; default 28).
+    static let threadTimeout = "22"
 
     /// How the core type was chosen, for `doctor`.
     static var explanation: String {

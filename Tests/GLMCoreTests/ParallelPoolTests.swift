@@ -57,4 +57,14 @@ final class ParallelPoolTests: XCTestCase {
             }
         }
     }
+
+    func testNestedSpinningRestoresTheOuterSpin() {
+        Parallel.setSpin(microseconds: 0)
+        Parallel.withSpinningWorkers(microseconds: 300) {
+            XCTAssertEqual(Parallel.spinMicroseconds, 300)
+            Parallel.withSpinningWorkers(microseconds: 40) { XCTAssertEqual(Parallel.spinMicroseconds, 40) }
+            XCTAssertEqual(Parallel.spinMicroseconds, 300, "the inner call must give back the outer spin, not 0")
+        }
+        XCTAssertEqual(Parallel.spinMicroseconds, 0)
+    }
 }

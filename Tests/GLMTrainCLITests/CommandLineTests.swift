@@ -64,4 +64,16 @@ final class CommandLineTests: XCTestCase {
         XCTAssertNotEqual(torn.status, 0)
         XCTAssertTrue(torn.stderr.hasPrefix("error: \(path)"), torn.stderr)
     }
+
+    /// OpenBLAS's idle threads yield for 2^22 cycles, not its default 2^28, unless the user chose a value.
+    func testOpenBLASThreadTimeoutIsShortenedUnlessTheUserSetIt() throws {
+        if ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"] == nil {
+            let auto = try glmTrain(["doctor"])
+            XCTAssertEqual(auto.status, 0, auto.stderr)
+            XCTAssertTrue(auto.stdout.contains("openblas idle:     threads yield for 2^22 TSC cycles"), auto.stdout)
+        }
+        let user = try GLMTrainBinary.run(["doctor"], environment: ["OPENBLAS_THREAD_TIMEOUT": "26"])
+        XCTAssertEqual(user.status, 0, user.stderr)
+        XCTAssertTrue(user.stdout.contains("openblas idle:     threads yield for 2^26 TSC cycles"), user.stdout)
+    }
 }
