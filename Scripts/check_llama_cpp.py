@@ -18,7 +18,8 @@ Speed (--bench): the bench model of `glm-train bench generate` (Scripts/bench_mo
   save_pretrained, random weights as seeded there) converted to f32 and bf16 GGUF; llama.cpp at batch 1,
   n_threads 2: prefill of a 128-token prompt and greedy decode of 64 new tokens (63 decode steps after the
   prefill, as glm-train counts them), best of --repeats. Unless --no-glm-train, `glm-train bench generate
-  --no-compare` runs in the same invocation so that the figures share the machine's load.
+  --no-compare` runs in the same invocation so that the figures share the machine's load: --rounds N alternates
+  the two N times and prints each round's glm-train / llama.cpp ratio and their median.
 
 The converter: --llama-cpp DIR is a llama.cpp source tree (convert_hf_to_gguf.py, conversion/, gguf-py/), e.g.
 vendor/llama.cpp of the llama-cpp-python sdist (`pip download --no-deps --no-binary llama-cpp-python llama-cpp-python`).
@@ -29,7 +30,7 @@ tokenizer uses GLM-4's pre-tokenizer (Scripts/make_tiny_tokenizer.py), so this s
 glm-train's.
 
 Run:  .venv/bin/python Scripts/check_llama_cpp.py [--llama-cpp DIR] [--model DIR] [--run DIR]
-      .venv/bin/python Scripts/check_llama_cpp.py --bench [--llama-cpp DIR]
+      .venv/bin/python Scripts/check_llama_cpp.py --bench [--rounds N] [--repeats N] [--llama-cpp DIR]
 """
 import argparse
 import glob
@@ -339,48 +340,74 @@ def bench(args, llama_cpp_dir, binary, work):
     rng = np.random.default_rng(2)
     prompt = [int(x) for x in rng.integers(2, 8192, 128)]
     new = args.new_tokens
-    res = {}
-    for t, g in ggufs.items():
-        llm = llama_cpp.Llama(model_path=str(g), n_ctx=512, n_batch=512, n_threads=2, n_threads_batch=2,
-                              verbose=False)
-        ctx = llm._ctx.ctx
-        nv = llm.n_vocab()
 
-        def last_argmax():
-            p = llama_cpp.llama_get_logits_ith(ctx, -1)
-            return int(np.argmax(np.ctypeslib.as_array(p, shape=(nv,))))
+    def llama_round():
+        res = {}
+        for t, g in ggufs.items():
+            llm = llama_cpp.Llama(model_path=str(g), n_ctx=512, n_batch=512, n_threads=2, n_threads_batch=2,
+                                  verbose=False)
+            ctx = llm._ctx.ctx
+            nv = llm.n_vocab()
 
-        def run(n_new):
-            llm.reset()
-            t0 = time.perf_counter()
-            llm.eval(prompt)
-            tok = last_argmax()
-            t1 = time.perf_counter()
-            for _ in range(n_new - 1):
-                llm.eval([tok])
+            def last_argmax():
+                p = llama_cpp.llama_get_logits_ith(ctx, -1)
+                return int(np.argmax(np.ctypeslib.as_array(p, shape=(nv,))))
+
+            def run(n_new):
+                llm.reset()
+                t0 = time.perf_counter()
+                llm.eval(prompt)
                 tok = last_argmax()
-            t2 = time.perf_counter()
-            return t1 - t0, t2 - t1
+                t1 = time.perf_counter()
+                for _ in range(n_new - 1):
+                    llm.eval([tok])
+                    tok = last_argmax()
+                t2 = time.perf_counter()
+                return t1 - t0, t2 - t1
 
-        run(2)  # warm-up
-        best_p, best_d = float("inf"), float("inf")
-        for _ in range(args.repeats):
-            p, d = run(new)
-            best_p, best_d = min(best_p, p), min(best_d, d)
-        res[t] = (128 / best_p, (new - 1) / best_d)
-        del llm
-    log(f"llama.cpp (llama-cpp-python {llama_cpp.__version__}) bench model, batch 1, prompt 128, {new} new tokens "
-        f"(greedy), n_threads 2, f16 KV cache, no flash attention, best of {args.repeats}")
-    for t, (p, d) in res.items():
-        log(f"  {t:4s} weights: prefill {p:8.1f} tok/s   decode {d:7.1f} tok/s")
-    if not args.no_glm_train:
-        log(f"glm-train bench generate --no-compare --repeats {args.repeats} (same invocation, best of {args.repeats} as llama.cpp):")
+            run(2)  # warm-up
+            best_p, best_d = float("inf"), float("inf")
+            for _ in range(args.repeats):
+                p, d = run(new)
+                best_p, best_d = min(best_p, p), min(best_d, d)
+            res[t] = (128 / best_p, (new - 1) / best_d)
+            del llm
+        return res
+
+    def glm_round():
         p = subprocess.run([str(binary), "bench", "generate", "--no-compare", "--repeats", str(args.repeats)],
-                           capture_output=True, text=True,
-                           cwd=ROOT)
+                           capture_output=True, text=True, cwd=ROOT)
+        res = {}
         for line in p.stdout.splitlines():
-            if "b1" in line or "weights" in line or line.startswith("bench"):
-                log("  " + line)
+            f = line.split()
+            if len(f) >= 3 and f[0].endswith("tokens_per_s/b1") and f[1] in ("f32", "bf16"):
+                kind = "prefill" if f[0].startswith("prefill") else "decode"
+                res.setdefault(f[1], {})[kind] = float(f[2])
+        if set(res) != {"f32", "bf16"}:
+            sys.exit(f"error: glm-train bench generate printed no batch-1 figures:\n{p.stdout}\n{p.stderr}")
+        return res
+
+    # Rounds alternate llama.cpp and glm-train so that both see the same stretch of the host's load; each round's
+    # ratio compares the two figures next to each other, and the median of the rounds is the result.
+    log(f"llama.cpp (llama-cpp-python {llama_cpp.__version__}) vs glm-train bench generate --no-compare, bench "
+        f"model, batch 1, prompt 128, {new} new tokens (greedy), 2 threads each; llama.cpp: f16 KV cache, no flash "
+        f"attention; best of {args.repeats} per figure, {args.rounds} alternating round(s)")
+    ratios = {(t, k): [] for t in ("f32", "bf16") for k in ("prefill", "decode")}
+    for r in range(args.rounds):
+        lc = llama_round()
+        gt = glm_round() if not args.no_glm_train else None
+        for t, (p, d) in lc.items():
+            line = f"  round {r + 1} {t:4s}: llama.cpp prefill {p:8.1f} decode {d:7.1f} tok/s"
+            if gt:
+                gp, gd = gt[t]["prefill"], gt[t]["decode"]
+                ratios[(t, "prefill")].append(gp / p)
+                ratios[(t, "decode")].append(gd / d)
+                line += f" | glm-train prefill {gp:8.1f} decode {gd:7.1f} tok/s | ratio {gp / p:.2f} / {gd / d:.2f}"
+            log(line)
+    if not args.no_glm_train:
+        for (t, k), v in ratios.items():
+            log(f"  {k:7s} {t:4s} glm-train / llama.cpp: median {float(np.median(v)):.2f} "
+                f"(rounds: {' '.join(f'{x:.2f}' for x in v)})")
     ps_top("after")
 
 
@@ -398,6 +425,7 @@ def main():
     ap.add_argument("--bench-model", default="/tmp/bench-model")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=1, help="--bench: alternating llama.cpp / glm-train rounds")
     ap.add_argument("--no-glm-train", action="store_true")
     args = ap.parse_args()
     work = Path(args.work)
