@@ -99,8 +99,9 @@ public final class RLTrainerRun {
             objective.version = step
             source.trainerVersion = step
             // The version this step starts from must be on disk before a rollout can use it (v0, and after a resume).
-            if primary && !published.contains(step) && !s.directory.hasVersion(step) {
-                do { try publish(step) } catch { self.observer?.trainerDidReport(.warning("cannot publish version \(step): \(error)")) }
+            if primary && !published.contains(step) {
+                do { try s.directory.ensurePublished(version: step) { try publish(step) } }
+                catch { self.observer?.trainerDidReport(.warning("cannot publish version \(step): \(error)")) }
             }
             published.insert(step)
         }

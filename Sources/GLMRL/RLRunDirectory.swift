@@ -50,6 +50,16 @@ public struct RLRunDirectory: Sendable {
 
     public func hasVersion(_ v: Int) -> Bool { FileManager.default.fileExists(atPath: versionPath(v)) }
 
+    /// Makes version `v` available to rollouts: `publish()` when its directory is missing; when the directory is
+    /// there but LATEST is missing or older (a trainer killed between publishing the directory and writing the
+    /// pointer), LATEST is set to it, since a directory under its final name is complete. Without this a resumed
+    /// trainer waited for a batch that the rollouts could not make: they waited for LATEST.
+    public func ensurePublished(version v: Int, publish: () throws -> Void) throws {
+        guard hasVersion(v) else { try publish(); return }
+        if let latest = try latestVersion(), latest >= v { return }
+        try AtomicFile.write(Data((RLRunDirectory.versionName(v) + "\n").utf8), to: weights + "/LATEST")
+    }
+
     /// Removes published versions older than `keepFrom` (a rollout never loads them again: it takes LATEST, and
     /// batches need versions within the staleness bound).
     public func pruneVersions(before keepFrom: Int) {

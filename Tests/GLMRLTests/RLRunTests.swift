@@ -72,14 +72,19 @@ final class RLRunTests: XCTestCase {
 
     func testSyncRunKilledAtRandomMomentsResumesBitIdentically() throws {
         let steps = 5
+        let started = Date()
         XCTAssertEqual(try GLMTrainBinary.run(["run", try recipe("whole", mode: "sync", steps: steps)]).status, 0)
+        // Kill moments scale with how long a whole run takes on this machine (30-85% of it): with fixed delays of
+        // 0.3-1.5 s, a quiet machine (a whole run in ~1 s) could finish the first attempt before its kill, and a
+        // slow one was only ever killed during start-up.
+        let whole = Date().timeIntervalSince(started)
         let reference = try self.steps("\(dir)/whole")
         let path = try recipe("killed", mode: "sync", steps: steps)
         var gen = SeededGenerator(seed: 11)
         var kills = 0
         for attempt in 0..<6 {
             let p = try GLMTrainBinary.start(["run", path] + (attempt > 0 ? ["--resume"] : []))
-            Thread.sleep(forTimeInterval: 0.3 + Double(gen.nextUniform()) * 1.2)
+            Thread.sleep(forTimeInterval: whole * (0.3 + 0.55 * Double(gen.nextUniform())))
             if p.isRunning { kill(p.processIdentifier, SIGKILL); kills += 1 }
             p.waitUntilExit()
             if p.terminationReason == .exit && p.terminationStatus == 0 { break }
@@ -205,7 +210,7 @@ final class RLRunTests: XCTestCase {
         defer { for p in [trainer, doomed, survivor] where p.isRunning { kill(p.processIdentifier, SIGKILL) } }
         let exchange = RLRunDirectory(run)
         // Kill the doomed worker as soon as it has written a batch (it is then working on, and claiming, another).
-        let deadline = Date().addingTimeInterval(120)
+        let deadline = Date().addingTimeInterval(60)
         while doomed.isRunning && Date() < deadline {
             let written = (try? String(contentsOfFile: "\(dir)/doomed.log", encoding: .utf8))?.contains("rollout: batch") ?? false
             if written { Thread.sleep(forTimeInterval: 0.2); kill(doomed.processIdentifier, SIGKILL); break }
@@ -298,5 +303,47 @@ final class RLRunTests: XCTestCase {
         let kl = try recipe("kl", mode: "sync", steps: 1, extra: "  kl_in_reward: true\n  kl_coef: 0")
         r = try GLMTrainBinary.run(["run", kl])
         XCTAssertTrue(r.stderr.contains("duplicate key") || r.stderr.contains("kl_in_reward: true needs kl_coef above 0"), r.stderr)
+    }
+
+    /// A version directory without its LATEST pointer (a trainer killed between the two): the trainer's start sets
+    /// the pointer instead of skipping the version, so the rollouts can begin. Before, both sides waited forever.
+    func testAVersionPublishedWithoutItsPointerIsPointedAtOnStart() throws {
+        let d = RLRunDirectory("\(dir)/pointer")
+        var published: [Int] = []
+        try d.ensurePublished(version: 0) { published.append(0); try d.publish(version: 0, adapter: nil, tensors: ["w": Tensor([1, 2], shape: [2])]) }
+        XCTAssertEqual(published, [0])
+        XCTAssertEqual(try d.latestVersion(), 0)
+        // Version 1's directory is complete but LATEST still names 0.
+        try AtomicDirectory.publish(d.versionPath(1)) { try SafetensorsWriter.write(["w": Tensor([3, 4], shape: [2])], to: "\($0)/model.safetensors") }
+        XCTAssertEqual(try d.latestVersion(), 0)
+        try d.ensurePublished(version: 1) { published.append(1) }
+        XCTAssertEqual(published, [0], "a complete directory is not written again")
+        XCTAssertEqual(try d.latestVersion(), 1)
+        try d.ensurePublished(version: 0) { published.append(0) }
+        XCTAssertEqual(try d.latestVersion(), 1, "LATEST never goes back")
+        try FileManager.default.removeItem(atPath: d.weights + "/LATEST")
+        try d.ensurePublished(version: 1) { published.append(1) }
+        XCTAssertEqual(try d.latestVersion(), 1)
+        XCTAssertEqual(published, [0])
+
+        // The whole run: version 0 on disk from an earlier run of the same recipe, no LATEST.
+        XCTAssertEqual(try GLMTrainBinary.run(["run", try recipe("first", mode: "async", steps: 1)]).status, 0)
+        let run = "\(dir)/second"
+        try FileManager.default.createDirectory(atPath: run + "/weights", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(dir)/first/weights/v000000", toPath: run + "/weights/v000000")
+        let p = try GLMTrainBinary.start(["run", try recipe("second", mode: "async", steps: 2), "--resume"], stderr: "\(dir)/second.log")
+        let deadline = Date().addingTimeInterval(60)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if p.isRunning {  // hung: its trainer and rollout processes first, so that none is left behind
+            let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
+                .split(separator: " ").compactMap { Int32($0) } ?? []
+            for c in children { kill(c, SIGKILL) }
+            kill(p.processIdentifier, SIGKILL)
+        }
+        p.waitUntilExit()
+        let log = (try? String(contentsOfFile: "\(dir)/second.log", encoding: .utf8)) ?? ""
+        XCTAssertEqual(p.terminationReason, .exit, "the run hung: \(log)")
+        XCTAssertEqual(p.terminationStatus, 0, log)
+        XCTAssertEqual(try steps(run).map { $0["step"]! }, [1, 2])
     }
 }
