@@ -38,6 +38,18 @@ enum BLASCoreSelection {
     /// log2 of the TSC cycles OpenBLAS's idle threads yield before they sleep (OpenBLAS accepts 4-30; default 28).
     static let threadTimeout = "22"
 
+    /// The exponent OpenBLAS 0.3.21 uses for a value of OPENBLAS_THREAD_TIMEOUT: its integer (atoi) clamped to 4-30
+    /// when positive, else the default 28.
+    static func effectiveThreadTimeout(_ value: String?) -> Int {
+        let digits = value.map { v -> Substring in
+            let t = v.drop { $0 == " " || $0 == "\t" }
+            let sign = t.first == "-" || t.first == "+" ? 1 : 0
+            return t.prefix(sign + t.dropFirst(sign).prefix { $0.isASCII && $0.isNumber }.count)
+        }
+        guard let d = digits, let n = Int(d.prefix(12)), n > 0 else { return 28 }
+        return min(30, max(4, n))
+    }
+
     /// How the core type was chosen, for `doctor`.
     static var explanation: String {
         guard let value = getenv("OPENBLAS_CORETYPE").map({ String(cString: $0) }) else {

@@ -18,7 +18,7 @@ struct Doctor: ParsableCommand {
         print("openblas threads:  \(BLAS.threadCount) (our kernels: \(Parallel.workerCount) workers; OpenBLAS runs single-threaded inside them)")
         print("openblas config:   \(BLAS.config)")
         let timeout = getenv("OPENBLAS_THREAD_TIMEOUT").map { String(cString: $0) }
-        print("openblas idle:     threads yield for 2^\(timeout ?? "28") TSC cycles, then sleep (OPENBLAS_THREAD_TIMEOUT \(timeout == nil ? "not set" : "set"))")
+        print("openblas idle:     threads yield for 2^\(BLASCoreSelection.effectiveThreadTimeout(timeout)) TSC cycles, then sleep (OPENBLAS_THREAD_TIMEOUT\(timeout.map { "=\($0)" } ?? " not set"))")
         print("hdf5:              \(HDF5Library.version)")
         print("bf16 compute:      \(MixedPrecision.bf16Available ? "yes, oneDNN \(MixedPrecision.kernelName) (training.precision: bf16)" : "no (needs AVX512_BF16); training.precision: bf16 runs f32")")
         switch MPIProcessGroup.probe() {

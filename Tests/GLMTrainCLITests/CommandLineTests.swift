@@ -75,5 +75,11 @@ final class CommandLineTests: XCTestCase {
         let user = try GLMTrainBinary.run(["doctor"], environment: ["OPENBLAS_THREAD_TIMEOUT": "26"])
         XCTAssertEqual(user.status, 0, user.stderr)
         XCTAssertTrue(user.stdout.contains("openblas idle:     threads yield for 2^26 TSC cycles"), user.stdout)
+        // As OpenBLAS reads it: an integer clamped to 4-30, anything else the default 28.
+        for (value, shown) in [("2", 4), ("99", 30), ("abc", 28), ("-3", 28), ("12x", 12)] {
+            let r = try GLMTrainBinary.run(["doctor"], environment: ["OPENBLAS_THREAD_TIMEOUT": value])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stdout.contains("threads yield for 2^\(shown) TSC cycles, then sleep (OPENBLAS_THREAD_TIMEOUT=\(value))"), r.stdout)
+        }
     }
 }
