@@ -44,6 +44,21 @@ final class RLRunTests: XCTestCase {
         return path
     }
 
+    /// Waits for `glm-train run` to end; one still running after `seconds` has hung, and is killed with its trainer
+    /// and rollout processes (children first, so that none is left behind) and fails the test.
+    func waitOrKill(_ p: Process, seconds: Double, file: StaticString = #filePath, line: UInt = #line) {
+        let deadline = Date().addingTimeInterval(seconds)
+        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+        if p.isRunning {
+            let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
+                .split(separator: " ").compactMap { Int32($0) } ?? []
+            for c in children { kill(c, SIGKILL) }
+            kill(p.processIdentifier, SIGKILL)
+            XCTFail("the run did not end within \(Int(seconds)) s", file: file, line: line)
+        }
+        p.waitUntilExit()
+    }
+
     /// The step records of a run (evaluation lines left out), without the timing metrics.
     func steps(_ run: String) throws -> [[String: Double]] {
         try MetricsLog.read("\(run)/metrics.jsonl").filter { $0["loss"] != nil }.map { line in
@@ -110,7 +125,7 @@ final class RLRunTests: XCTestCase {
             kill(children[Int(gen.next() % UInt64(children.count))], SIGKILL)
             killed += 1
         }
-        p.waitUntilExit()
+        waitOrKill(p, seconds: 300)
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         XCTAssertEqual(p.terminationStatus, 0, text)
         XCTAssertGreaterThanOrEqual(killed, 2, "the run ended before two processes could be killed")
@@ -332,15 +347,7 @@ final class RLRunTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: run + "/weights", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "\(dir)/first/weights/v000000", toPath: run + "/weights/v000000")
         let p = try GLMTrainBinary.start(["run", try recipe("second", mode: "async", steps: 2), "--resume"], stderr: "\(dir)/second.log")
-        let deadline = Date().addingTimeInterval(60)
-        while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-        if p.isRunning {  // hung: its trainer and rollout processes first, so that none is left behind
-            let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
-                .split(separator: " ").compactMap { Int32($0) } ?? []
-            for c in children { kill(c, SIGKILL) }
-            kill(p.processIdentifier, SIGKILL)
-        }
-        p.waitUntilExit()
+        waitOrKill(p, seconds: 60)
         let log = (try? String(contentsOfFile: "\(dir)/second.log", encoding: .utf8)) ?? ""
         XCTAssertEqual(p.terminationReason, .exit, "the run hung: \(log)")
         XCTAssertEqual(p.terminationStatus, 0, log)
