@@ -84,9 +84,13 @@ public enum AtomicDirectory {
         let old = try moveIntoPlace(tmp, dest, path: path, parent: dir, name: name)
         syncDirectory(dir)
         if let old { try? FileManager.default.removeItem(atPath: old) }
-        if let pointer {
-            try AtomicFile.write(Data((name + "\n").utf8), to: "\(dir)/\(pointer)")
-        }
+        if let pointer { try write(pointer: "\(dir)/\(pointer)", naming: name) }
+    }
+
+    /// Atomically sets the pointer file `pointerPath` to `name`, a sibling directory that is already complete and
+    /// durable (one `publish` wrote; `publish(_:pointer:)` ends with this).
+    public static func write(pointer pointerPath: String, naming name: String) throws {
+        try AtomicFile.write(Data((name + "\n").utf8), to: pointerPath)
     }
 
     /// The directory named by the pointer file `pointerPath` (a sibling of the pointer), or nil when there is no

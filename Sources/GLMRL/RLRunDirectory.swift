@@ -57,7 +57,7 @@ public struct RLRunDirectory: Sendable {
     public func ensurePublished(version v: Int, publish: () throws -> Void) throws {
         guard hasVersion(v) else { try publish(); return }
         if let latest = try latestVersion(), latest >= v { return }
-        try AtomicFile.write(Data((RLRunDirectory.versionName(v) + "\n").utf8), to: weights + "/LATEST")
+        try AtomicDirectory.write(pointer: weights + "/LATEST", naming: RLRunDirectory.versionName(v))
     }
 
     /// Removes published versions older than `keepFrom` (a rollout never loads them again: it takes LATEST, and

@@ -44,14 +44,19 @@ final class RLRunTests: XCTestCase {
         return path
     }
 
+    /// The pids of `p`'s children (its trainer and rollout processes).
+    func childPIDs(_ p: Process) -> [Int32] {
+        (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
+            .split(separator: " ").compactMap { Int32($0) } ?? []
+    }
+
     /// Waits for `glm-train run` to end; one still running after `seconds` has hung, and is killed with its trainer
     /// and rollout processes (children first, so that none is left behind) and fails the test.
     func waitOrKill(_ p: Process, seconds: Double, file: StaticString = #filePath, line: UInt = #line) {
         let deadline = Date().addingTimeInterval(seconds)
         while p.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
         if p.isRunning {
-            let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
-                .split(separator: " ").compactMap { Int32($0) } ?? []
+            let children = childPIDs(p)
             for c in children { kill(c, SIGKILL) }
             kill(p.processIdentifier, SIGKILL)
             XCTFail("the run did not end within \(Int(seconds)) s", file: file, line: line)
@@ -119,8 +124,7 @@ final class RLRunTests: XCTestCase {
         var killed = 0
         while p.isRunning && killed < 4 {
             Thread.sleep(forTimeInterval: 0.15 + Double(gen.nextUniform()) * 0.35)
-            let children = (try? String(contentsOfFile: "/proc/\(p.processIdentifier)/task/\(p.processIdentifier)/children", encoding: .utf8))?
-                .split(separator: " ").compactMap { Int32($0) } ?? []
+            let children = childPIDs(p)
             guard !children.isEmpty else { continue }
             kill(children[Int(gen.next() % UInt64(children.count))], SIGKILL)
             killed += 1
