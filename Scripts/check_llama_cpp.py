@@ -428,6 +428,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=1, help="--bench: alternating llama.cpp / glm-train rounds")
     ap.add_argument("--no-glm-train", action="store_true")
     args = ap.parse_args()
+    if args.rounds < 1 or args.repeats < 1:
+        ap.error("--rounds and --repeats: expected at least 1")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     llama_cpp_dir = find_llama_cpp(args.llama_cpp)
