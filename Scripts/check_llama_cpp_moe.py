@@ -12,6 +12,9 @@
               `glm-train score --adapter`
   4. lora     the same for the all-linear run's adapter without its routed experts (attention, the dense MLP
               ffn_{gate,up,down} and the shared expert ffn_*_shexp)
+  5. lora     the all-linear run's whole adapter, routed experts included (stacked ffn_{down,gate,up}_exps)
+  6. lora     peft's own routed-expert adapter (target_parameters; gate/up rank 2r sharing A) exported by
+              `glm-train export --format gguf-lora`, in llama.cpp vs peft's log-probs (and `score --adapter` vs peft)
 
 Run: .venv/bin/python Scripts/check_llama_cpp_moe.py [--llama-cpp DIR] [--work DIR] [--tolerance 1e-3]
 The converter: --llama-cpp DIR (a llama.cpp tree: convert_hf_to_gguf.py, conversion/, gguf-py/), else as
@@ -150,7 +153,7 @@ def main():
            llama_logprobs(g_base, seqs, n_ctx, lora=ad))
 
     # 4. GGUF LoRA on attention, the dense MLP and the shared expert (ffn_*_shexp): the all-linear run's adapter
-    #    without its routed experts (gguf-lora refuses those)
+    #    without its routed experts
     from safetensors.torch import load_file, save_file
     src, dst = full / "adapter", work / "no-routed-experts"
     shutil.rmtree(dst, ignore_errors=True)
@@ -167,7 +170,53 @@ def main():
     log(f"  the attention + dense + shared-expert adapter moves glm-train's log-probs by up to {max_diff(ours_ns, ours):.3f}")
     report("glm4moe gguf-lora on attention, dense MLP and shared expert in llama.cpp vs glm-train score --adapter",
            ours_ns, llama_logprobs(g_base, seqs, n_ctx, lora=ad2))
+
+    # 5. GGUF LoRA on every linear, the routed experts as stacked blk.1.ffn_{down,gate,up}_exps
+    ad3 = work / "all-linear.gguf"
+    subprocess.run([str(binary), "export", "--run", str(full), "--format", "gguf-lora", "--output", str(ad3)],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    report("glm4moe gguf-lora on every linear incl. routed experts in llama.cpp vs glm-train score --adapter",
+           ours_full, llama_logprobs(g_base, seqs, n_ctx, lora=ad3))
+
+    # 6. peft's own routed-expert adapter (target_parameters, gate and up sharing one rank-2r A per expert, so
+    #    rank_pattern 2r / alpha_pattern 2α) -> glm-train export --format gguf-lora -> llama.cpp vs peft itself
+    ours_peft, theirs_peft, ad4 = peft_expert_adapter(binary, base, work, seqs)
+    log(f"  peft's routed-expert adapter moves peft's log-probs by up to {max_diff(theirs_peft, ours):.3f}")
+    report("peft routed-expert adapter: glm-train score --adapter vs peft", ours_peft, theirs_peft)
+    report("peft routed-expert adapter: glm-train gguf-lora in llama.cpp vs peft", theirs_peft,
+           llama_logprobs(g_base, seqs, n_ctx, lora=ad4))
     return 1 if failed else 0
+
+
+def peft_expert_adapter(binary, base, work, seqs):
+    """peft's LoRA on `base` (r 4, alpha 8, q/v and gate/up/down: peft 0.21 on transformers 5 turns those into
+    target_parameters on the fused experts), seeded random; its log-probs under peft, glm-train's with it, and
+    the path of its `export --format gguf-lora`."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    d = work / "peft-experts"
+    shutil.rmtree(d, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, attn_implementation="eager").eval()
+    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0,
+                                             target_modules=["q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"]))
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_A" in n or "lora_B" in n:
+                p.copy_(torch.randn_like(p) * 0.1)
+    model.eval()
+    model.save_pretrained(d)
+    theirs = []
+    with torch.no_grad():
+        for t in seqs:
+            lp = torch.log_softmax(model(input_ids=torch.tensor([t])).logits[0].double(), dim=-1)
+            theirs.append(np.array([lp[i, t[i + 1]].item() for i in range(len(t) - 1)]))
+    out = work / "peft-experts.gguf"
+    subprocess.run([str(binary), "export", "--adapter", str(d), "--model", str(base), "--format", "gguf-lora",
+                    "--output", str(out)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return glm_score(binary, base, seqs, work, adapter=d), theirs, out
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ public enum LinearKind: String, Sendable {
 /// PEFT's `target_modules` use (`q_proj`), its layer, and the weight's shape (`[out, in]`; `[experts, out, in]` for
 /// stacked experts). `gguf` is llama.cpp's tensor base name (`blk.3.attn_q`; nil when llama.cpp takes no LoRA on it);
 /// `parts` splits a fused weight by output rows for engines that keep the parts apart (vLLM serves GLM's
-/// `gate_up_proj` as `gate_proj` and `up_proj`), empty when it is served as it is.
+/// `gate_up_proj` as `gate_proj` and `up_proj`), empty when it is served as it is. `ggufStack` is set instead of
+/// `gguf` where llama.cpp stacks several modules into one tensor (a MoE's routed experts).
 public struct AdaptableLinear: Equatable, Sendable {
     public let module: String
     public let target: String
@@ -21,15 +22,25 @@ public struct AdaptableLinear: Equatable, Sendable {
     public let kind: LinearKind
     public let gguf: String?
     public let parts: [LinearPart]
+    public let ggufStack: GGUFStackSlot?
 
     public init(module: String, target: String, layer: Int, shape: [Int], kind: LinearKind, gguf: String? = nil,
-                parts: [LinearPart] = []) {
+                parts: [LinearPart] = [], ggufStack: GGUFStackSlot? = nil) {
         self.module = module; self.target = target; self.layer = layer; self.shape = shape; self.kind = kind
-        self.gguf = gguf; self.parts = parts
+        self.gguf = gguf; self.parts = parts; self.ggufStack = ggufStack
     }
 
     /// The module path of a part: this module's path with its target name replaced (`…mlp.gate_proj`).
     public func module(of part: LinearPart) -> String { String(module.dropLast(target.count)) + part.target }
+}
+
+/// Where a module's weight sits in a llama.cpp tensor that stacks `count` modules along its outermost dimension:
+/// routed expert e's `gate_proj` of layer N is index e of `blk.N.ffn_gate_exps` (`[experts, out, in]`).
+public struct GGUFStackSlot: Equatable, Sendable {
+    public let tensor: String
+    public let index: Int
+    public let count: Int
+    public init(tensor: String, index: Int, count: Int) { self.tensor = tensor; self.index = index; self.count = count }
 }
 
 /// One part of a fused linear: its target name and how many output rows (of the fused weight, in order) it has.

@@ -54,6 +54,7 @@ def main():
     # GGUF: the LoRA adapters the PEFT fixtures convert to.
     for case in ["glm-qv", "glm4-rslora-all-linear"]:
         out("gguf", f"{case}.gguf", read(f"Tests/GLMIOTests/Fixtures/peft/{case}/adapter.gguf"))
+    out("gguf", "moe-a-experts-lora.gguf", read("Tests/GLMModelTests/Fixtures/moe-a-experts-lora/adapter.gguf"))
 
     # tokenizer.json: the bundled tiny tokenizer cut to its 256 byte tokens and the merges among the first tokens
     # (the whole file is 145 KB), with and without a post-processor, old-style string merges, added tokens.

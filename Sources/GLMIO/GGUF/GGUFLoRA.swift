@@ -6,7 +6,9 @@
 // size_label when gguf-py's naming heuristics find them in the adapter directory's name), general.base_model.*
 // and general.tags from the PEFT model card, adapter.lora.alpha, general.quantization_version 2.
 // Tensors: `blk.N.<attn_q|attn_k|attn_v|attn_output|ffn_up|ffn_down>.weight.lora_a` `[r, in]` and `.lora_b`
-// `[out, r]` (ggml ne order reversed), ordered by the PEFT module name as safetensors sorts it, A before B.
+// `[out, r]` (ggml ne order reversed), ordered by the PEFT module name as safetensors sorts it, A before B; a MoE's
+// routed experts as stacked `blk.N.ffn_{down,gate,up}_exps.weight.lora_a` `[experts, r, in]` / `.lora_b`
+// `[experts, out, r]` (GGUFStackedLoRA.swift).
 //
 // One deliberate difference: the converter writes lora_alpha as it is, so an rsLoRA adapter (scale α/√r) is
 // mis-scaled by llama.cpp (scale α/r). GLMTrain writes the effective alpha α·√r instead, which llama.cpp's
@@ -31,31 +33,46 @@ public enum GGUFLoRA {
         w.add("general.architecture", .string(model.ggufArchitecture))
         w.add("general.type", .string("adapter"))
         w.add("adapter.type", .string("lora"))
-        // Tensors in the converter's order: PEFT names sorted as strings (safetensors' order), A then B.
+        // Tensors in the converter's order: PEFT names sorted as strings (safetensors' order), A then B; a layer's
+        // stacked tensors (routed experts) where its last stacked module comes, by name (down, gate, up).
         let modules = adapter.modules(in: model).sorted { $0.module < $1.module }
-        var totalParameters = 0
-        for m in modules {
-            let (a, b) = adapter.matrices(module: m.module)!
-            guard let nameA = tensorName(m, isB: false), let nameB = tensorName(m, isB: true) else {
+        var stacks: [String: [AdaptableLinear]] = [:], lastStacked: [Int: String] = [:]
+        for m in modules where m.gguf == nil {
+            guard let slot = m.ggufStack else {
                 throw GLMError("\(name): \(m.module): llama.cpp has no LoRA tensor for this module (\(model.ggufArchitecture))")
             }
-            w.add(tensor: a, name: nameA, type: type)
-            w.add(tensor: b, name: nameB, type: type)
-            totalParameters += b.shape[0] * a.shape[1]
+            stacks[slot.tensor, default: []].append(m)
+            lastStacked[m.layer] = m.module
+        }
+        var totalParameters = 0
+        for m in modules {
+            if m.gguf != nil {
+                let (a, b) = adapter.matrices(module: m.module)!
+                w.add(tensor: a, name: tensorName(m, isB: false)!, type: type)
+                w.add(tensor: b, name: tensorName(m, isB: true)!, type: type)
+                totalParameters += b.shape[0] * a.shape[1]
+            } else if lastStacked[m.layer] == m.module {
+                for tensor in stacks.keys.filter({ stacks[$0]![0].layer == m.layer }).sorted() {
+                    let (a, b) = GGUFStackedLoRA.stack(stacks[tensor]!, adapter: adapter)
+                    w.add(tensor: a, name: "\(tensor).weight.lora_a", type: type)
+                    w.add(tensor: b, name: "\(tensor).weight.lora_b", type: type)
+                    totalParameters += b.shape[0] * b.shape[1] * a.shape[2]
+                }
+            }
         }
         // gguf-py's heuristics: a LoRA's parameter count is negated ("likely not exact").
+        // gguf-py's add_string writes nothing for an empty string
+        func add(_ key: String, _ value: String?) { if let value, !value.isEmpty { w.add(key, .string(value)) } }
         let naming = GGUFNaming.components(of: name, totalParameters: -totalParameters)
-        w.add("general.name", .string(GGUFNaming.title(naming.fullName ?? name)))
-        if let v = naming.version { w.add("general.version", .string(v)) }
-        if let o = naming.organization { w.add("general.organization", .string(GGUFNaming.title(o))) }
-        if let f = naming.finetune { w.add("general.finetune", .string(f)) }
-        if let b = naming.basename { w.add("general.basename", .string(b)) }
-        if let s = naming.sizeLabel { w.add("general.size_label", .string(s)) }
+        add("general.name", GGUFNaming.title(naming.fullName ?? name))
+        add("general.version", naming.version)
+        add("general.organization", naming.organization.map(GGUFNaming.title))
+        add("general.finetune", naming.finetune)
+        add("general.basename", naming.basename)
+        add("general.size_label", naming.sizeLabel)
         if let base = adapter.config.baseModelNameOrPath {
             w.add("general.base_model.count", .uint32(1))
-            for (k, v) in GGUFNaming.baseModelEntry(base, totalParameters: -totalParameters) {
-                w.add("general.base_model.0.\(k)", .string(v))
-            }
+            for (k, v) in GGUFNaming.baseModelEntry(base, totalParameters: -totalParameters) { add("general.base_model.0.\(k)", v) }
         }
         var tags: [GGUFValue] = []
         if let base = adapter.config.baseModelNameOrPath { tags.append(.string("base_model:adapter:\(base)")) }
@@ -83,18 +100,35 @@ public enum GGUFLoRA {
             throw GLMError("\(path): general.architecture is \(file.value("general.architecture")?.description ?? "missing"); the base model needs '\(arch)'")
         }
         var byName: [String: (module: String, isB: Bool)] = [:]
+        var stacks: [String: [Int: AdaptableLinear]] = [:]
         for m in model.adaptableLinears {
             for isB in [false, true] { if let n = tensorName(m, isB: isB) { byName[n] = (m.module, isB) } }
+            if let slot = m.ggufStack { stacks["\(slot.tensor).weight", default: [:]][slot.index] = m }
         }
         var tensors: [String: Tensor] = [:]
+        var stacked: [String: (a: Tensor?, b: Tensor?)] = [:]
         var rank: Int?
         for info in file.tensors {
-            guard let (module, isB) = byName[info.name] else { throw GLMError("\(path): tensor '\(info.name)' is not a LoRA matrix of a linear module of the base model") }
-            let t = try file.tensor(info.name)
-            let r = isB ? t.shape.last! : t.shape.first!
+            let t: Tensor, isB: Bool
+            if let (module, b) = byName[info.name] {
+                t = try file.tensor(info.name); isB = b
+                guard t.rank == 2 else { throw GLMError("\(path): tensor '\(info.name)': shape \(t.shape); expected a matrix") }
+                tensors[LoRATensorName.name(module: module, isB: isB)] = t
+            } else if let base = info.name.hasSuffix(".lora_a") || info.name.hasSuffix(".lora_b") ? String(info.name.dropLast(7)) : nil,
+                      stacks[base] != nil {
+                t = try file.tensor(info.name); isB = info.name.hasSuffix("b")
+                guard t.rank == 3 else { throw GLMError("\(path): tensor '\(info.name)': shape \(t.shape); expected a stack [experts, \(isB ? "out, r" : "r, in")]") }
+                if isB { stacked[base, default: (nil, nil)].b = t } else { stacked[base, default: (nil, nil)].a = t }
+            } else {
+                throw GLMError("\(path): tensor '\(info.name)' is not a LoRA matrix of a linear module of the base model")
+            }
+            let r = isB ? t.shape.last! : t.shape[t.rank - 2]
             if let rank, rank != r { throw GLMError("\(path): tensor '\(info.name)' has rank \(r); other tensors have \(rank)") }
             rank = r
-            tensors[LoRATensorName.name(module: module, isB: isB)] = t
+        }
+        for (base, pair) in stacked.sorted(by: { $0.key < $1.key }) {
+            guard let a = pair.a, let b = pair.b else { throw GLMError("\(path): tensor '\(base).lora_\(pair.a == nil ? "a" : "b")' is missing beside its partner") }
+            tensors.merge(try GGUFStackedLoRA.unstack(a: a, b: b, name: base, slots: stacks[base]!, source: path)) { $1 }
         }
         guard let r = rank else { throw GLMError("\(path): no LoRA tensors") }
         let alpha = Double(file.value("adapter.lora.alpha").flatMap { if case .float32(let a) = $0 { return a }; return nil } ?? Float(r))

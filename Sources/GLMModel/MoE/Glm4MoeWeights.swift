@@ -189,8 +189,8 @@ public enum Glm4MoeWeights {
     /// The adaptable linears: q/k/v/o of every layer, the dense MLP's gate/up/down projections, the shared
     /// experts' (`mlp.shared_experts.gate_proj`, ...) and every routed expert's (`mlp.experts.{e}.gate_proj`, ...,
     /// kind `.expert`: the per-expert modules of the transformers-4 layout, which PEFT's `target_modules` names
-    /// matched), with llama.cpp's tensor names where llama.cpp has per-module ones (its routed experts are stacked,
-    /// so none). The router is not declared.
+    /// matched), with llama.cpp's tensor names: per module, and for the routed experts their slot in llama.cpp's
+    /// stacked `blk.N.ffn_{gate,up,down}_exps`. The router is not declared.
     public static func adaptableLinears(_ c: Glm4MoeConfig) -> [AdaptableLinear] {
         let (h, q, kv) = (c.hiddenSize, c.queryWidth, c.keyValueWidth)
         return (0..<c.numHiddenLayers).flatMap { l -> [AdaptableLinear] in
@@ -209,9 +209,10 @@ public enum Glm4MoeWeights {
                 let im = c.moeIntermediateSize
                 for e in 0..<c.nRoutedExperts {
                     let ep = expertPrefix(l, e)
-                    out += [AdaptableLinear(module: ep + "gate_proj", target: "gate_proj", layer: l, shape: [im, h], kind: .expert),
-                            AdaptableLinear(module: ep + "up_proj", target: "up_proj", layer: l, shape: [im, h], kind: .expert),
-                            AdaptableLinear(module: ep + "down_proj", target: "down_proj", layer: l, shape: [h, im], kind: .expert)]
+                    func slot(_ name: String) -> GGUFStackSlot { GGUFStackSlot(tensor: "blk.\(l).ffn_\(name)_exps", index: e, count: c.nRoutedExperts) }
+                    out += [AdaptableLinear(module: ep + "gate_proj", target: "gate_proj", layer: l, shape: [im, h], kind: .expert, ggufStack: slot("gate")),
+                            AdaptableLinear(module: ep + "up_proj", target: "up_proj", layer: l, shape: [im, h], kind: .expert, ggufStack: slot("up")),
+                            AdaptableLinear(module: ep + "down_proj", target: "down_proj", layer: l, shape: [h, im], kind: .expert, ggufStack: slot("down"))]
                 }
             }
             return out

@@ -1,11 +1,11 @@
 // libFuzzer target: a GGUF file read with GGUFFile (metadata, every tensor), then as a LoRA adapter of the
-// fixture GLM and GLM-4 models.
+// fixture GLM, GLM-4 and glm4_moe (moe-a: stacked routed-expert tensors) models.
 import FuzzSupport
 import GLMIO
 import GLMModel
 
-let models: [GLMConfig] = ["glm", "glm4"].map {
-    try! GLMConfig.load(path: "\(Fuzz.repository)/Tests/GLMModelTests/Fixtures/\($0)/config.json")
+let models: [any CausalLMConfig] = ["glm", "glm4", "moe-a"].map {
+    try! ModelDirectory.loadConfiguration("\(Fuzz.repository)/Tests/GLMModelTests/Fixtures/\($0)")
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
