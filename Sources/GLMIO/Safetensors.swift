@@ -133,16 +133,23 @@ public enum SafetensorsWriter {
     public static func write(_ tensors: [String: Tensor], to path: String, dtype fileDType: StorageDType = .float32,
                              metadata: [String: String] = ["format": "pt"], keepFloat32: (String) -> Bool = { _ in false }) throws {
         func dtypeOf(_ name: String) -> StorageDType { keepFloat32(name) ? .float32 : fileDType }
-        var header: [String: Any] = ["__metadata__": metadata]
+        // The header as the reference (safetensors' Rust serializer) writes it, byte for byte: __metadata__ first,
+        // then the tensors by descending dtype (F32, BF16, F16) and name, each {"dtype","shape","data_offsets"}.
+        func json(_ value: Any) throws -> String {
+            String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed]), as: UTF8.self)
+        }
+        let rank: [StorageDType: Int] = [.float32: 0, .bfloat16: 1, .float16: 2]
+        let names = tensors.keys.sorted { (rank[dtypeOf($0)]!, $0) < (rank[dtypeOf($1)]!, $1) }
+        var header = "{\"__metadata__\":\(try json(metadata))"
         var offset = 0
-        let names = tensors.keys.sorted()
         for name in names {
             let t = tensors[name]!, dtype = dtypeOf(name)
             let bytes = t.count * dtype.byteCount
-            header[name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + bytes]]
+            header += ",\(try json(name)):{\"dtype\":\"\(dtype.rawValue)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
             offset += bytes
         }
-        var headerData = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        header += "}"
+        var headerData = Data(header.utf8)
         while (8 + headerData.count) % 8 != 0 { headerData.append(0x20) }  // pad with spaces, as the reference does
         var file = Data(capacity: 8 + headerData.count + offset)
         withUnsafeBytes(of: UInt64(headerData.count).littleEndian) { file.append(contentsOf: $0) }

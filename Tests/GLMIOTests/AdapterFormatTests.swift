@@ -51,6 +51,9 @@ final class AdapterFormatTests: XCTestCase {
                 XCTAssertEqual(a.entries[n]!.dtype, b.entries[n]!.dtype, n)
                 assertBitwiseEqual(try a.tensor(n), try b.tensor(n), n)
             }
+            // The whole file, byte for byte (header order and padding as safetensors' own serializer).
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(out)/adapter_model.safetensors")),
+                           try Data(contentsOf: URL(fileURLWithPath: "\(fixture(name))/adapter_model.safetensors")), name)
             // And it reads back identically.
             let again = try PEFTAdapter.load(directory: out, model: base)
             XCTAssertEqual(again.config, adapter.config)
@@ -196,6 +199,13 @@ final class AdapterFormatTests: XCTestCase {
             XCTAssertEqual(m["general.version"], version.map { .string($0) }, dir)
             XCTAssertEqual(m["general.size_label"], size.map { .string($0) }, dir)
         }
+        // An absolute base path has an empty organization, which gguf-py's add_string leaves out
+        let (_, base) = try baseConfig("glm4-r8")
+        var adapter = try PEFTAdapter.load(directory: fixture("glm4-r8"), model: base)
+        adapter.config.baseModelNameOrPath = "/models/glm4-base"
+        let keys = try GGUFLoRA.writer(adapter: adapter, model: base, name: "x").metadata.map(\.key)
+        XCTAssertTrue(keys.contains("general.base_model.0.name"), "\(keys)")
+        XCTAssertFalse(keys.contains("general.base_model.0.organization"), "\(keys)")
     }
 
     // MARK: errors

@@ -182,6 +182,39 @@ final class HostileInputTests: XCTestCase {
         assertError(["'layers_to_transform'"]) { _ = try AdapterConfig.decode(data, source: "adapter_config.json") }
     }
 
+    func testPeftOptionsThatChangeTheForwardPassAreRefused() throws {
+        // an aLoRA adapter (peft 0.21: LoRA only from the invocation tokens on) must not be applied as plain LoRA
+        for (key, value) in [("alora_invocation_tokens", [17, 33] as Any), ("layer_replication", [[0, 1], [0, 1]]),
+                             ("trainable_token_indices", [5]), ("arrow_config", ["top_k": 2]), ("kasa_config", ["x": 1]),
+                             ("monteclora_config", ["n": 1])] {
+            let data = try adapterConfig(key, value)
+            assertError(["adapter_config.json", "'\(key)'", "not supported"]) { _ = try AdapterConfig.decode(data, source: "adapter_config.json") }
+        }
+        // their empty values are what peft writes for plain LoRA
+        for (key, value) in [("alora_invocation_tokens", NSNull() as Any), ("layer_replication", [Any]()), ("arrow_config", NSNull())] {
+            XCTAssertNoThrow(try AdapterConfig.decode(adapterConfig(key, value), source: "x"), key)
+        }
+    }
+
+    func testLayersToTransformFiltersAsPeftDoes() throws {
+        // peft's check_target_module_exists: the layer filter applies to suffix matches of a target_modules list only;
+        // a module named in full, or a regex, is adapted in whatever layer it is
+        var c = AdapterConfig(r: 4, loraAlpha: 8, targetModules: .list(["q_proj", "model.layers.0.self_attn.v_proj"]), layersToTransform: [1])
+        XCTAssertTrue(c.targets(module: "model.layers.1.self_attn.q_proj"))
+        XCTAssertFalse(c.targets(module: "model.layers.0.self_attn.q_proj"))
+        XCTAssertTrue(c.targets(module: "model.layers.0.self_attn.v_proj"))
+        XCTAssertFalse(c.targets(module: "model.layers.1.self_attn.v_proj"))
+        c.targetModules = .regex(#".*\.(q|k)_proj"#)
+        XCTAssertTrue(c.targets(module: "model.layers.0.self_attn.q_proj"))
+        XCTAssertTrue(c.targets(module: "model.layers.1.self_attn.k_proj"))
+        XCTAssertFalse(c.targets(module: "model.layers.1.self_attn.v_proj"))
+        c.targetModules = .allLinear
+        XCTAssertFalse(c.targets(module: "model.layers.0.mlp.down_proj"))
+        XCTAssertTrue(c.targets(module: "model.layers.1.mlp.down_proj"))
+        c.excludeModules = .list(["model.layers.1.mlp.down_proj"])
+        XCTAssertFalse(c.targets(module: "model.layers.1.mlp.down_proj"))
+    }
+
     // MARK: what the fuzzers found
 
     /// Every regression input of `target` (Tests/Fuzz/Regressions) run through `read`: each must be an error.

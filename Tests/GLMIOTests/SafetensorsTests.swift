@@ -41,6 +41,22 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try file.ids("ce.targets").prefix(3), [3, -100, 16])
     }
 
+    func testHeaderIsWrittenAsSafetensorsWritesIt() throws {
+        // safetensors 0.8.0's save_file of the same tensors (F32 c and z/x"q, BF16 a [2,1] and b [2], metadata
+        // format pt) wrote this header: F32 before BF16, names sorted within a dtype, slashes unescaped, space padding.
+        let tensors = ["b": Tensor(zeros: [2]), "a": Tensor(zeros: [2, 1]), "c": Tensor(zeros: [1]), "z/x\"q": Tensor(zeros: [3])]
+        let path = "\(dir!)/mixed.safetensors"
+        try SafetensorsWriter.write(tensors, to: path, dtype: .bfloat16, keepFloat32: { $0 == "c" || $0.hasPrefix("z") })
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let want = #"{"__metadata__":{"format":"pt"},"c":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"z/x\"q":{"dtype":"F32","shape":[3],"data_offsets":[4,16]},"a":{"dtype":"BF16","shape":[2,1],"data_offsets":[16,20]},"b":{"dtype":"BF16","shape":[2],"data_offsets":[20,24]}}"#
+            + String(repeating: " ", count: 6)
+        XCTAssertEqual(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }, 264)
+        XCTAssertEqual(String(decoding: data.dropFirst(8).prefix(264), as: UTF8.self), want)
+        XCTAssertEqual(data.count, 8 + 264 + 24)
+        let file = try SafetensorsFile(path: path)
+        XCTAssertEqual(Set(file.names), Set(tensors.keys))
+    }
+
     func testBadFilesGiveOneLineErrorsNamingTheFile() throws {
         let good = "\(dir!)/good.safetensors"
         try SafetensorsWriter.write(["w": Tensor([1, 2, 3, 4], shape: [2, 2])], to: good)

@@ -82,6 +82,11 @@ final class LoRATests: XCTestCase {
         XCTAssertEqual(LoRAConfig(rank: 4, alpha: 8).scale, 2)
         XCTAssertEqual(LoRAConfig(rank: 4, alpha: 8, useRSLoRA: true).scale, 4)
         XCTAssertEqual(LoRAConfig(rank: 16, alpha: 32, useRSLoRA: true).adapterConfig(baseModel: nil).scale, 8)
+        // alpha and dropout go to adapter_config.json as the recipe wrote them, not widened from Float
+        let written = LoRAConfig(rank: 3, alpha: 7.3, dropout: 0.05).adapterConfig(baseModel: nil)
+        XCTAssertEqual(written.loraAlpha, 7.3)
+        XCTAssertEqual(written.loraDropout, 0.05)
+        XCTAssertTrue(written.jsonText.contains("\"lora_dropout\": 0.05,"), written.jsonText)
         let config = tinyConfig()
         let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 4, alpha: 8, targets: ["v_proj"], useRSLoRA: true), seed: 1)
         randomizeB(lora)

@@ -80,16 +80,26 @@ public struct AdapterConfig: Equatable, Sendable {
     public var effectiveAlpha: Double { useRslora ? loraAlpha * Double(r).squareRoot() : loraAlpha }
 
     /// Whether the linear `module` (e.g. "model.layers.0.self_attn.q_proj") carries an adapter under this config.
+    /// peft's `check_target_module_exists`: excluded modules first; `layers_to_transform` filters only modules
+    /// matched by a suffix of a `target_modules` list (peft ignores it for a module named in full and for a regex).
     public func targets(module name: String) -> Bool {
-        if let layers = layersToTransform {
-            guard let layer = LoRATensorName.layer(ofModule: name), layers.contains(layer) else { return false }
-        }
         if let ex = excludeModules, ex.matches(name) { return false }
         if !targetParameters.isEmpty, let expert = FusedExpertLoRA.expertModule(name) {
             // with target_parameters, the routed experts are adapted through their fused parameters only
+            if let layers = layersToTransform {
+                guard let layer = LoRATensorName.layer(ofModule: name), layers.contains(layer) else { return false }
+            }
             return targetParameters.contains { $0 == expert.fused || $0.hasSuffix("." + expert.fused) }
         }
-        return targetModules.matches(name)
+        switch targetModules {
+        case .regex: return targetModules.matches(name)
+        case .list(let l) where l.contains(name): return true
+        default:
+            if let layers = layersToTransform {
+                guard let layer = LoRATensorName.layer(ofModule: name), layers.contains(layer) else { return false }
+            }
+            return targetModules.matches(name)
+        }
     }
 
     /// Every linear of a model of `config` this config targets, in the model's declaration order.
@@ -231,10 +241,29 @@ public struct AdapterConfig: Equatable, Sendable {
             if k == "use_qalora" || k == "lora_bias" || k == "use_bdlora", case .bool(true) = v {
                 throw fail(k, "true is not supported")
             }
+            // peft options that change the adapted forward pass: refused rather than silently applied as plain LoRA
+            if let what = Self.forwardChangingOptions[k] {
+                switch v {
+                case .null, .bool(false): break
+                case .array(let a) where a.isEmpty: break
+                case .object(let o) where o.isEmpty: break
+                default: throw fail(k, "\(what) is not supported (GLMTrain would apply the adapter as plain LoRA)")
+                }
+            }
             c.extra[k] = v
         }
         return c
     }
+
+    /// peft LoraConfig keys whose non-empty value changes what the adapter computes, with what they are.
+    static let forwardChangingOptions = [
+        "alora_invocation_tokens": "aLoRA (the adapter acts only from its invocation tokens on)",
+        "arrow_config": "Arrow routing between LoRA experts",
+        "monteclora_config": "MonteCLoRA",
+        "kasa_config": "KaSA",
+        "layer_replication": "layer replication",
+        "trainable_token_indices": "training token embeddings beside LoRA",
+    ]
 
     /// Reads `path` (an adapter_config.json).
     public static func load(path: String) throws -> AdapterConfig {

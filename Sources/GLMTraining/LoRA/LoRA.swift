@@ -67,8 +67,10 @@ public struct LoRAConfig: Equatable, Sendable {
     }
 
     /// The PEFT adapter_config.json for this config (`targets` as they stand: resolved when made by `LoRA`).
+    /// alpha and dropout are written as the recipe wrote them (0.05, not the float's 0.05000000074505806).
     public func adapterConfig(baseModel: String?) -> AdapterConfig {
-        AdapterConfig(r: rank, loraAlpha: Double(alpha), loraDropout: Double(dropout), targetModules: .list(targets),
+        func decimal(_ x: Float) -> Double { Double("\(x)") ?? Double(x) }
+        return AdapterConfig(r: rank, loraAlpha: decimal(alpha), loraDropout: decimal(dropout), targetModules: .list(targets),
                              useRslora: useRSLoRA, layersToTransform: layersToTransform, baseModelNameOrPath: baseModel)
     }
 
