@@ -25,6 +25,14 @@ extension Tensor {
         return out
     }
 
+    /// Whether bf16 storage holds this tensor exactly (already bf16, or every f32 value has zero low 16 bits).
+    public var isExactInBF16: Bool {
+        if bf16Bits != nil { return true }
+        let bits = UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt32.self)
+        for i in 0..<count where bits[i] & 0xFFFF != 0 { return false }
+        return true
+    }
+
     /// An f32 copy (for bf16 storage: the exact widening), leaving this tensor's storage as it is.
     public func widened() -> Tensor {
         guard let bits = bf16Bits else { return copy() }

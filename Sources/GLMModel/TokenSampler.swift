@@ -46,19 +46,21 @@ public struct TokenSampler: Sendable {
     public mutating func sample(_ logits: UnsafePointer<Float>, vocab: Int) -> SampledToken {
         precondition(vocab > 0, "empty logits row")
         let p = parameters
-        if p.temperature == 0 {
+        // A temperature so small that 1/T overflows samples the maximum, as T → 0 does.
+        if p.temperature == 0 || !(1 / p.temperature).isFinite {
             // The first maximum, and its log-softmax from the vectorised exp (no per-token allocation).
             var best = 0, top = logits[0]
             for j in 1..<vocab where logits[j] > top { best = j; top = logits[j] }
             let lse = top + Foundation.log(FastExp.sumExpShifted(logits, vocab, shift: top))
             return SampledToken(id: Int32(best), logProb: top - lse)
         }
+        // (logit − max)/T: with a tiny T, logit/T alone overflows to ±inf and inf − inf gives NaN
         let invT = 1 / p.temperature
         var m = -Float.infinity
-        for j in 0..<vocab { m = max(m, logits[j] * invT) }
+        for j in 0..<vocab { m = max(m, logits[j]) }
         var probs = [Float](repeating: 0, count: vocab)
         var z: Double = 0
-        for j in 0..<vocab { let e = Foundation.exp(logits[j] * invT - m); probs[j] = e; z += Double(e) }
+        for j in 0..<vocab { let e = Foundation.exp((logits[j] - m) * invT); probs[j] = e; z += Double(e) }
         // Candidates sorted by probability (stable on index for ties), then truncated by top-k and top-p.
         var order = Array(0..<vocab)
         let needSort = (p.topK > 0 && p.topK < vocab) || p.topP < 1

@@ -124,6 +124,10 @@ public struct RLRunDirectory: Sendable {
         return true
     }
 
+    /// A claim file that exists but does not hold "host pid batch": `create` never leaves one (the content is
+    /// complete before the name appears), so it is damage, and nobody holds the batch (else rollouts wait forever).
+    func unreadableClaim(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) && readClaim(path) == nil }
+
     func readClaim(_ path: String) -> Claim? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
@@ -147,7 +151,7 @@ public struct RLRunDirectory: Sendable {
     public func claimBatch(_ k: Int) throws -> Bool {
         let path = claimPath(batch: k)
         if try create(path, batch: k) { return true }
-        guard let c = readClaim(path), isAbandoned(c) else { return false }
+        guard unreadableClaim(path) || readClaim(path).map(isAbandoned) == true else { return false }
         unlink(path)
         return try create(path, batch: k)
     }
@@ -157,7 +161,7 @@ public struct RLRunDirectory: Sendable {
     public func abandonedBatch(below k: Int, from: Int = 0) -> Int? {
         (from..<max(from, k)).first { j in
             guard !hasBatch(j) else { return false }
-            guard let c = readClaim(claimPath(batch: j)) else { return !FileManager.default.fileExists(atPath: claimPath(batch: j)) }
+            guard let c = readClaim(claimPath(batch: j)) else { return true }  // missing, or unreadable (see unreadableClaim)
             return c.pid != getpid() && isAbandoned(c)
         }
     }

@@ -55,25 +55,34 @@ struct Export: ParsableCommand {
         default: throw GLMError("--gguf-type: '\(ggufType)' is not one of f32, f16, bf16")
         }
 
+        let chosen = try dtype.map { name -> StorageDType in
+            guard let d = ModelDirectory.dtype(named: name) else {
+                throw GLMError("--dtype: '\(name)' is not one of float32, bfloat16, float16")
+            }
+            return d
+        }
         // The source (an adapter, or a full fine-tune's weights) and the base model, resolved in GLMIO.
         let source = try ExportSource.resolve(run: runDirectory, checkpoint: checkpoint, adapter: adapter)
         for w in source.warnings { FileHandle.standardError.write(Data("warning: \(w)\n".utf8)) }
         let (baseDir, baseConfig) = try source.baseConfig(model: model, required: format != .peft)
         let defaultName = source.defaultName
+        // The export replaces what is at --output: never the base model or the adapter it is made from.
+        for (what, dir) in [("the base model", baseDir), ("the adapter", adapter), ("the run directory", runDirectory)] {
+            if let dir, Export.samePath(dir, output) {
+                throw GLMError("--output \(output) is \(what) the export reads; write the export somewhere else")
+            }
+        }
 
         guard source.adapterConfig != nil else {
             guard format == .merged else {
                 throw GLMError("\(source.label): no adapter_config in the checkpoint (a full fine-tune); only --format merged applies")
             }
-            let chosen = try dtype.map { name -> StorageDType in
-                guard let d = ModelDirectory.dtype(named: name) else {
-                    throw GLMError("--dtype: '\(name)' is not one of float32, bfloat16, float16")
-                }
-                return d
-            }
             try source.saveFullFineTune(baseDirectory: baseDir!, to: output, dtype: chosen)
             print("wrote merged model (\(source.tensors.count) trained tensors over \(baseDir!)) to \(output)")
             return
+        }
+        if dtype != nil {
+            throw GLMError("--dtype applies to merged exports of full fine-tunes; a LoRA merge keeps the base model's dtype")
         }
         let exported = try source.peftAdapter(baseDirectory: baseDir, baseConfig: baseConfig)
         let config = exported.config
@@ -108,6 +117,12 @@ struct Export: ParsableCommand {
             try GGUFLoRA.write(adapter: exported, model: baseConfig!, to: path, name: name ?? defaultName, type: ggmlType)
             print("wrote GGUF LoRA adapter (\(summary), arch \(baseConfig!.ggufArchitecture), adapter.lora.alpha \(Export.number(config.effectiveAlpha))) to \(path)")
         }
+    }
+
+    /// Whether two paths name the same file or directory (after symlinks, `.` and `..`).
+    static func samePath(_ a: String, _ b: String) -> Bool {
+        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        return canonical(a) == canonical(b)
     }
 
     static func number(_ x: Double) -> String { x.rounded() == x && abs(x) < 1e15 ? String(Int(x)) : String(x) }

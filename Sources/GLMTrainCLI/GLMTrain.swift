@@ -29,18 +29,29 @@ struct GLMTrain: ParsableCommand {
             try command.run()
             MPIProcessGroup.finalizeIfActive()
         } catch let error as GLMError {
-            FileHandle.standardError.write(Data("error: \(error.message)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(oneLine(error.message))\n".utf8))
             MPIProcessGroup.abortIfActive(code: 1)  // the other processes of an mpirun job must not wait for this one
             Foundation.exit(1)
         } catch let error as CocoaError {
             // Foundation's file errors, should one escape a command unwrapped: still one line.
             let file = error.userInfo[NSFilePathErrorKey].map { "\($0): " } ?? ""
-            FileHandle.standardError.write(Data("error: \(file)\(error.localizedDescription)\n".utf8))
+            FileHandle.standardError.write(Data("error: \(oneLine(file + error.localizedDescription))\n".utf8))
             MPIProcessGroup.abortIfActive(code: 1)
             Foundation.exit(1)
         } catch {
             MPIProcessGroup.abortIfActive(code: 1)
-            exit(withError: error)
+            // --help and --version print as the argument parser prints them; a usage mistake is one line too
+            guard exitCode(for: error) != .success else { exit(withError: error) }
+            var message = message(for: error).split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.joined(separator: "; ")
+            if message.hasPrefix("Error: ") { message.removeFirst("Error: ".count) }
+            FileHandle.standardError.write(Data("error: \(oneLine(message)) (see 'glm-train help')\n".utf8))
+            Foundation.exit(1)
         }
+    }
+
+    /// A message as one line: line breaks (from a value echoed out of a file or flag) written as \n.
+    static func oneLine(_ s: String) -> String {
+        s.replacingOccurrences(of: "\r\n", with: "\\n").replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\r", with: "\\r")
     }
 }

@@ -11,22 +11,22 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var adapterOptions: AdapterOptions
-    @Option(help: "Prompt text (repeat for a batch).")
+    @Option(parsing: .unconditionalSingleValue, help: "Prompt text (repeat for a batch).")
     var prompt: [String] = []
-    @Option(help: "Prompt as comma-separated token ids, e.g. 1,2,3 (repeat for a batch).")
+    @Option(parsing: .unconditionalSingleValue, help: "Prompt as comma-separated token ids, e.g. 1,2,3 (repeat for a batch).")
     var promptTokens: [String] = []
     @Flag(help: "Wrap each prompt as a user message in the model's chat template, with the assistant prompt.")
     var chat = false
     @OptionGroup var templateOptions: ChatTemplateOptions
-    @Option(help: "Maximum number of new tokens.")
+    @Option(parsing: .unconditional, help: "Maximum number of new tokens.")
     var maxNewTokens = 128
-    @Option(help: "Sampling temperature; 0 is greedy.")
+    @Option(parsing: .unconditional, help: "Sampling temperature; 0 is greedy.")
     var temperature: Float = 0
-    @Option(help: "Nucleus sampling: keep the most likely tokens up to this total probability.")
+    @Option(parsing: .unconditional, help: "Nucleus sampling: keep the most likely tokens up to this total probability.")
     var topP: Float = 1
-    @Option(help: "Keep only the K most likely tokens (0: all).")
+    @Option(parsing: .unconditional, help: "Keep only the K most likely tokens (0: all).")
     var topK = 0
-    @Option(help: "Random seed; the same seed gives the same text.")
+    @Option(parsing: .unconditional, help: "Random seed; the same seed gives the same text.")
     var seed: UInt64 = 0
     @Flag(help: "Print one JSON object per prompt.")
     var json = false
@@ -52,7 +52,7 @@ struct Generate: ParsableCommand {
         try adapterOptions.apply(to: model)
         var prompts: [[Int32]] = []
         for text in promptTokens {
-            let ids = try text.split(separator: ",").map { part -> Int32 in
+            let ids = try text.split(separator: ",", omittingEmptySubsequences: false).map { part -> Int32 in
                 guard let v = Int32(part.trimmingCharacters(in: .whitespaces)) else {
                     throw GLMError("--prompt-tokens: '\(part)' is not an integer token id")
                 }
@@ -77,7 +77,7 @@ struct Generate: ParsableCommand {
         }
         let longest = prompts.map(\.count).max() ?? 0
         var maxNewTokens = self.maxNewTokens
-        if longest + maxNewTokens > maxPositions {
+        if maxNewTokens > maxPositions - longest {
             maxNewTokens = maxPositions - longest
             FileHandle.standardError.write(Data("warning: --max-new-tokens \(self.maxNewTokens) with a \(longest)-token prompt passes max_position_embeddings \(maxPositions); generating at most \(maxNewTokens) tokens\n".utf8))
         }

@@ -13,11 +13,15 @@ struct ModelOptions: ParsableArguments {
     func load(needTokenizer: Bool) throws -> (any CausalLanguageModel, GLMTokenizer?) {
         let m = try ModelDirectory.loadModel(model)
         let t = try tokenizer(required: needTokenizer)
-        let vocab = m.configuration.vocabSize
-        if let t, t.vocabularySize > vocab {
+        if let t { try Self.check(t, vocabSize: m.configuration.vocabSize, model: model) }
+        return (m, t)
+    }
+
+    /// Refuses a tokenizer with ids the model cannot embed.
+    static func check(_ t: GLMTokenizer, vocabSize vocab: Int, model: String) throws {
+        if t.vocabularySize > vocab {
             throw GLMError("\(model): the tokenizer has ids up to \(t.vocabularySize - 1) but config.json's vocab_size is \(vocab)")
         }
-        return (m, t)
     }
 
     func tokenizer(required: Bool) throws -> GLMTokenizer? {

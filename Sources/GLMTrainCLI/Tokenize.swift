@@ -19,6 +19,10 @@ struct Tokenize: ParsableCommand {
     func run() throws {
         _ = try templateOptions.override()
         let tokenizer = try GLMTokenizer.load(directory: model)
+        // ids the model cannot embed are refused here as score and generate refuse them
+        if FileManager.default.fileExists(atPath: "\(model)/config.json") {
+            try ModelOptions.check(tokenizer, vocabSize: try ModelDirectory.loadConfiguration(model).vocabSize, model: model)
+        }
         var out: [String] = []
         var template: ChatTemplate?
         for chatLine in try ChatData.chatLines(input) {

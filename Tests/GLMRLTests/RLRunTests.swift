@@ -18,15 +18,16 @@ final class RLRunTests: XCTestCase {
     }
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: dir) }
 
-    func recipe(_ name: String, mode: String, steps: Int, extra: String = "") throws -> String {
+    func recipe(_ name: String, mode: String, steps: Int, extra: String = "", model: String = "\(Fixtures.repositoryRoot)/Checkpoints/glm-tiny",
+                lora: String = "lora: {rank: 4, alpha: 8, dropout: 0}") throws -> String {
         let text = """
         task: grpo
-        model: {path: \(Fixtures.repositoryRoot)/Checkpoints/glm-tiny}
+        model: {path: \(model)}
         data: {train: \(Fixtures.repositoryRoot)/Data/rl/prompts.jsonl, shuffle: true}
         training: {steps: \(steps), seed: 3}
         optimizer: {name: adamw, lr: 2.0e-3, weight_decay: 0.0}
         schedule: {name: constant}
-        lora: {rank: 4, alpha: 8, dropout: 0}
+        \(lora)
         checkpoint: {every: 1, keep: 2}
         rl:
           mode: \(mode)
@@ -88,6 +89,29 @@ final class RLRunTests: XCTestCase {
         XCTAssertGreaterThan(s[2]["train/kl"]!, 0, "the policy moved away from the reference")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/sync/adapter/adapter_config.json"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/sync/weights/v000003/adapter_model.safetensors"))
+    }
+
+    func testFullFineTuningReferenceIsAnF32CheckpointExactly() throws {
+        // glm-tiny's weights in an f32 checkpoint, perturbed below bf16's precision: the reference of a full
+        // fine-tune must be these weights, not their bf16 rounding (the KL at step 1 is then exactly 0)
+        let model = "\(dir)/f32-model", tiny = "\(Fixtures.repositoryRoot)/Checkpoints/glm-tiny"
+        try FileManager.default.createDirectory(atPath: model, withIntermediateDirectories: true)
+        for f in ["tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+            try FileManager.default.copyItem(atPath: "\(tiny)/\(f)", toPath: "\(model)/\(f)")
+        }
+        let config = try String(contentsOfFile: "\(tiny)/config.json", encoding: .utf8)
+        try config.replacingOccurrences(of: "\"bfloat16\"", with: "\"float32\"").write(toFile: "\(model)/config.json", atomically: true, encoding: .utf8)
+        let tensors = try SafetensorsFile(path: "\(tiny)/model.safetensors").allTensors()
+        for t in tensors.values where t.rank == 2 { for i in 0..<t.count { t.pointer[i] *= 1 + 1e-3 * Float(i % 7 + 1) } }
+        XCTAssertFalse(tensors.values.filter { $0.rank == 2 }.allSatisfy(\.isExactInBF16))
+        try SafetensorsWriter.write(tensors, to: "\(model)/model.safetensors", dtype: .float32)
+        let r = try GLMTrainBinary.run(["run", try recipe("full", mode: "sync", steps: 2, model: model, lora: "")])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let s = try steps("\(dir)/full")
+        XCTAssertEqual(s.count, 2)
+        XCTAssertEqual(s[0]["train/kl"], 0, "the KL to the reference at step 1 is exactly 0")
+        XCTAssertEqual(s[0]["train/ratio_mean"], 1)
+        XCTAssertGreaterThan(s[1]["train/kl"]!, 0)
     }
 
     func testSyncRunKilledAtRandomMomentsResumesBitIdentically() throws {
@@ -188,6 +212,15 @@ final class RLRunTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: d.claims + "/batch-000003"))
         XCTAssertTrue(try d.claimBatch(1), "a dead holder's claim is taken over")
         XCTAssertNil(d.abandonedBatch(below: 2), "now ours")
+        // a damaged claim (empty, or not "host pid batch"; claims are never written so) holds nothing: a rollout
+        // waiting on it would wait forever
+        for damage in ["", "\u{0}\u{1}garbage", "host notapid 5\n"] {
+            try damage.write(toFile: d.claims + "/batch-000005", atomically: true, encoding: .utf8)
+            XCTAssertEqual(d.abandonedBatch(below: 6, from: 5), 5, "'\(damage)'")
+            XCTAssertTrue(try d.claimBatch(5), "'\(damage)'")
+            XCTAssertEqual(try String(contentsOfFile: d.claims + "/batch-000005", encoding: .utf8), "\(host) \(getpid()) 5\n")
+            d.releaseBatch(5)
+        }
     }
 
     /// A claim appears with its holder already in it (made whole under a private name, then hard-linked), so

@@ -72,6 +72,7 @@ extension Glm4MoeConfig {
         dtype = try r.string("dtype") ?? r.string("torch_dtype")
         // Rotary: transformers 5 nests it in rope_parameters; 4.x had top-level keys (and rope_scaling).
         // partial_rotary_factor defaults to 0.5 (Glm4MoeConfig.__post_init__), rope_theta to 10000.
+        try r.checkRopeScalingBesideParameters()
         let rope = try r.object("rope_parameters") ?? r.object("rope_scaling")
         ropeTheta = try rope?.double("rope_theta") ?? r.double("rope_theta") ?? ropeTheta
         partialRotaryFactor = try rope?.double("partial_rotary_factor") ?? r.double("partial_rotary_factor") ?? partialRotaryFactor

@@ -143,6 +143,9 @@ public struct Recipe {
     public var optimizer: OptimizerSection
     public var schedule: Schedule
     public var lora: LoRA?
+    /// What the recipe says that a user may not have meant (a null `lora:`, warmup longer than the run): the run
+    /// reports each as a warning before step 1.
+    public var warnings: [String] = []
     /// `moe:` (Mixture-of-Experts models only): the loss-free balancing rate and the auxiliary loss weight; nil
     /// when absent (RecipeRun then uses bias_update_rate 0.001 for pretraining, 0 for fine-tuning and under LoRA, and
     /// no aux loss).
@@ -243,6 +246,12 @@ public struct Recipe {
         schedule = Schedule(name: try s?.choice("name", ["constant", "linear", "cosine"], default: "cosine") ?? "cosine",
                             warmupSteps: try s?.int("warmup_steps", default: 0, min: 0, max: Recipe.maxSteps) ?? 0)
         try s?.finish()
+        if schedule.warmupSteps > training.steps {
+            warnings.append("\(file): schedule.warmup_steps \(schedule.warmupSteps) is more than training.steps \(training.steps): the learning rate never reaches optimizer.lr (at most \(training.steps)/\(schedule.warmupSteps) of it)")
+        }
+        if r.isNull("lora") {
+            warnings.append("\(file): lora is null: full fine-tuning of every parameter (leave the key out to say so, or give lora: {} for LoRA with its defaults)")
+        }
 
         if let l = try r.section("lora") {
             let targets = try l.strings("targets") ?? ["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"]

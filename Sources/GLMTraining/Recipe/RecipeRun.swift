@@ -54,6 +54,7 @@ public final class RecipeRun {
     /// existing run directory with checkpoints is an error unless `overwrite`.
     public func run(resume resumeFlag: Bool = false, overwrite: Bool = false) throws -> Trainer.Summary {
         let resume = resumeFlag || recipe.training.resume
+        if isPrimary { try RunDirectoryCheck.check(runDirectory, overwrite: overwrite) }
         let fm = FileManager.default
         let ckptDir = path("checkpoints")
         if !resume, let existing = try? fm.contentsOfDirectory(atPath: ckptDir), existing.contains(where: { $0.hasSuffix(".h5") }) {
@@ -280,6 +281,7 @@ public final class RecipeRun {
         if recipe.training.seqLen > config.maxPositionEmbeddings {
             throw GLMError("\(recipe.file): training.seq_len \(recipe.training.seqLen) is more than the model's max_position_embeddings \(config.maxPositionEmbeddings)")
         }
+        for w in recipe.warnings { observer?.trainerDidReport(.warning(w)) }
         MixedPrecision.requested = recipe.training.precision
         if recipe.training.precision == .bf16 && !MixedPrecision.bf16Available {
             observer?.trainerDidReport(.warning("\(recipe.file): training.precision: bf16 needs AVX512_BF16, which this CPU lacks; matrix products stay f32"))

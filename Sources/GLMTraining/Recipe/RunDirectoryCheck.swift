@@ -1,0 +1,33 @@
+// What `output_dir` must be before a run writes anything: new, empty, or a GLMTrain run directory (it has the
+// recipe.yaml every run writes first), with nothing in the way of the names a run writes. Checked before step 1,
+// so that a run never trains for an hour to fail at its export, nor writes its files among someone else's.
+import Foundation
+import GLMCore
+
+enum RunDirectoryCheck {
+    /// The names a run writes in its directory, and whether each is a directory.
+    static let entries: [(name: String, isDirectory: Bool)] = [
+        ("recipe.yaml", false), ("metrics.jsonl", false), ("checkpoints", true), ("adapter", true), ("model", true),
+        ("best", true), ("plots", true), ("reference", true),
+    ]
+
+    /// Throws when `directory` exists but is not a directory, holds other files and no run (unless `overwrite`), or
+    /// has a file where the run writes a directory (or the reverse).
+    static func check(_ directory: String, overwrite: Bool) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDir) else { return }
+        guard isDir.boolValue else { throw GLMError("\(directory): output_dir is a file, not a directory") }
+        let names = ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
+        if !names.isEmpty, !names.contains("recipe.yaml"), !overwrite {
+            let shown = names.sorted().prefix(3).joined(separator: ", ") + (names.count > 3 ? ", …" : "")
+            throw GLMError("\(directory): output_dir holds other files (\(shown)) and no GLMTrain run (no recipe.yaml); give a new or empty directory, or pass --overwrite to write the run among them")
+        }
+        for (name, wantDirectory) in entries {
+            var d: ObjCBool = false
+            let path = (directory as NSString).appendingPathComponent(name)
+            guard fm.fileExists(atPath: path, isDirectory: &d), d.boolValue != wantDirectory else { continue }
+            throw GLMError("\(path): is a \(d.boolValue ? "directory" : "file") where the run writes its \(name) \(wantDirectory ? "directory" : "file"); move it away or set output_dir")
+        }
+    }
+}
