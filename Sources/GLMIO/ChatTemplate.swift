@@ -434,28 +434,42 @@ extension ChatTemplate {
     /// The chat template of a model directory: the `chat_template` of tokenizer_config.json (or chat_template.jinja)
     /// when there is one, which must be a known template; otherwise by config.json's model_type (glm4 → GLM-4-0414,
     /// glm4_moe → GLM-4.5, glm / chatglm → glm-4-9b-chat). Errors name the file.
-    public static func forModel(directory: String) throws -> ChatTemplate {
+    /// A template recognised by its parts but not verbatim one GLMTrain was checked against is rendered as the
+    /// known one, and `warn` says so (by default on standard error).
+    public static func forModel(directory: String, warn: (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) throws -> ChatTemplate {
         var jinja: String?, source = ""
         let configPath = "\(directory)/tokenizer_config.json"
         if let data = FileManager.default.contents(atPath: configPath) {
             guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw GLMError("\(configPath): not a JSON object")
             }
+            // as transformers reads it: a string, or a list of {name, template} with a "default" one
             switch obj["chat_template"] {
+            case nil, is NSNull: break
             case let s as String: jinja = s
             case let list as [[String: Any]]:
-                jinja = list.first { $0["name"] as? String == "default" }?["template"] as? String
-            default: break
+                guard let t = list.first(where: { $0["name"] as? String == "default" })?["template"] as? String else {
+                    throw GLMError("\(configPath): key 'chat_template': a list of named templates without a \"default\" one (its names: \(list.compactMap { $0["name"] as? String }.joined(separator: ", "))); choose one with --chat-template")
+                }
+                jinja = t
+            default: throw GLMError("\(configPath): key 'chat_template': expected a string or a list of {\"name\", \"template\"} objects")
             }
             source = "\(configPath): chat_template"
         }
         let jinjaPath = "\(directory)/chat_template.jinja"
-        if jinja == nil, let data = FileManager.default.contents(atPath: jinjaPath) {
+        var isDirectory: ObjCBool = false
+        if jinja == nil, FileManager.default.fileExists(atPath: jinjaPath, isDirectory: &isDirectory) {
+            guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: jinjaPath) else {
+                throw GLMError("\(jinjaPath): not a readable file")
+            }
             jinja = String(decoding: data, as: UTF8.self); source = jinjaPath
         }
         if let jinja {
             guard let t = identify(jinja: jinja) else {
                 throw GLMError("\(source) is not a chat template GLMTrain renders (it knows glm-4-9b-chat, GLM-4-0414, GLM-Z1-0414, glm-edge and GLM-4.5)")
+            }
+            if !isVerbatim(jinja: jinja) {
+                warn("\(source) is not verbatim a template GLMTrain was checked against; it is rendered as the stock one it resembles, so edits to it are not applied (choose one with --chat-template or data.chat_template to silence this)")
             }
             return t
         }
