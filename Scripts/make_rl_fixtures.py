@@ -9,7 +9,9 @@ formulas as slime/verl write them:
                 negated terms, as slime's compute_policy_loss), w = min(exp(prox - rollout), tis_cap) with TIS
   GSPO:         s_i = exp(mean_t(logp - old)) per sequence, the same clipped surrogate with the sequence advantage
   KL:           k1 = logp - ref, k2 = (logp - ref)^2 / 2, k3 = exp(ref - logp) - (ref - logp) - 1, times kl_coef
-  reduction:    token: sum(mask * l) / sum(mask); sequence: mean over rows of sum(mask * l) / sum_row(mask)
+  reduction:    token: sum(mask * l) / sum(mask); sequence: mean over rows of sum(mask * l) / sum_row(mask);
+                constant: sum(mask * l) / (B * max_completion_length), TRL's dr_grpo (grpo_trainer.py `loss_type ==
+                "dr_grpo"`), with max_completion_length 9 (GLMTrain: rl.max_new_tokens)
 
 Run: .venv/bin/python Scripts/make_rl_fixtures.py   (torch only; deterministic, seed 0)
 """
@@ -38,7 +40,9 @@ configs = {
     "token_k2": dict(eps_low=0.2, eps_high=0.2, seq=False, red="token", kl=0.2, est="k2", tis=False, cap=2.0),
     "gspo": dict(eps_low=3e-4, eps_high=4e-4, seq=True, red="sequence", kl=0.0, est="k3", tis=False, cap=2.0),
     "gspo_wide_tis": dict(eps_low=0.2, eps_high=0.2, seq=True, red="sequence", kl=0.0, est="k3", tis=True, cap=1.2),
+    "dr_grpo_constant_k3": dict(eps_low=0.2, eps_high=0.28, seq=False, red="constant", kl=0.05, est="k3", tis=False, cap=2.0),
 }
+MAX_COMPLETION = 9
 
 
 def loss_of(c, lp):
@@ -57,6 +61,8 @@ def loss_of(c, lp):
         pg = torch.maximum(-adv64 * r, -adv64 * torch.clamp(r, 1 - c["eps_low"], 1 + c["eps_high"])) * w
         if c["red"] == "token":
             loss = (pg * m).sum() / m.sum()
+        elif c["red"] == "constant":
+            loss = (pg * m).sum() / (B * MAX_COMPLETION)
         else:
             loss = (((pg * m).sum(1) / counts) * rows).sum() / rows.sum()
     if c["kl"] > 0:
@@ -64,6 +70,8 @@ def loss_of(c, lp):
         k = {"k1": d, "k2": 0.5 * d * d, "k3": torch.exp(-d) + d - 1}[c["est"]]
         if c["red"] == "token":
             loss = loss + c["kl"] * (k * m).sum() / m.sum()
+        elif c["red"] == "constant":
+            loss = loss + c["kl"] * (k * m).sum() / (B * MAX_COMPLETION)
         else:
             loss = loss + c["kl"] * ((((k * m).sum(1) / counts) * rows).sum() / rows.sum())
     return loss

@@ -37,9 +37,12 @@ public struct PolicyLossOptions: Sendable {
     public var klEstimator: RLConfig.KLEstimator = .k3
     public var tis = false
     public var tisCap = 2.0
+    /// The constant reduction's length (`rl.max_new_tokens`, TRL's max_completion_length).
+    public var maxResponseTokens = 1
     public init() {}
     public init(_ c: RLConfig) {
         epsClipLow = c.epsClipLow; epsClipHigh = c.epsClipHigh; sequenceRatio = c.sequenceRatio; reduction = c.reduction
+        maxResponseTokens = c.maxNewTokens
         klCoef = c.klInReward ? 0 : c.klCoef; klEstimator = c.klEstimator; tis = c.tis; tisCap = c.tisCap
     }
 }
@@ -50,7 +53,8 @@ public enum PolicyLoss {
     /// min(exp(prox − rollout), cap) (1 without TIS):
     ///   pg = −w · min(r·A, clip(r, 1−ε_low, 1+ε_high)·A)     (GSPO: r and w per sequence, from mean log-ratios)
     ///   kl = k1: log π − ref;  k2: ½(log π − ref)²;  k3: e^(ref − log π) − (ref − log π) − 1
-    /// reduced as Σ mask·(pg + β·kl) / Σ mask (token), or the mean over sequences of each one's token mean.
+    /// reduced as Σ mask·(pg + β·kl) / Σ mask (token), the mean over sequences of each one's token mean (sequence),
+    /// or Σ mask·(pg + β·kl) / (sequences · max_new_tokens) (constant: Dr. GRPO).
     public static func compute(_ x: PolicyLossInputs, options o: PolicyLossOptions) -> (loss: Tensor, metrics: [String: Double]) {
         let shape = x.logProbs.shape
         let (B, T) = (shape[0], shape[1])
@@ -67,7 +71,11 @@ public enum PolicyLoss {
         }
         // The factor of each token's term in the reduction.
         func scale(_ row: Int) -> Double {
-            o.reduction == .token ? 1 / Double(tokens) : 1 / (Double(rows) * Double(counts[row]))
+            switch o.reduction {
+            case .token: return 1 / Double(tokens)
+            case .sequence: return 1 / (Double(rows) * Double(counts[row]))
+            case .constant: return 1 / (Double(rows) * Double(o.maxResponseTokens))
+            }
         }
         var pgSum = 0.0, klSum = 0.0, clipped = 0.0, ratioSum = 0.0, tisSum = 0.0, loss = 0.0
         let low = 1 - o.epsClipLow, high = 1 + o.epsClipHigh

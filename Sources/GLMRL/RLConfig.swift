@@ -8,7 +8,9 @@ import Yams
 
 public struct RLConfig: Sendable {
     public enum Mode: String, Sendable { case async, sync }
-    public enum Reduction: String, Sendable { case token, sequence }
+    /// token: Σ/(tokens); sequence: mean over sequences of their token means; constant: Σ/(sequences·max_new_tokens)
+    /// (Dr. GRPO, TRL's `dr_grpo`).
+    public enum Reduction: String, Sendable { case token, sequence, constant }
     public enum KLEstimator: String, Sendable { case k1, k2, k3 }
 
     public var mode: Mode = .async
@@ -90,7 +92,7 @@ public struct RLConfig: Sendable {
         useRolloutLogProbs = try r.bool("use_rollout_logprobs", default: false)
         dynamicSampling = try r.bool("dynamic_sampling", default: false)
         maxExtraGroups = try r.int("max_extra_groups", default: 16, min: 0, max: 1_000_000)
-        reduction = Reduction(rawValue: try r.choice("loss_reduction", ["token", "sequence"], default: "token")!)!
+        reduction = Reduction(rawValue: try r.choice("loss_reduction", ["token", "sequence", "constant"], default: "token")!)!
         microBatchSize = try r.int("micro_batch_size", default: 8, min: 1, max: 65_536)
         maxRestarts = try r.int("max_restarts", default: 3, min: 0, max: 1000)
         routingReplay = try r.bool("routing_replay", default: false)
@@ -112,7 +114,7 @@ public struct RLConfig: Sendable {
         if klInReward && klCoef == 0 {
             throw r.fail("kl_in_reward", r.node("kl_in_reward"), "true needs kl_coef above 0")
         }
-        if sequenceRatio && reduction == .token && r.has("loss_reduction") {
+        if sequenceRatio && reduction != .sequence && r.has("loss_reduction") {
             throw r.fail("loss_reduction", r.node("loss_reduction"), "GSPO (ratio: sequence) reduces per sequence; use loss_reduction: sequence or leave it out")
         }
         if sequenceRatio { reduction = .sequence }

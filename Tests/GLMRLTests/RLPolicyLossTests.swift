@@ -1,5 +1,5 @@
 // The policy losses against their PyTorch transcription (Scripts/make_rl_fixtures.py): loss and gradient with
-// respect to the log-probabilities for GRPO (token and sequence reduction), DAPO's clip-higher, GSPO, the three KL
+// respect to the log-probabilities for GRPO (token, sequence and Dr. GRPO's constant reduction), DAPO's clip-higher, GSPO, the three KL
 // estimators and TIS; group-normalised advantages (GRPO and Dr. GRPO).
 import XCTest
 import GLMCore
@@ -23,6 +23,7 @@ final class RLPolicyLossTests: XCTestCase {
             ("token_k2", { $0.klCoef = 0.2; $0.klEstimator = .k2 }),
             ("gspo", { $0.epsClipLow = 3e-4; $0.epsClipHigh = 4e-4; $0.sequenceRatio = true; $0.reduction = .sequence }),
             ("gspo_wide_tis", { $0.sequenceRatio = true; $0.reduction = .sequence; $0.tis = true; $0.tisCap = 1.2 }),
+            ("dr_grpo_constant_k3", { $0.epsClipHigh = 0.28; $0.reduction = .constant; $0.maxResponseTokens = 9; $0.klCoef = 0.05; $0.klEstimator = .k3 }),
         ]
         for (name, edit) in configs {
             var o = PolicyLossOptions()
