@@ -31,6 +31,8 @@ public final class SafetensorsFile {
             throw GLMError("\(path): header length \(rawLength) does not fit a file of \(data.count) bytes (at most \(FileLimits.maxHeaderBytes))")
         }
         let headerLength = Int(rawLength)
+        // The reference reader: the header starts with '{' (no byte-order mark or space before it)
+        guard data[data.startIndex + 8] == UInt8(ascii: "{") else { throw GLMError("\(path): header does not start with '{'") }
         let json: Any
         do { json = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + headerLength))) }
         catch { throw GLMError("\(path): header is not valid JSON") }
@@ -47,9 +49,23 @@ public final class SafetensorsFile {
                 }
                 continue
             }
+            // integers as written: Foundation's JSON bridges 2048.0 and true to Int, which the reference refuses
+            // (objCType is "d" for a decimal, "c" for a boolean; "Q" is an unsigned value beyond Int64)
+            func integers(_ v: Any?) -> [Int]? {
+                guard let a = v as? [NSNumber] else { return nil }
+                var out: [Int] = []
+                for n in a {
+                    switch String(cString: n.objCType) {
+                    case "q", "i", "l", "s": out.append(Int(n.int64Value))
+                    case "Q": guard n.uint64Value <= UInt64(Int.max) else { return nil }; out.append(Int(n.uint64Value))
+                    default: return nil
+                    }
+                }
+                return out
+            }
             guard let obj = value as? [String: Any], let dt = obj["dtype"] as? String,
-                  let shape = obj["shape"] as? [Int], let offsets = obj["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw GLMError("\(path): tensor '\(name)' has no valid dtype/shape/data_offsets")
+                  let shape = integers(obj["shape"]), let offsets = integers(obj["data_offsets"]), offsets.count == 2 else {
+                throw GLMError("\(path): tensor '\(name)' has no valid dtype/shape/data_offsets (integers)")
             }
             guard let dtype = StorageDType(rawValue: dt) else {
                 throw GLMError("\(path): tensor '\(name)' has dtype \(dt); expected F32, F16 or BF16")

@@ -65,4 +65,18 @@ final class SafetensorsHostileTests: XCTestCase {
     func testMetadataMustBeStrings() throws {
         assertError(try file(#"{"__metadata__": {"format": 5}}"#, dataBytes: 0), "__metadata__ key 'format' is not a string")
     }
+
+    func testHeaderMustStartWithABraceAndHoldIntegers() throws {
+        assertError(try file("\u{FEFF}{}", dataBytes: 0), "header does not start with '{'")
+        assertError(try file(" {}", dataBytes: 0), "header does not start with '{'")
+        for shape in ["[2.0]", "[true]", "[2e0]", "[\"2\"]", "[18446744073709551615]"] {
+            assertError(try file("{\"a\": {\"dtype\": \"F32\", \"shape\": \(shape), \"data_offsets\": [0, 8]}}", dataBytes: 8),
+                        "tensor 'a' has no valid dtype/shape/data_offsets")
+        }
+        assertError(try file(#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8.0]}}"#, dataBytes: 8), "no valid dtype/shape/data_offsets")
+        assertError(try file(#"{"a": {"dtype": "F32", "shape": [2], "data_offsets": [false, 8]}}"#, dataBytes: 8), "no valid dtype/shape/data_offsets")
+        // 0 and 1 are integers (Foundation also bridges them to Bool)
+        let ok = try SafetensorsFile(path: try file(#"{"a": {"dtype": "F32", "shape": [1, 0], "data_offsets": [0, 0]}, "b": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#, dataBytes: 4))
+        XCTAssertEqual(ok.names.sorted(), ["a", "b"])
+    }
 }

@@ -64,7 +64,7 @@ final class SafetensorsTests: XCTestCase {
         let cases: [(String, Data, String)] = [
             ("truncated", bytes.prefix(bytes.count - 3), "does not match shape"),
             ("tiny", Data([1, 2, 3]), "shorter than"),
-            ("header", Data([255, 0, 0, 0, 0, 0, 0, 0]) + Data(repeating: 65, count: 300), "not valid JSON"),
+            ("header", Data([255, 0, 0, 0, 0, 0, 0, 0]) + Data("{".utf8) + Data(repeating: 65, count: 299), "not valid JSON"),
             ("length", Data([0, 0, 0, 0, 0, 0, 0, 1]) + Data(repeating: 65, count: 30), "header length"),
         ]
         for (name, data, expected) in cases {
