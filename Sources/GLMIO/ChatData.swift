@@ -16,10 +16,8 @@ public struct ChatDataLine {
 public enum ChatData {
     /// Reads every non-blank line of `path` (errors as `JSONLines.read`), keeping each line's text.
     public static func chatLines(_ path: String) throws -> [ChatDataLine] {
-        let lines = try JSONLines.read(path)
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw GLMError("\(path): cannot read (missing file or no permission)")
-        }
+        let data = try FileInput.read(path)
+        let lines = try JSONLines.parse(data, file: path)
         let raw = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         return lines.map { l in
             ChatDataLine(line: l, text: l.line - 1 < raw.count ? String(decoding: raw[l.line - 1], as: UTF8.self) : "")

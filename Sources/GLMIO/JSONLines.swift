@@ -36,9 +36,11 @@ public struct JSONLine {
 public enum JSONLines {
     /// Reads every non-blank line of `path` as a JSON object.
     public static func read(_ path: String) throws -> [JSONLine] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw GLMError("\(path): cannot read (missing file or no permission)")
-        }
+        try parse(try FileInput.read(path), file: path)
+    }
+
+    /// Every non-blank line of `data` (the text of `path`, named in errors) as a JSON object.
+    public static func parse(_ data: Data, file path: String) throws -> [JSONLine] {
         var lines: [JSONLine] = []
         var number = 0
         for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {

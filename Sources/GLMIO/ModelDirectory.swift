@@ -22,9 +22,7 @@ public enum ModelDirectory {
             throw GLMError("\(path): not a directory (expected a model directory with config.json and model.safetensors)")
         }
         let file = "\(path)/\(configFile)"
-        guard let data = FileManager.default.contents(atPath: file) else {
-            throw GLMError("\(file): missing or unreadable (a model directory needs config.json)")
-        }
+        let data = try FileInput.read(file, hint: "a model directory needs config.json")
         return try ModelRegistry.decodeConfig(data, source: file)
     }
 
@@ -174,7 +172,7 @@ public enum ModelDirectory {
 
     /// The `weight_map` of a sharded checkpoint's index.
     static func weightMap(_ indexPath: String) throws -> [String: String] {
-        guard let data = FileManager.default.contents(atPath: indexPath) else { throw GLMError("\(indexPath): unreadable") }
+        let data = try FileInput.read(indexPath)
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw GLMError("\(indexPath): not a JSON object")
         }

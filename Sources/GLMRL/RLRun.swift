@@ -32,6 +32,7 @@ final class RLSetup {
         guard maxPrompt >= 1 else {
             throw GLMError("\(recipe.file): rl.max_new_tokens \(rl.maxNewTokens) leaves no room for a prompt within max_position_embeddings \(run.config.maxPositionEmbeddings)")
         }
+        try run.checkDataFile(recipe.data.train, key: "data.train")
         prompts = try RLPrompts(file: recipe.data.train, tokenizer: t, template: try run.chatTemplate(), maxPromptTokens: maxPrompt)
         directory = RLRunDirectory(recipe.outputDir)
         stops = Set(run.config.eosTokenIds.map(Int32.init))

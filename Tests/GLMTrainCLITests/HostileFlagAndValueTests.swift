@@ -118,3 +118,35 @@ extension HostileInputCommandTests {
                            contains: ["--dtype applies to merged exports of full fine-tunes"])
     }
 }
+
+extension HostileInputCommandTests {
+    func testDirectoriesWhereFilesBelongAreNamedAsSuch() throws {
+        let folder = "\(dir)/a-folder"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", tiny, "--input", folder]),
+                           contains: ["\(folder): is a directory; expected a file"])
+        assertOneLineError(try GLMTrainBinary.run(["run", folder]), contains: ["\(folder): is a directory; expected a file"])
+        assertOneLineError(try GLMTrainBinary.run(["run", "\(folder)/none.yaml"]), contains: ["\(folder)/none.yaml: missing (no such file)"])
+        let train = try recipe("train-dir", steps: 1) {
+            $0.replacingOccurrences(of: "\(Fixtures.repositoryRoot)/Data/quickstart/train.jsonl", with: folder)
+        }
+        assertOneLineError(try GLMTrainBinary.run(["run", train]), contains: ["data.train: '\(folder)' is a directory; expected a JSONL file"])
+        // a model directory whose config.json is a directory
+        let m = "\(dir)/config-dir"
+        try FileManager.default.createDirectory(atPath: "\(m)/config.json", withIntermediateDirectories: true)
+        assertOneLineError(try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", "1"]),
+                           contains: ["\(m)/config.json: is a directory; expected a file"])
+    }
+
+    func testInputsMayBePipes() throws {
+        // a FIFO (what `--input <(...)` gives) is read like a file; FileManager.contents(atPath:) returned nil for it
+        let fifo = "\(dir)/lines.fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        let writer = Thread { try? "{\"tokens\": [5, 6, 7]}\n".write(toFile: fifo, atomically: false, encoding: .utf8) }
+        writer.start()
+        let r = try GLMTrainBinary.run(["score", "--model", tiny, "--input", fifo])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual((obj["logprobs"] as? [Double])?.count, 2, r.stdout)
+    }
+}

@@ -135,6 +135,7 @@ final class EvaluationHookTests: XCTestCase {
         let dir = try temporaryDirectory()
         let cases: [([String], String)] = [
             (["sh", "-c", "cat >/dev/null; exit 3"], "exited with status 3"),
+            (["sh", "-c", "cat >/dev/null; kill -SEGV $$"], "was killed by signal 11"),
             (["sh", "-c", "cat >/dev/null; echo 'score: 1'"], "not a JSON object"),
             (["sh", "-c", "cat >/dev/null; echo '{\"score\": \"high\"}'"], "must be a number"),
         ]

@@ -267,7 +267,7 @@ public struct AdapterConfig: Equatable, Sendable {
 
     /// Reads `path` (an adapter_config.json).
     public static func load(path: String) throws -> AdapterConfig {
-        guard let data = FileManager.default.contents(atPath: path) else { throw GLMError("\(path): missing or unreadable") }
+        let data = try FileInput.read(path)
         return try decode(data, source: path)
     }
 

@@ -14,9 +14,7 @@ extension Glm4MoeConfig {
 
     /// Reads a config file (`path` is named in errors).
     public static func load(path: String) throws -> Glm4MoeConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw GLMError("\(path): missing or unreadable (a model directory needs config.json)")
-        }
+        let data = try FileInput.read(path, hint: "a model directory needs config.json")
         return try decode(data, source: path)
     }
 

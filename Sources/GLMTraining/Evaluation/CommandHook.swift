@@ -35,11 +35,13 @@ public final class CommandHook: EvaluationHook {
         try? stdin.fileHandleForWriting.close()
         let output = stdout.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)"
+                                                                : "exited with status \(process.terminationStatus)"
         if writeError != nil {
-            throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) exited (status \(process.terminationStatus)) without reading its input on stdin")
+            throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) \(how) without reading its input on stdin")
         }
-        guard process.terminationStatus == 0 else {
-            throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) exited with status \(process.terminationStatus)")
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) \(how)")
         }
         let last = String(decoding: output, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
         guard let obj = try? JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any] else {

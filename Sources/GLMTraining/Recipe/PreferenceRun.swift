@@ -11,7 +11,7 @@ extension RecipeRun {
     /// Reads a preference file for this run; its warnings (skipped pairs) go to the observer, the first five
     /// one by one and the rest as a count.
     func loadPreferences(_ file: String, key: String) throws -> [PreferenceExample] {
-        guard FileManager.default.fileExists(atPath: file) else { throw GLMError("\(recipe.file): \(key): '\(file)' does not exist") }
+        try checkDataFile(file, key: key)
         guard let tokenizer else { throw GLMError("\(recipe.file): dpo needs a tokenizer (tokenizer.json in the model directory or model.tokenizer)") }
         let d = try PreferenceData.read(path: file, tokenizer: tokenizer, template: try chatTemplate(),
                                         vocabularySize: config.vocabSize, seqLen: recipe.training.seqLen)
@@ -99,7 +99,7 @@ extension RecipeRun {
 
     /// FNV-1a (64 bit) of a file's bytes, in hex: tells a stored reference that its data file changed.
     func fileDigest(_ file: String) throws -> String {
-        guard let data = FileManager.default.contents(atPath: file) else { throw GLMError("\(file): cannot read") }
+        let data = try FileInput.read(file)
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         data.withUnsafeBytes { for b in $0 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 } }
         return String(h, radix: 16)

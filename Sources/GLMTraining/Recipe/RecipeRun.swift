@@ -305,10 +305,17 @@ public final class RecipeRun {
         return t
     }
 
-    public func loadExamples(_ file: String, key: String) throws -> [TokenizedExample] {
-        guard FileManager.default.fileExists(atPath: file) else {
+    /// A data file named by the recipe's `key` exists and is a file (not a directory).
+    public func checkDataFile(_ file: String, key: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: file, isDirectory: &isDirectory) else {
             throw GLMError("\(recipe.file): \(key): '\(file)' does not exist")
         }
+        guard !isDirectory.boolValue else { throw GLMError("\(recipe.file): \(key): '\(file)' is a directory; expected a JSONL file") }
+    }
+
+    public func loadExamples(_ file: String, key: String) throws -> [TokenizedExample] {
+        try checkDataFile(file, key: key)
         let examples: [TokenizedExample]
         switch recipe.task {
         case .pretrain:

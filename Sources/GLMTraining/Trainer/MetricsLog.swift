@@ -41,7 +41,7 @@ public final class MetricsLog {
 
     /// Reads a metrics file into its records (skipping a torn last line).
     public static func read(_ path: String) throws -> [[String: Any]] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw GLMError("\(path): cannot read") }
+        let data = try FileInput.read(path)
         return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
