@@ -35,7 +35,7 @@ final class RLSetup {
         try run.checkDataFile(recipe.data.train, key: "data.train")
         prompts = try RLPrompts(file: recipe.data.train, tokenizer: t, template: try run.chatTemplate(), maxPromptTokens: maxPrompt)
         directory = RLRunDirectory(recipe.outputDir)
-        stops = Set(run.config.eosTokenIds.map(Int32.init))
+        stops = run.generationStops
     }
 
     func worker() -> RolloutWorker {

@@ -88,17 +88,18 @@ struct Generate: ParsableCommand {
         guard cacheBytes <= memory / 2 else {
             throw GLMError("the KV cache for \(prompts.count) prompts of up to \(longest + maxNewTokens) positions needs \(cacheBytes >> 20) MiB, more than half of this machine's \(memory >> 20) MiB; lower --max-new-tokens or the batch")
         }
+        let stops = try GenerationStops.forModel(directory: modelOptions.model, config: model.configuration)
         var stats: SpeculativeStats?
         let results: [GeneratedSequence]
         if speculative != nil {
             guard let m = model as? any MultiTokenPredictionModel, m.hasMTPLayer else {
                 throw GLMError("--speculative mtp: \(modelOptions.model) has no MTP layer (a glm4_moe checkpoint with model.layers.{num_hidden_layers}.eh_proj.weight, ...)")
             }
-            let (r, s) = SpeculativeGenerator(model: m).generate(prompt: prompts[0], maxNewTokens: maxNewTokens)
+            let (r, s) = SpeculativeGenerator(model: m).generate(prompt: prompts[0], maxNewTokens: maxNewTokens, stopTokens: stops)
             (results, stats) = ([r], s)
             FileHandle.standardError.write(Data("speculative: \(s.accepted)/\(s.drafted) MTP drafts accepted (\(String(format: "%.1f", 100 * s.acceptanceRate))%), \(s.mainPasses) main-model passes after the prompt\n".utf8))
         } else {
-            results = TextGenerator(model: model).generate(prompts: prompts, maxNewTokens: maxNewTokens, sampling: sampling, seed: seed)
+            results = TextGenerator(model: model).generate(prompts: prompts, maxNewTokens: maxNewTokens, sampling: sampling, seed: seed, stopTokens: stops)
         }
         for (i, r) in results.enumerated() {
             if let bad = r.logProbs.first(where: { !$0.isFinite }) {

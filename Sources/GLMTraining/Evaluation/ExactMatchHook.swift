@@ -53,11 +53,14 @@ public final class ExactMatchHook: EvaluationHook {
     public private(set) var lastOutputs: [String] = []
     /// Data parallelism: each process answers its contiguous share of the prompts; the counts are added up.
     public var dataParallel: DataParallelPlacement?
+    /// The tokens generation stops on; nil: the model config's eos_token_id.
+    let stopTokens: Set<Int32>?
     public var runsOnEveryProcess: Bool { dataParallel != nil }
 
     public init(name: String = "exact_match", file: String, tokenizer: GLMTokenizer, chat: Bool, template: ChatTemplate = .glm4,
-                maxNewTokens: Int, normalizer: AnswerNormalizer, limit: Int? = nil, batchSize: Int = 16) throws {
-        self.name = name; self.tokenizer = tokenizer; self.maxNewTokens = maxNewTokens
+                maxNewTokens: Int, normalizer: AnswerNormalizer, limit: Int? = nil, batchSize: Int = 16,
+                stopTokens: Set<Int32>? = nil) throws {
+        self.name = name; self.tokenizer = tokenizer; self.maxNewTokens = maxNewTokens; self.stopTokens = stopTokens
         self.normalizer = normalizer; self.batchSize = batchSize
         dropsReasoning = chat && template.format == .glm45
         var lines = try TokenizedDataset.chatLines(file)
@@ -105,7 +108,7 @@ public final class ExactMatchHook: EvaluationHook {
         Autograd.noGrad {
             for start in stride(from: lo, to: hi, by: batchSize) {
                 let batch = Array(prompts[start..<min(start + batchSize, hi)])
-                let results = generator.generate(prompts: batch, maxNewTokens: maxNewTokens)
+                let results = generator.generate(prompts: batch, maxNewTokens: maxNewTokens, stopTokens: stopTokens)
                 for (i, r) in results.enumerated() {
                     var text = tokenizer.decode(r.tokens, skipSpecialTokens: true)
                     outputs.append(text)

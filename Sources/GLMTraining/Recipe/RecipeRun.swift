@@ -11,6 +11,8 @@ public final class RecipeRun {
     public private(set) var model: (any CausalLanguageModel)!
     public private(set) var config: (any CausalLMConfig)!
     public private(set) var tokenizer: GLMTokenizer?
+    /// The tokens generation stops on (`GenerationStops`: generation_config.json's eos_token_id, else config.json's).
+    public private(set) var generationStops: Set<Int32> = []
     /// The directory tokenizer and generation files are copied from when the model is saved.
     public private(set) var assetDirectory: String?
     public internal(set) var trainable: [TrainableParameter] = []
@@ -281,6 +283,7 @@ public final class RecipeRun {
         if recipe.training.seqLen > config.maxPositionEmbeddings {
             throw GLMError("\(recipe.file): training.seq_len \(recipe.training.seqLen) is more than the model's max_position_embeddings \(config.maxPositionEmbeddings)")
         }
+        generationStops = try GenerationStops.forModel(directory: recipe.model.path, config: config)
         for w in recipe.warnings { observer?.trainerDidReport(.warning(w)) }
         MixedPrecision.requested = recipe.training.precision
         if recipe.training.precision == .bf16 && !MixedPrecision.bf16Available {
@@ -401,7 +404,7 @@ public final class RecipeRun {
                 let hook = try ExactMatchHook(name: h.name, file: file, tokenizer: tokenizer, chat: h.chat,
                                               template: h.chat ? try chatTemplate() : .glm4,
                                               maxNewTokens: h.maxNewTokens, normalizer: AnswerNormalizer(rawValue: h.normalize)!,
-                                              limit: h.limit)
+                                              limit: h.limit, stopTokens: generationStops)
                 hook.dataParallel = dataParallel
                 hooks.append(hook)
             case "command":
