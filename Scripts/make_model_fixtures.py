@@ -9,7 +9,7 @@ log-probabilities log p(ids[i+1] | ids[..i]). Variants: glm and glm4; tied and u
 0.5 and 1.0; attention bias on and off; bf16 storage; sharded; a 4.x-style config.json; the legacy THUDM
 `chatglm` layout (query_key_value, transformer.* names).
 
-Run:   .venv/bin/python Scripts/make_model_fixtures.py
+Run:   .venv/bin/python Scripts/make_model_fixtures.py [--only NAME ...]
 Check: .venv/bin/python Scripts/make_model_fixtures.py --check DIR [DIR ...] [--fixture NAME]
        loads each DIR (e.g. written by GLMTrain's ModelDirectory.save) with transformers and prints the largest
        logit difference from the fixture NAME's expected logits (NAME defaults to DIR's basename);
@@ -44,6 +44,10 @@ FIXTURES = {
     "glm4-sharded": ("glm4", False, 0.5, False, 10000.0, 1e-5, "sharded"),
     "glm-v4-config": ("glm", True, 1.0, True, 500.0, 1e-5, "v4config"),
     "chatglm-legacy": ("glm", False, 0.5, True, 5000.0, 1e-5, "chatglm"),
+    # int(16 · 0.3125) = 5 and int(16 · 0.6875) = 11 are odd: transformers makes ⌈d/2⌉ frequencies θ^(-2i/d) and
+    # rotates 2·⌈d/2⌉ dims (6 and 12)
+    "glm-odd-rotary": ("glm", False, 0.3125, True, 10000.0, 1e-5, None),
+    "glm4-odd-rotary": ("glm4", False, 0.6875, False, 10000.0, 1e-5, None),
 }
 
 
@@ -195,13 +199,15 @@ def main():
     ap.add_argument("--check", nargs="+", metavar="DIR", help="model directories to load with transformers")
     ap.add_argument("--fixture", help="fixture whose expected logits to compare with (default: DIR's basename)")
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="make only these fixtures")
     args = ap.parse_args()
     transformers.utils.logging.disable_progress_bar()
     if args.check:
         sys.exit(0 if check(args.check, args.fixture, args.tolerance) else 1)
     os.makedirs(OUT, exist_ok=True)
     for name, spec in FIXTURES.items():
-        make(name, spec)
+        if args.only is None or name in args.only:
+            make(name, spec)
 
 
 if __name__ == "__main__":

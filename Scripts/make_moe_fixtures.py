@@ -35,7 +35,7 @@ holds its log-probs (batch.logprobs, single.logprobs) and the merged model's (si
 PEFT adapter (Tests/GLMModelTests/Fixtures/moe-b-lora-params/): peft's native target_parameters adapter on moe-b
 (rsLoRA r 4, alpha 8; target_modules q_proj, v_proj; target_parameters mlp.experts.gate_up_proj,
 mlp.experts.down_proj, so gate and up share one rank-4 A per expert), seeded random; expected.safetensors holds
-its log-probs. MOE_FIXTURES_ONLY=lora-params makes only this one.
+its log-probs. MOE_FIXTURES_ONLY=lora-params makes only this one; MOE_FIXTURES_ONLY=NAME (moe-a … moe-d) only that model.
 
 Run:   .venv/bin/python Scripts/make_moe_fixtures.py
 Check: .venv/bin/python Scripts/make_moe_fixtures.py --check DIR [DIR ...]
@@ -82,6 +82,11 @@ FIXTURES = {
                   num_experts_per_tok=2, n_group=2, topk_group=1, norm_topk_prob=False, routed_scaling_factor=0.5,
                   use_qk_norm=True, attention_bias=False, tie_word_embeddings=True,
                   rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 1.0}),
+    # int(8 · 0.375) = 3 is odd: transformers makes 2 frequencies θ^(-2i/3) and rotates 4 dims (half-split)
+    "moe-d": dict(num_hidden_layers=2, first_k_dense_replace=1, n_routed_experts=4, n_shared_experts=1,
+                  num_experts_per_tok=2, n_group=1, topk_group=1, norm_topk_prob=True, routed_scaling_factor=1.0,
+                  use_qk_norm=False, attention_bias=True, tie_word_embeddings=False,
+                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.375}),
 }
 
 
@@ -336,6 +341,9 @@ def main():
     ap_only = os.environ.get("MOE_FIXTURES_ONLY")
     if ap_only == "lora-params":  # just the target_parameters adapter on the committed moe-b
         make_lora_params()
+        return
+    if ap_only in FIXTURES:  # one model fixture
+        make(ap_only, FIXTURES[ap_only])
         return
     for name, spec in FIXTURES.items():
         make(name, spec)

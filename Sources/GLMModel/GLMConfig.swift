@@ -59,7 +59,8 @@ public struct GLMConfig: Equatable, Sendable {
     public var keyValueWidth: Int { numKeyValueHeads * headDim }
     /// The rotary embedding the attention uses.
     public var rotary: RotaryConfig {
-        RotaryConfig(headDim: headDim, rotaryDim: rotaryDim, theta: Float(ropeTheta), twoDimensional: rotary2D)
+        rotary2D ? RotaryConfig(headDim: headDim, rotaryDim: rotaryDim, theta: Float(ropeTheta), twoDimensional: true)
+                 : RotaryConfig.partial(headDim: headDim, dims: rotaryDim, theta: Float(ropeTheta))
     }
 
     /// Checks what the model layer relies on; errors name the key.
@@ -90,8 +91,14 @@ public struct GLMConfig: Equatable, Sendable {
         try need(ropeTheta > 0, "rope_theta must be positive, got \(ropeTheta)")
         try need(partialRotaryFactor > 0 && partialRotaryFactor <= 1,
                  "partial_rotary_factor must be in (0, 1], got \(partialRotaryFactor)")
-        try need(rotaryDim % (rotary2D ? 4 : 2) == 0,
-                 "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) must be \(rotary2D ? "a multiple of 4 with rotary_2d" : "even")")
+        if rotary2D {
+            try need(rotaryDim % 4 == 0, "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) must be a multiple of 4 with rotary_2d")
+        } else {
+            // transformers turns 2·⌈d/2⌉ dims for d = int(head_dim·partial_rotary_factor); more than head_dim fails there
+            try need(rotaryDim >= 1, "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) must be at least 1")
+            try need(rotaryDim + rotaryDim % 2 <= headDim,
+                     "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) turn 2·⌈\(rotaryDim)/2⌉ = \(rotaryDim + rotaryDim % 2) dims, more than head_dim \(headDim)")
+        }
         try need(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps must be in (0, 1), got \(rmsNormEps)")
         try need(ropeTheta.isFinite && ropeTheta <= 1e15, "rope_theta must be a finite number at most 1e15, got \(ropeTheta)")
         try need(initializerRange.isFinite && initializerRange >= 0 && initializerRange <= 10,

@@ -67,6 +67,25 @@ final class LayerOpGradientTests: XCTestCase {
         XCTAssertEqual(Array(y[4...]), [5, 6, 7, 8])
     }
 
+    func testRotaryOddWidthTurnsOneMoreDimAsTransformers() {
+        // d = 3 (int(head_dim · partial_rotary_factor) odd): frequencies θ^(−0/3), θ^(−2/3); dims 0..3 turn
+        let config = RotaryConfig.partial(headDim: 8, dims: 3, theta: 10000)
+        XCTAssertEqual(config.rotaryDim, 4)
+        XCTAssertEqual(config.frequencyDim, 3)
+        let ins = GradientCheck.inputs([[2, 3, 3 * 8]])
+        XCTAssertEqual(GradientCheck.run(ins) { Tensor.rotary($0[0], config: config, positions: [0, 1, 2, 7, 3, 0]) }, [])
+        XCTAssertEqual(GradientCheck.run(ins) { Tensor.rotaryHalfSplit($0[0], config: config, positions: [0, 1, 2, 7, 3, 0]) }, [])
+        let x = Tensor((0..<8).map { Float($0 + 1) }, shape: [1, 1, 8])
+        let y = Tensor.rotary(x, config: config, positions: [2]).scalars
+        let a1: Float = 2 / Foundation.pow(10000, 2.0 / 3)
+        XCTAssertEqual(y[0], 1 * Foundation.cos(2) - 2 * Foundation.sin(2), accuracy: 1e-6)
+        XCTAssertEqual(y[2], 3 * Foundation.cos(a1) - 4 * Foundation.sin(a1), accuracy: 1e-6)
+        XCTAssertEqual(y[3], 4 * Foundation.cos(a1) + 3 * Foundation.sin(a1), accuracy: 1e-6)
+        XCTAssertEqual(Array(y[4...]), [5, 6, 7, 8])
+        // even widths are unchanged: partial(dims: 4) is the plain config
+        XCTAssertEqual(RotaryConfig.partial(headDim: 8, dims: 4, theta: 10000), RotaryConfig(headDim: 8, rotaryDim: 4, theta: 10000))
+    }
+
     func testRotaryTwoDimensionalWithBlockPositions() {
         let config = RotaryConfig(headDim: 8, rotaryDim: 8, theta: 10000, twoDimensional: true)
         let ins = GradientCheck.inputs([[1, 4, 2 * 8]])

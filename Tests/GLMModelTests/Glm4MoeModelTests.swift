@@ -9,7 +9,7 @@ import GLMModel
 import TestSupport
 
 enum MoEFixtures {
-    static let names = ["moe-a", "moe-b", "moe-c"]
+    static let names = ["moe-a", "moe-b", "moe-c", "moe-d"]
 
     /// The configurations Scripts/make_moe_fixtures.py builds (its BASE + FIXTURES).
     static func config(_ name: String) -> Glm4MoeConfig {
@@ -26,6 +26,10 @@ enum MoEFixtures {
             (c.firstKDenseReplace, c.nRoutedExperts, c.nSharedExperts, c.numExpertsPerTok) = (1, 8, 2, 3)
             (c.nGroup, c.topkGroup, c.normTopkProb, c.routedScalingFactor) = (4, 2, true, 1.0)
             (c.useQkNorm, c.attentionBias, c.tieWordEmbeddings, c.ropeTheta, c.partialRotaryFactor) = (false, false, false, 1000, 0.5)
+        case "moe-d":  // int(8 · 0.375) = 3 rotary dims: odd, so 4 dims turn (transformers' frequencies θ^(-2i/3))
+            (c.firstKDenseReplace, c.nRoutedExperts, c.nSharedExperts, c.numExpertsPerTok) = (1, 4, 1, 2)
+            (c.nGroup, c.topkGroup, c.normTopkProb, c.routedScalingFactor) = (1, 1, true, 1.0)
+            (c.useQkNorm, c.attentionBias, c.tieWordEmbeddings, c.ropeTheta, c.partialRotaryFactor) = (false, true, false, 10000, 0.375)
         default:
             (c.firstKDenseReplace, c.nRoutedExperts, c.nSharedExperts, c.numExpertsPerTok) = (0, 4, 0, 2)
             (c.nGroup, c.topkGroup, c.normTopkProb, c.routedScalingFactor) = (2, 1, false, 0.5)
@@ -308,7 +312,10 @@ final class Glm4MoeModelTests: XCTestCase {
         XCTAssertEqual(error { $0.numExpertsPerTok = 5 }, "x/config.json: num_experts_per_tok 5 exceeds the 4 experts of the topk_group 2 groups kept (n_routed_experts / n_group = 2 each)")
         XCTAssertEqual(error { $0.firstKDenseReplace = 4 }, "x/config.json: first_k_dense_replace 4 must be in 0...num_hidden_layers (3)")
         XCTAssertEqual(error { $0.routedScalingFactor = 0 }, "x/config.json: routed_scaling_factor must be a positive finite number at most 1e6, got 0.0")
-        XCTAssertEqual(error { $0.partialRotaryFactor = 0.1 }, "x/config.json: rotary dims int(head_dim·partial_rotary_factor) = 0 must be even and at least 2")
+        XCTAssertEqual(error { $0.partialRotaryFactor = 0.1 }, "x/config.json: rotary dims int(head_dim·partial_rotary_factor) = 0 must be at least 1")
+        XCTAssertEqual(error { $0.partialRotaryFactor = 0.375 }, "no error")  // 3 dims: 4 turn
+        XCTAssertEqual(error { $0.headDim = 7; $0.partialRotaryFactor = 1 },
+                       "x/config.json: rotary dims int(head_dim·partial_rotary_factor) = 7 turn 2·⌈7/2⌉ = 8 dims, more than head_dim 7")
         XCTAssertEqual(error { $0.nRoutedExperts = 0 }, "x/config.json: key 'n_routed_experts' must be a positive integer, got 0")
         XCTAssertEqual(error { $0.nRoutedExperts = 1 << 16; $0.numHiddenLayers = 40 },
                        "x/config.json: n_routed_experts 65536 over 39 MoE layers (MTP included) is more than 1048576 experts in all")

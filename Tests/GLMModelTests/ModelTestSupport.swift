@@ -9,7 +9,7 @@ import TestSupport
 enum ModelFixtures {
     /// Every fixture directory written by Scripts/make_model_fixtures.py.
     static let names = ["glm", "glm-tied-full-rotary", "glm4", "glm4-tied-full-rotary", "glm-bf16", "glm4-sharded",
-                        "glm-v4-config", "chatglm-legacy"]
+                        "glm-v4-config", "chatglm-legacy", "glm-odd-rotary", "glm4-odd-rotary"]
 
     static func path(_ name: String) -> String { "\(Fixtures.repositoryRoot)/Tests/GLMModelTests/Fixtures/\(name)" }
 

@@ -5,24 +5,36 @@ import Foundation
 /// `position · θ^(−2i/rotaryDim)` (GPT-J "rotate every two", as transformers' GLM does). With
 /// `twoDimensional`, the first half of the rotated prefix turns with the position id and the second
 /// half with the block-position id, each half using frequencies over its own width (ChatGLM-6B's 2D RoPE).
+/// `frequencyDim` is the width in the exponent: transformers' `int(head_dim · partial_rotary_factor)`, which may be
+/// odd — it then makes ⌈d/2⌉ frequencies θ^(−2i/d) and rotates 2·⌈d/2⌉ = d + 1 dims (`rotaryDim`).
 public struct RotaryConfig: Sendable, Equatable {
     public var headDim: Int
     public var rotaryDim: Int
     public var theta: Float
     public var twoDimensional: Bool
+    public var frequencyDim: Int
 
-    public init(headDim: Int, rotaryDim: Int, theta: Float, twoDimensional: Bool = false) {
+    public init(headDim: Int, rotaryDim: Int, theta: Float, twoDimensional: Bool = false, frequencyDim: Int? = nil) {
         precondition(rotaryDim <= headDim && rotaryDim % (twoDimensional ? 4 : 2) == 0,
                      "rotary dim \(rotaryDim) must be even (a multiple of 4 for 2D) and at most head_dim \(headDim)")
+        precondition(frequencyDim.map { !twoDimensional && ($0 == rotaryDim || $0 + 1 == rotaryDim) } ?? true,
+                     "rotary: frequencyDim \(frequencyDim ?? 0) must be rotaryDim or rotaryDim − 1 (1D only)")
         self.headDim = headDim
         self.rotaryDim = rotaryDim
         self.theta = theta
         self.twoDimensional = twoDimensional
+        self.frequencyDim = frequencyDim ?? rotaryDim
     }
 
-    /// Inverse frequencies for a rotated width `dim`, computed in Float as transformers does.
+    /// The rotary embedding transformers applies for `int(headDim · partialRotaryFactor)` = `dims` (odd or even).
+    public static func partial(headDim: Int, dims: Int, theta: Float) -> RotaryConfig {
+        RotaryConfig(headDim: headDim, rotaryDim: dims + dims % 2, theta: theta, frequencyDim: dims)
+    }
+
+    /// Inverse frequencies for a width `dim` (⌈dim/2⌉ of them), computed in Float as transformers does
+    /// (`1 / θ^(arange(0, dim, 2) / dim)`).
     static func inverseFrequencies(theta: Float, dim: Int) -> [Float] {
-        (0..<(dim / 2)).map { i in 1 / Foundation.pow(theta, Float(2 * i) / Float(dim)) }
+        (0..<((dim + 1) / 2)).map { i in 1 / Foundation.pow(theta, Float(2 * i) / Float(dim)) }
     }
 
     /// cos/sin tables `[tokens, rotaryDim/2]`.
@@ -42,7 +54,7 @@ public struct RotaryConfig: Sendable, Equatable {
                 }
             }
         } else {
-            let inv = RotaryConfig.inverseFrequencies(theta: theta, dim: rotaryDim)
+            let inv = RotaryConfig.inverseFrequencies(theta: theta, dim: frequencyDim)
             for t in 0..<positions.count {
                 let p = Float(positions[t])
                 for i in 0..<pairs {

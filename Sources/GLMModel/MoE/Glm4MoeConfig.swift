@@ -97,7 +97,7 @@ public struct Glm4MoeConfig: Equatable, Sendable {
     /// Whether layer `l` has a MoE (else a dense MLP).
     public func isMoELayer(_ l: Int) -> Bool { l >= firstKDenseReplace }
     /// The rotary embedding (half-split pairs on the first `rotaryDim` dims).
-    public var rotary: RotaryConfig { RotaryConfig(headDim: headDim, rotaryDim: rotaryDim, theta: Float(ropeTheta)) }
+    public var rotary: RotaryConfig { RotaryConfig.partial(headDim: headDim, dims: rotaryDim, theta: Float(ropeTheta)) }
 
     /// Checks everything the model relies on, including what transformers leaves to the forward pass; errors name
     /// the key (`source` is the file they are reported against).
@@ -148,8 +148,10 @@ public struct Glm4MoeConfig: Equatable, Sendable {
         try need(ropeTheta.isFinite && ropeTheta > 0 && ropeTheta <= 1e15, "rope_theta must be a positive finite number at most 1e15, got \(ropeTheta)")
         try need(partialRotaryFactor > 0 && partialRotaryFactor <= 1,
                  "partial_rotary_factor must be in (0, 1], got \(partialRotaryFactor)")
-        try need(rotaryDim >= 2 && rotaryDim % 2 == 0,
-                 "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) must be even and at least 2")
+        // transformers turns 2·⌈d/2⌉ dims for d = int(head_dim·partial_rotary_factor); more than head_dim fails there
+        try need(rotaryDim >= 1, "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) must be at least 1")
+        try need(rotaryDim + rotaryDim % 2 <= headDim,
+                 "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) turn 2·⌈\(rotaryDim)/2⌉ = \(rotaryDim + rotaryDim % 2) dims, more than head_dim \(headDim)")
         try need(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps must be in (0, 1), got \(rmsNormEps)")
         try need(initializerRange.isFinite && initializerRange >= 0 && initializerRange <= 10,
                  "initializer_range must be in [0, 10], got \(initializerRange)")
