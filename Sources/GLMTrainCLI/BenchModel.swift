@@ -155,6 +155,11 @@ struct BenchGenerate: ParsableCommand {
     @Option(help: "Weights in memory: float32, bfloat16 (frozen matrices kept in bf16, as a bf16 checkpoint loads), or both.")
     var dtype = "both"
     @Option(help: "Timed repetitions per figure (the best is reported).") var repeats = 1
+    @Option(help: "Batch sizes to measure: 1, 8 or both.") var batch = "both"
+
+    func validate() throws {
+        guard ["1", "8", "both"].contains(batch) else { throw ValidationError("--batch: expected 1, 8 or both, got '\(batch)'") }
+    }
 
     func run() throws {
         let dtypes: [StorageDType]
@@ -178,11 +183,16 @@ struct BenchGenerate: ParsableCommand {
         for dt in dtypes {
             let name = dt == .float32 ? "f32" : "bf16"
             print("weights \(name): \(String(format: "%.1f", Double(weightBytes[dt]!) / 1e6)) MB of parameters in memory")
-            for key in ["prefill_tokens_per_s/b1", "decode_tokens_per_s/b1", "prefill_tokens_per_s/b8", "decode_tokens_per_s/b8"] {
-                print(BenchModel.line("\(key) \(name)", ours: ours[dt]![key]!, torch: torch[key], unit: "tok/s"))
+            for b in batches {
+                for key in ["prefill_tokens_per_s/b\(b)", "decode_tokens_per_s/b\(b)"] {
+                    print(BenchModel.line("\(key) \(name)", ours: ours[dt]![key]!, torch: torch[key], unit: "tok/s"))
+                }
             }
         }
     }
+
+    /// The batch sizes `--batch` asks for.
+    var batches: [Int] { batch == "both" ? [1, 8] : [Int(batch)!] }
 
     /// Best of `repeats` prefill and decode rates at batch 1 and 8.
     func measure(_ generator: TextGenerator) -> [String: Double] {
@@ -190,6 +200,7 @@ struct BenchGenerate: ParsableCommand {
         var ours: [String: Double] = [:]
         for batch in [1, 8] {
             let prompts = (0..<batch).map { _ in (0..<128).map { _ in Int32(2 + gen.next() % 8190) } }
+            guard batches.contains(batch) else { continue }  // the same prompts whichever batches run
             _ = generator.generate(prompts: prompts, maxNewTokens: 2, stopTokens: [])  // warm-up
             var bestPrefill = Double.infinity, bestDecode = Double.infinity
             for _ in 0..<max(1, repeats) {
