@@ -44,8 +44,17 @@ public enum MetricsPlot {
         let raw = span / Double(count)
         let mag = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? raw
-        var t = ceil(lo / step) * step, out: [Double] = []
-        while t <= hi + step * 1e-9 { out.append(t); t += step }
+        // Ticks by index, not by repeated addition: a step below half an ULP of the values (a range a few ULPs wide at
+        // a large magnitude) would never advance `t`. Bounded and deduplicated whatever the values are.
+        let first = ceil(lo / step), last = floor(hi / step + 1e-9)
+        guard step.isFinite, step > 0, first.isFinite, last.isFinite, last >= first, last - first <= Double(4 * count) else {
+            return lo.isFinite && hi.isFinite ? (lo == hi ? [lo] : [lo, hi]) : []
+        }
+        var out: [Double] = []
+        for i in 0...Int(last - first) {
+            let t = (first + Double(i)) * step
+            if out.last != t { out.append(t) }
+        }
         return out
     }
 
@@ -64,11 +73,14 @@ public enum MetricsPlot {
         let (w, h, left, right, top, bottom) = (640.0, 400.0, 70.0, 20.0, 40.0, 50.0)
         var xLo = points.map(\.0).min()!, xHi = points.map(\.0).max()!
         var yLo = points.map(\.1).min()!, yHi = points.map(\.1).max()!
-        if xHi == xLo { xLo -= 1; xHi += 1 }
-        if yHi == yLo { let d = max(abs(yLo) * 0.1, 1e-6); yLo -= d; yHi += d }
-        let pad = (yHi - yLo) * 0.05; yLo -= pad; yHi += pad
-        func X(_ x: Double) -> Double { left + (x - xLo) / (xHi - xLo) * (w - left - right) }
-        func Y(_ y: Double) -> Double { h - bottom - (y - yLo) / (yHi - yLo) * (h - top - bottom) }
+        // A range within rounding of its magnitude (values a few ULPs apart) is drawn as a constant. Differences are
+        // taken of halves, so that a range across ±1e308 does not overflow to infinity.
+        func width(_ lo: Double, _ hi: Double) -> Double { hi / 2 - lo / 2 }
+        if width(xLo, xHi) <= max(abs(xLo), abs(xHi)) * 1e-12 { let d = max(abs(xLo) * 1e-3, 1); xLo -= d; xHi += d }
+        if width(yLo, yHi) <= max(abs(yLo), abs(yHi)) * 1e-12 { let d = max(abs(yLo) * 0.1, 1e-6); yLo -= d; yHi += d }
+        let pad = width(yLo, yHi) * 0.1; yLo -= pad; yHi += pad
+        func X(_ x: Double) -> Double { left + width(xLo, x) / width(xLo, xHi) * (w - left - right) }
+        func Y(_ y: Double) -> Double { h - bottom - width(yLo, y) / width(yLo, yHi) * (h - top - bottom) }
         var s = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(w))" height="\(Int(h))" viewBox="0 0 \(Int(w)) \(Int(h))" font-family="sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>

@@ -1,0 +1,42 @@
+// SVG plots of metrics whose values sit within a few ULPs of each other, or at the edges of a double: every file is
+// written, with a bounded number of ticks (the tick loop once added a step below half an ULP forever).
+import XCTest
+import Foundation
+import GLMCore
+import GLMTraining
+
+final class MetricsPlotTests: XCTestCase {
+    func plot(_ lines: [String]) throws -> [String: String] {
+        let dir = NSTemporaryDirectory() + "metrics-plot-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: "\(dir)/metrics.jsonl", atomically: true, encoding: .utf8)
+        var out: [String: String] = [:]
+        for file in try MetricsPlot.writeAll(metrics: "\(dir)/metrics.jsonl", to: "\(dir)/plots") {
+            out[(file as NSString).lastPathComponent] = try String(contentsOfFile: file, encoding: .utf8)
+        }
+        return out
+    }
+
+    func testValuesAFewULPsApartArePlottedWithFewTicks() throws {
+        for (a, b) in [("5000.0", "5000.000000000001"), ("4096.0", "4096.000000000001"), ("65536.0", "65536.00000000001"),
+                       ("1e+22", "1.0000000000000004e+22"), ("-8192.0", "-8192.000000000002")] {
+            let svgs = try plot(["{\"step\":0,\"loss\":\(a)}", "{\"step\":1,\"loss\":\(b)}"])
+            let svg = try XCTUnwrap(svgs["loss.svg"], a)
+            XCTAssertTrue(svg.hasSuffix("</svg>\n"), a)
+            XCTAssertTrue(svg.contains("<polyline") || svg.contains("<circle"), a)
+            XCTAssertLessThan(svg.components(separatedBy: "<text").count, 40, "\(a): too many labels")
+            XCTAssertFalse(svg.contains("nan"), a)
+        }
+    }
+
+    func testStepsAndValuesAtTheEdgesOfADouble() throws {
+        let svgs = try plot(["{\"step\":1e300,\"loss\":1e308}", "{\"step\":1.0000000000000002e300,\"loss\":-1e308}",
+                             "{\"step\":9007199254740993,\"lr\":1e-320}", "{\"step\":9007199254740994,\"lr\":2e-320}"])
+        XCTAssertEqual(Set(svgs.keys), ["loss.svg", "lr.svg"])
+        for (name, svg) in svgs {
+            XCTAssertTrue(svg.hasSuffix("</svg>\n"), name)
+            XCTAssertLessThan(svg.components(separatedBy: "<text").count, 40, "\(name): too many labels")
+        }
+    }
+}
