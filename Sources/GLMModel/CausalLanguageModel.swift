@@ -73,6 +73,8 @@ public protocol CausalLMConfig: Sendable {
     /// Bytes a KV cache holds per position of one sequence (every layer's keys and values, f32); Int.max when
     /// that does not fit an Int.
     var cacheBytesPerPosition: Int { get }
+    /// Parameters of the model this config describes (validated configs keep it ≤ `FileLimits.maxParameters`).
+    var parameterCount: Int { get }
 }
 
 extension CausalLMConfig {
@@ -157,6 +159,7 @@ extension GLMConfig: CausalLMConfig {
     public var usesBlockPositions: Bool { rotary2D }
     public var adaptableLinears: [AdaptableLinear] { GLMWeights.adaptableLinears(self) }
     public var ggufArchitecture: String { modelType.ggufArchitecture }
+    public var parameterCount: Int { GLMWeights.expectedShapes(self).reduce(0) { $0 &+ $1.shape.reduce(1, &*) } }
     public var cacheBytesPerPosition: Int {
         let (a, o1) = numHiddenLayers.multipliedReportingOverflow(by: keyValueWidth)
         let (b, o2) = a.multipliedReportingOverflow(by: 2 * 4)

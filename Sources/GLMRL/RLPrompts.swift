@@ -30,6 +30,7 @@ public struct RLPrompts: Sendable {
             let ids: [Int32]
             do { ids = try template.tokenize(conversation, tokenizer: tokenizer, addGenerationPrompt: true).ids }
             catch let e as GLMError { throw GLMError("\(line.location): \(e.message)") }
+            guard !ids.isEmpty else { throw GLMError("\(line.location): the prompt renders to no tokens; nothing to continue") }
             guard ids.count <= maxPromptTokens else {
                 throw GLMError("\(line.location): the rendered prompt has \(ids.count) tokens; with rl.max_new_tokens the model's max_position_embeddings allows \(maxPromptTokens)")
             }

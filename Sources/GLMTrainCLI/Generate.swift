@@ -70,6 +70,9 @@ struct Generate: ParsableCommand {
             } else {
                 prompts.append(tokenizer!.encode(text, addSpecialTokens: true))
             }
+            guard !prompts.last!.isEmpty else {
+                throw GLMError("--prompt \(JSONValue.quoted(text)): tokenizes to no tokens (the tokenizer adds none of its own); nothing to continue")
+            }
         }
         let maxPositions = model.configuration.maxPositionEmbeddings
         for (i, p) in prompts.enumerated() where p.count > maxPositions {

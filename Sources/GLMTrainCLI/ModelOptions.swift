@@ -19,9 +19,7 @@ struct ModelOptions: ParsableArguments {
 
     /// Refuses a tokenizer with ids the model cannot embed.
     static func check(_ t: GLMTokenizer, vocabSize vocab: Int, model: String) throws {
-        if t.vocabularySize > vocab {
-            throw GLMError("\(model): the tokenizer has ids up to \(t.vocabularySize - 1) but config.json's vocab_size is \(vocab)")
-        }
+        try t.checkFits(vocabSize: vocab, owner: model)
     }
 
     func tokenizer(required: Bool) throws -> GLMTokenizer? {

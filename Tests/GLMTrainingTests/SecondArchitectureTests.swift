@@ -17,6 +17,7 @@ struct ToyConfig: CausalLMConfig {
     var eosTokenIds = [1]
     var dtype: String? = nil
     var cacheBytesPerPosition: Int { 0 }
+    var parameterCount: Int { 2 * vocabSize * hiddenSize + hiddenSize + numHiddenLayers * 2 * inner * hiddenSize }
     var usesBlockPositions: Bool { false }
     var ggufArchitecture: String { "toy" }
     var adaptableLinears: [AdaptableLinear] {

@@ -122,6 +122,20 @@ public final class GLMTokenizer: @unchecked Sendable {
     /// The id of an added token (`"<|user|>"`) or of a vocabulary entry in its byte-level spelling (`"Ġthe"`).
     public func tokenID(_ token: String) -> Int32? { tokenToID[token] }
 
+    /// Refuses a tokenizer that can produce ids a model with `vocabSize` rows cannot embed: its vocabulary and added
+    /// tokens, and the ids its post-processor puts around every text (`[gMASK]` `<sop>`), which tokenizer.json
+    /// gives on their own. `owner` names the model or recipe in the message.
+    public func checkFits(vocabSize: Int, owner: String) throws {
+        if vocabularySize > vocabSize {
+            throw GLMError("\(owner): the tokenizer has ids up to \(vocabularySize - 1) but config.json's vocab_size is \(vocabSize)")
+        }
+        for case .tokens(let ids) in template ?? [] {
+            if let bad = ids.first(where: { $0 < 0 || Int($0) >= vocabSize }) {
+                throw GLMError("\(source): post_processor special token id \(bad) is outside config.json's vocab_size \(vocabSize)")
+            }
+        }
+    }
+
     /// The added token or byte-level vocabulary spelling of `id`.
     public func token(_ id: Int32) -> String? { idToToken[id] }
 

@@ -146,6 +146,9 @@ public struct Glm4MoeConfig: Equatable, Sendable {
         try need(hiddenAct == "silu", "hidden_act \"\(hiddenAct)\" is not supported; expected \"silu\"")
         try need(ropeType == "default", "rope_type \"\(ropeType)\" is not supported; expected \"default\"")
         try need(ropeTheta.isFinite && ropeTheta > 0 && ropeTheta <= 1e15, "rope_theta must be a positive finite number at most 1e15, got \(ropeTheta)")
+        // Rotary angles reach max_position_embeddings · θ^(−(d−2)/d) < max_position_embeddings / θ for θ < 1.
+        try need(Float(Double(maxPositionEmbeddings) / ropeTheta).isFinite,
+                 "rope_theta \(ropeTheta) is too small: rotary angles up to max_position_embeddings / rope_theta overflow f32")
         try need(partialRotaryFactor > 0 && partialRotaryFactor <= 1,
                  "partial_rotary_factor must be in (0, 1], got \(partialRotaryFactor)")
         // transformers turns 2·⌈d/2⌉ dims for d = int(head_dim·partial_rotary_factor); more than head_dim fails there
@@ -169,6 +172,7 @@ extension Glm4MoeConfig: CausalLMConfig {
     public var adaptableLinears: [AdaptableLinear] { Glm4MoeWeights.adaptableLinears(self) }
     /// llama.cpp's `glm4moe`.
     public var ggufArchitecture: String { "glm4moe" }
+    public var parameterCount: Int { Glm4MoeWeights.expectedShapes(self).reduce(0) { $0 &+ $1.shape.reduce(1, &*) } }
     public var cacheBytesPerPosition: Int {
         let (a, o1) = numHiddenLayers.multipliedReportingOverflow(by: keyValueWidth)
         let (b, o2) = a.multipliedReportingOverflow(by: 2 * 4)

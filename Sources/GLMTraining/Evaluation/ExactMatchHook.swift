@@ -83,6 +83,7 @@ public final class ExactMatchHook: EvaluationHook {
                 }
                 p.append(tokenizer.encode(conversation.messages[0].content, addSpecialTokens: true))
             }
+            guard !p.last!.isEmpty else { throw GLMError("\(line.location): the prompt tokenizes to no tokens; nothing to continue") }
             if let kind = line.object["kind"], !(kind is String) {
                 throw GLMError("\(line.location): \"kind\" must be a string")
             }

@@ -261,6 +261,13 @@ public final class RecipeRun {
         } else if let initConfig = recipe.model.initConfig {
             let data = try JSONSerialization.data(withJSONObject: initConfig, options: [.sortedKeys])
             config = try ModelRegistry.decodeConfig(data, source: "\(recipe.file): model.init")
+            // Training from scratch holds f32 weights, their gradients and the optimizer's two moments: 16 bytes a
+            // parameter before any activation. Refused before allocating when that alone passes the machine's memory.
+            let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+            let (bytes, overflow) = config.parameterCount.multipliedReportingOverflow(by: 16)
+            guard !overflow && bytes <= memory else {
+                throw GLMError("\(recipe.file): model.init has \(config.parameterCount) parameters; weights, gradients and AdamW state need \(overflow ? "more than 2^63" : "\(bytes >> 20)") MiB (16 bytes each), more than this machine's \(memory >> 20) MiB")
+            }
             model = try ModelRegistry.randomModel(config: config, seed: recipe.model.initSeed ?? recipe.training.seed)
         }
         if let t = recipe.model.tokenizer {
@@ -277,9 +284,7 @@ public final class RecipeRun {
             }
         }
         templateDirectory = templateDirectory ?? recipe.model.path
-        if let tokenizer, tokenizer.vocabularySize > config.vocabSize {
-            throw GLMError("\(recipe.file): the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocab_size is \(config.vocabSize)")
-        }
+        try tokenizer?.checkFits(vocabSize: config.vocabSize, owner: recipe.file)
         if recipe.training.seqLen > config.maxPositionEmbeddings {
             throw GLMError("\(recipe.file): training.seq_len \(recipe.training.seqLen) is more than the model's max_position_embeddings \(config.maxPositionEmbeddings)")
         }
