@@ -3,8 +3,12 @@
 import Foundation
 
 public enum FileInput {
-    /// The bytes of `path`; `hint` (e.g. "a model directory needs config.json") follows the reason in errors.
-    public static func read(_ path: String, hint: String? = nil) throws -> Data {
+    /// Bytes a data file (JSONL) may hold: half of this machine's memory, since it is read whole.
+    public static let maxDataBytes = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+
+    /// The bytes of `path`, at most `limit` of them (a device such as /dev/zero never ends); `hint` (e.g. "a model
+    /// directory needs config.json") follows the reason in errors.
+    public static func read(_ path: String, hint: String? = nil, limit: Int = maxDataBytes) throws -> Data {
         let suffix = hint.map { "; \($0)" } ?? ""
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -15,7 +19,32 @@ public enum FileInput {
             throw GLMError("\(path): cannot read (no permission)\(suffix)")
         }
         defer { try? handle.close() }
-        do { return try handle.readToEnd() ?? Data() }
+        var data = Data()
+        do {
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                guard chunk.count <= limit - data.count else {
+                    throw GLMError("\(path): more than \(limit) bytes; not read\(suffix)")
+                }
+                data.append(chunk)
+            }
+        } catch let e as GLMError { throw e }
         catch { throw GLMError("\(path): cannot read (\(String(describing: error).split(separator: "\n").first ?? ""))\(suffix)") }
+        return data
+    }
+
+    /// `path` memory-mapped (safetensors, GGUF): a regular file only, since a pipe or a device cannot be mapped;
+    /// `kind` names what was expected ("safetensors").
+    public static func mapped(_ path: String, kind: String) throws -> Data {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw GLMError("\(path): missing (no such file); expected a \(kind) file")
+        }
+        guard !isDirectory.boolValue else { throw GLMError("\(path): is a directory; expected a \(kind) file") }
+        var info = stat()  // follows symlinks (a Hugging Face cache links to its blobs)
+        guard stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw GLMError("\(path): not a regular file (a pipe or a device); \(kind) files are memory-mapped, so give a file on disk")
+        }
+        do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
+        catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
     }
 }

@@ -21,6 +21,9 @@ public enum FileLimits {
     public static let maxPositions = 1 << 24
     /// Nesting depth of a JSON or YAML document.
     public static let maxNestingDepth = 64
+    /// Bytes of a configuration file read whole (config.json, generation_config.json, adapter_config.json, a
+    /// shard index, tokenizer.json, a recipe): 256 MiB, far beyond any real one (GLM-4's tokenizer.json is 7 MB).
+    public static let maxConfigBytes = 1 << 28
     /// Tokens in one training micro-batch (batch_size · seq_len).
     public static let maxBatchTokens = 1 << 24
 }

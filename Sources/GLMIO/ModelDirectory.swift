@@ -22,7 +22,7 @@ public enum ModelDirectory {
             throw GLMError("\(path): not a directory (expected a model directory with config.json and model.safetensors)")
         }
         let file = "\(path)/\(configFile)"
-        let data = try FileInput.read(file, hint: "a model directory needs config.json")
+        let data = try FileInput.read(file, hint: "a model directory needs config.json", limit: FileLimits.maxConfigBytes)
         return try ModelRegistry.decodeConfig(data, source: file)
     }
 
@@ -172,7 +172,7 @@ public enum ModelDirectory {
 
     /// The `weight_map` of a sharded checkpoint's index.
     static func weightMap(_ indexPath: String) throws -> [String: String] {
-        let data = try FileInput.read(indexPath)
+        let data = try FileInput.read(indexPath, limit: FileLimits.maxConfigBytes)
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw GLMError("\(indexPath): not a JSON object")
         }

@@ -23,8 +23,7 @@ public final class SafetensorsFile {
     public init(path: String) throws {
         self.path = path
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
-        catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
+        data = try FileInput.mapped(path, kind: "safetensors")
         guard data.count >= 8 else { throw GLMError("\(path): not a safetensors file (shorter than its 8-byte header length)") }
         let rawLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard rawLength > 0, rawLength <= UInt64(FileLimits.maxHeaderBytes), Int(rawLength) <= data.count - 8 else {

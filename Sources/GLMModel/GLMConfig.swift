@@ -89,6 +89,9 @@ public struct GLMConfig: Equatable, Sendable {
         try need(hiddenAct == "silu", "hidden_act \"\(hiddenAct)\" is not supported; expected \"silu\"")
         try need(ropeType == "default", "rope_type \"\(ropeType)\" is not supported; expected \"default\"")
         try need(ropeTheta > 0, "rope_theta must be positive, got \(ropeTheta)")
+        // Rotary angles reach max_position_embeddings · θ^(−(d−2)/d) < max_position_embeddings / θ for θ < 1.
+        try need(Float(Double(maxPositionEmbeddings) / ropeTheta).isFinite,
+                 "rope_theta \(ropeTheta) is too small: rotary angles up to max_position_embeddings / rope_theta overflow f32")
         try need(partialRotaryFactor > 0 && partialRotaryFactor <= 1,
                  "partial_rotary_factor must be in (0, 1], got \(partialRotaryFactor)")
         if rotary2D {

@@ -105,6 +105,8 @@ struct Export: ParsableCommand {
             try exported.saveMerged(baseDirectory: baseDir!, to: output)
             print("wrote merged model (\(summary)) to \(output)")
         case .ggufLoRA:
+            // The whole file is assembled (and checked) before any directory is made for it.
+            let writer = try GGUFLoRA.writer(adapter: exported, model: baseConfig!, name: name ?? defaultName, type: ggmlType)
             let path: String
             if output.hasSuffix(".gguf") {
                 path = output
@@ -114,7 +116,7 @@ struct Export: ParsableCommand {
                 try AtomicFile.makeDirectory(output)
                 path = "\(output)/adapter.gguf"
             }
-            try GGUFLoRA.write(adapter: exported, model: baseConfig!, to: path, name: name ?? defaultName, type: ggmlType)
+            try writer.write(to: path)
             print("wrote GGUF LoRA adapter (\(summary), arch \(baseConfig!.ggufArchitecture), adapter.lora.alpha \(Export.number(config.effectiveAlpha))) to \(path)")
         }
     }

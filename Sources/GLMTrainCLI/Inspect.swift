@@ -25,7 +25,11 @@ struct Inspect: ParsableCommand {
         if isDir.boolValue {
             let names = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
             for candidate in ["config.json", "adapter_config.json"] where names.contains(candidate) {
-                configText = try String(contentsOfFile: "\(path)/\(candidate)", encoding: .utf8)
+                let file = "\(path)/\(candidate)"
+                guard let text = String(validating: try FileInput.read(file, limit: FileLimits.maxConfigBytes), as: UTF8.self) else {
+                    throw GLMError("\(file): not UTF-8 text; expected JSON")
+                }
+                configText = text
                 break
             }
             files = names.filter { $0.hasSuffix(".safetensors") }.map { "\(path)/\($0)" }
@@ -201,8 +205,9 @@ enum GGUFSummary {
         switch v {
         case .string(let s): return s
         case .bool(let b): return b
-        case .float32(let f): return Double(f)
-        case .float64(let d): return d
+        // JSON has no NaN or infinity: those are written as the strings "nan", "inf", "-inf".
+        case .float32(let f): return f.isFinite ? Double(f) : "\(f)"
+        case .float64(let d): return d.isFinite ? d : "\(d)"
         case .array(_, let items):
             let shown = items.prefix(maxItems).map(json)
             return items.count > maxItems ? ["count": items.count, "first": shown] as [String: Any] : shown

@@ -267,7 +267,7 @@ public struct AdapterConfig: Equatable, Sendable {
 
     /// Reads `path` (an adapter_config.json).
     public static func load(path: String) throws -> AdapterConfig {
-        let data = try FileInput.read(path)
+        let data = try FileInput.read(path, limit: FileLimits.maxConfigBytes)
         return try decode(data, source: path)
     }
 

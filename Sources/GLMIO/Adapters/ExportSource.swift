@@ -82,6 +82,9 @@ public struct ExportSource {
         let lora = isAdapterDirectory ? tensors : tensors.filter { LoRATensorName.parse($0.key) != nil }
         let exported = PEFTAdapter(config: config, tensors: lora)
         if let baseConfig { try exported.validate(against: baseConfig, source: label) }
+        // A diverged adapter is refused before any output exists, naming the file its tensors came from.
+        try exported.checkFinite(source: isAdapterDirectory
+            ? (label as NSString).deletingLastPathComponent + "/" + PEFTAdapter.weightsFile : label)
         return exported
     }
 

@@ -53,6 +53,11 @@ extension GLMConfig {
             ropeType = try rope?.string("rope_type") ?? rope?.string("type") ?? ropeType
         }
         rotary2D = try r.bool("rotary_2d") ?? false
+        // transformers' class default pad id (151329) is an nn.Embedding padding_idx that a smaller vocabulary
+        // cannot hold (PyTorch refuses it): say that it is the default, not a value of the file.
+        if !r.contains("pad_token_id"), let p = padTokenId, p >= vocabSize {
+            throw GLMError("\(r.source): pad_token_id is not set, and transformers' default \(p) is outside the vocabulary of \(vocabSize); set pad_token_id")
+        }
         try validate(source: r.source)
         // Token ids the file names must exist (transformers' class defaults, kept when a key is absent, need not:
         // a small model that leaves eos_token_id out simply never stops on the default ids).

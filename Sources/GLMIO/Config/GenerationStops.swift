@@ -13,7 +13,7 @@ public enum GenerationStops {
         guard let directory else { return inVocabulary(config.eosTokenIds) }
         let file = "\(directory)/\(ModelDirectory.generationConfigFile)"
         guard FileManager.default.fileExists(atPath: file) else { return inVocabulary(config.eosTokenIds) }
-        let data = try FileInput.read(file)
+        let data = try FileInput.read(file, limit: FileLimits.maxConfigBytes)
         let reader = try ConfigReader(parsing: JSONValue.parse(data, source: file), source: file)
         return inVocabulary(try reader.ints("eos_token_id") ?? [])
     }

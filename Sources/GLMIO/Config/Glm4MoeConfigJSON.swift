@@ -14,7 +14,7 @@ extension Glm4MoeConfig {
 
     /// Reads a config file (`path` is named in errors).
     public static func load(path: String) throws -> Glm4MoeConfig {
-        let data = try FileInput.read(path, hint: "a model directory needs config.json")
+        let data = try FileInput.read(path, hint: "a model directory needs config.json", limit: FileLimits.maxConfigBytes)
         return try decode(data, source: path)
     }
 

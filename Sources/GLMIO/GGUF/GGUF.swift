@@ -121,6 +121,10 @@ public final class GGUFFile {
 
     /// The most tensors and metadata entries a file may declare (llama.cpp's own files have a few thousand).
     public static let maxEntries = 1 << 20
+    /// Metadata values read in all (array elements count one each; a vocabulary of 256K tokens with its merges and
+    /// types is under 1M): each is held as its own value in memory, some 40 bytes, so a file of mostly one huge
+    /// byte array cannot make the reader hold 40 times its size.
+    public static let maxMetadataValues = 1 << 22
     /// The largest `general.alignment` accepted.
     public static let maxAlignment = 1 << 16
 
@@ -130,8 +134,7 @@ public final class GGUFFile {
     public init(path: String) throws {
         self.path = path
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
-        catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
+        data = try FileInput.mapped(path, kind: "GGUF")
         var r = GGUFReader(data: data, path: path)
         guard try r.u32() == GGUFFile.magic else { throw GLMError("\(path): not a GGUF file (bad magic)") }
         version = try r.u32()
@@ -226,6 +229,8 @@ struct GGUFReader {
     let data: Data
     let path: String
     var position = 0
+    /// Metadata values read so far (bounded by `GGUFFile.maxMetadataValues`).
+    var values = 0
 
     mutating func load<T: FixedWidthInteger>(_: T.Type) throws -> T {
         let size = MemoryLayout<T>.size
@@ -276,6 +281,10 @@ struct GGUFReader {
 
     mutating func value(type raw: UInt32, key: String, depth: Int = 0) throws -> GGUFValue {
         guard let type = GGUFValueType(rawValue: raw) else { throw GLMError("\(path): key '\(key)' has unknown value type \(raw)") }
+        values += 1
+        guard values <= GGUFFile.maxMetadataValues else {
+            throw GLMError("\(path): key '\(key)': more than \(GGUFFile.maxMetadataValues) metadata values (array elements included) in all")
+        }
         switch type {
         case .uint8: return .uint8(try load(UInt8.self))
         case .int8: return .int8(try load(Int8.self))
@@ -298,6 +307,9 @@ struct GGUFReader {
                 throw GLMError("\(path): key '\(key)' has an array of unknown type \(elementRaw)")
             }
             let n = try count("array length of '\(key)'", minimumBytes: GGUFReader.minimumBytes(element))
+            guard n <= GGUFFile.maxMetadataValues - values else {
+                throw GLMError("\(path): key '\(key)': an array of \(n) elements passes the \(GGUFFile.maxMetadataValues) metadata values read in all")
+            }
             var items: [GGUFValue] = []
             items.reserveCapacity(n)
             for _ in 0..<n { items.append(try value(type: elementRaw, key: key, depth: depth + 1)) }

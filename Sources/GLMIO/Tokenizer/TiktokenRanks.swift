@@ -7,7 +7,7 @@ extension GLMTokenizer {
     /// Loads a tiktoken rank file. `addedTokens` nil means GLM-4's special tokens numbered from the number of
     /// ranks (as glm-4-9b-chat's `ChatGLM4Tokenizer` does). `addSpecialTokens` then prepends `[gMASK]` `<sop>`.
     public static func load(tiktokenRanks path: String, addedTokens: [GLMAddedToken]? = nil) throws -> GLMTokenizer {
-        let data = try FileInput.read(path)
+        let data = try FileInput.read(path, limit: FileLimits.maxConfigBytes)
         var ranks: [[UInt8]: Int32] = [:]
         var lineNumber = 0
         var maxRank: Int32 = -1
@@ -67,7 +67,7 @@ extension GLMTokenizer {
 
     /// The added tokens listed in a tokenizer_config.json's `added_tokens_decoder` ({"151329": {"content": ...}}).
     public static func addedTokens(tokenizerConfig path: String) throws -> [GLMAddedToken] {
-        let data = try FileInput.read(path)
+        let data = try FileInput.read(path, limit: FileLimits.maxConfigBytes)
         try NestingDepth.checkJSON(data, source: path)
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw GLMError("\(path): not a JSON object; expected a tokenizer_config.json")

@@ -7,7 +7,7 @@ extension GLMTokenizer {
     /// Loads `tokenizer.json`. Anything this tokenizer would not reproduce exactly (another normalizer,
     /// pre-tokenizer, model or decoder) is an error naming the file and what was expected.
     public static func load(tokenizerJSON path: String) throws -> GLMTokenizer {
-        let data = try FileInput.read(path)
+        let data = try FileInput.read(path, limit: FileLimits.maxConfigBytes)
         try NestingDepth.checkJSON(data, source: path)   // Foundation's parser would overflow the stack first
         let root: [String: Any]
         do {

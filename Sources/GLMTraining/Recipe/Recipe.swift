@@ -164,7 +164,7 @@ public struct Recipe {
 
     /// Reads `path`, applies `overrides` ("key.sub=value"), and decodes strictly.
     public static func load(path: String, overrides: [String] = []) throws -> Recipe {
-        let data = try FileInput.read(path, hint: "expected a recipe (YAML)")
+        let data = try FileInput.read(path, hint: "expected a recipe (YAML)", limit: FileLimits.maxConfigBytes)
         guard let text = String(data: data, encoding: .utf8) else { throw GLMError("\(path): the recipe is not UTF-8 text") }
         var node = try RecipeReader.document(text, file: path)
         for o in overrides { node = try RecipeOverride.apply(o, to: node, file: path) }
