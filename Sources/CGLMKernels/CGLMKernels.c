@@ -6,6 +6,9 @@
 // row is prefetched GLMK_PF bytes ahead.
 #include "CGLMKernels.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define GLMK_X86 1
@@ -161,6 +164,32 @@ T256_INLINE void NAME(const int M, const int NR, long k, float alpha, const floa
 GLMK_BLOCK256(blk256_bf16, uint16_t, ld256_bf16, glmk_w1_bf16)
 GLMK_BLOCK256(blk256_f32, float, ld256_f32, glmk_w1_f32)
 
+// One activation row on 256-bit vectors, weight rows one at a time, four accumulators over k: the m = 1 kernel on
+// AMD CPUs even where they have AVX-512 (`glmk_row_kernel`). On the 2-core AMD EPYC Zen 4 VM, streaming the bench
+// model's weights through `row512_*` with 512-bit loads was slower than through this one (2 threads, all of a
+// token's products, interleaved runs: f32 113 MB 363-374 vs 443-463 tokens/s, bf16 57 MB 577-713 vs 633-1,028).
+#define GLMK_ROW256(NAME, WT, LD, W1)                                                                           \
+__attribute__((target("avx2,fma"))) static void NAME(long n, long k, float alpha, const float *a, const WT *w, long ldw, float beta, float *c) { \
+    for (long j = 0; j < n; j++) {                                                                             \
+        const WT *wr = w + j * ldw;                                                                            \
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;                                            \
+        long i = 0;                                                                                            \
+        for (; i + 32 <= k; i += 32) {                                                                         \
+            s0 = _mm256_fmadd_ps(LD(wr + i), _mm256_loadu_ps(a + i), s0);                                      \
+            s1 = _mm256_fmadd_ps(LD(wr + i + 8), _mm256_loadu_ps(a + i + 8), s1);                              \
+            s2 = _mm256_fmadd_ps(LD(wr + i + 16), _mm256_loadu_ps(a + i + 16), s2);                            \
+            s3 = _mm256_fmadd_ps(LD(wr + i + 24), _mm256_loadu_ps(a + i + 24), s3);                            \
+        }                                                                                                      \
+        for (; i + 8 <= k; i += 8) s0 = _mm256_fmadd_ps(LD(wr + i), _mm256_loadu_ps(a + i), s0);               \
+        float v = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));                        \
+        for (; i < k; i++) v += W1(wr + i) * a[i];                                                             \
+        glmk_store(c + j, v, alpha, beta);                                                                     \
+    }                                                                                                          \
+}
+
+GLMK_ROW256(row256_bf16, uint16_t, ld256_bf16, glmk_w1_bf16)
+GLMK_ROW256(row256_f32, float, ld256_f32, glmk_w1_f32)
+
 // Blocks of NR weight rows, then single rows for the remainder; M is a constant in each expansion.
 #define GLMK_RUN(BLK, M, NR)                                                                                   \
     do {                                                                                                       \
@@ -192,6 +221,25 @@ GLMK_DRIVER(drv256_bf16, T256, uint16_t, blk256_bf16, GLMK_RUN(blk256_bf16, 1, 4
 GLMK_DRIVER(drv256_f32, T256, float, blk256_f32, GLMK_RUN(blk256_f32, 1, 4), 2, 1)
 #endif
 
+static int glmk_row_choice = 0;
+
+void glmk_set_row_kernel(int width) { glmk_row_choice = width == 256 || width == 512 ? width : 0; }
+
+int glmk_row_kernel(void) {
+    int choice = glmk_row_choice;
+    if (choice) return choice;
+    const char *env = getenv("GLMTRAIN_ROW_KERNEL");
+    if (env && strcmp(env, "256") == 0) choice = 256;
+    else if (env && strcmp(env, "512") == 0) choice = 512;
+#ifdef GLMK_X86
+    else { __builtin_cpu_init(); choice = __builtin_cpu_is("amd") ? 256 : 512; }
+#else
+    else choice = 512;
+#endif
+    glmk_row_choice = choice;
+    return choice;
+}
+
 void glmk_gemm_nt_bf16(int isa, long m, long n, long k, float alpha, const float *a, long lda,
                        const uint16_t *w, long ldw, float beta, float *c, long ldc) {
     for (long r0 = 0; r0 < m; r0 += GLMK_MAXM) {
@@ -199,6 +247,7 @@ void glmk_gemm_nt_bf16(int isa, long m, long n, long k, float alpha, const float
         const float *ar = a + r0 * lda;
         float *cr = c + r0 * ldc;
 #ifdef GLMK_X86
+        if (isa >= 2 && rows == 1 && glmk_row_kernel() == 256) { row256_bf16(n, k, alpha, ar, w, ldw, beta, cr); continue; }
         if (isa >= 2) { drv512_bf16(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
         if (isa == 1) { drv256_bf16(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
 #endif
@@ -218,6 +267,7 @@ void glmk_gemm_nt_f32(int isa, long m, long n, long k, float alpha, const float 
         const float *ar = a + r0 * lda;
         float *cr = c + r0 * ldc;
 #ifdef GLMK_X86
+        if (isa >= 2 && rows == 1 && glmk_row_kernel() == 256) { row256_f32(n, k, alpha, ar, w, ldw, beta, cr); continue; }
         if (isa >= 2) { drv512_f32(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
         if (isa == 1) { drv256_f32(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
 #endif

@@ -13,6 +13,13 @@ extern "C" {
 /// 0 = none (the kernels must not be called).
 int glmk_isa_level(void);
 
+/// The kernel for one activation row (m = 1) where AVX-512 is available: 256 (four 256-bit accumulators; AMD CPUs,
+/// where 512-bit streaming loads measured slower) or 512 (Intel). `GLMTRAIN_ROW_KERNEL=256|512` chooses it.
+int glmk_row_kernel(void);
+
+/// Sets that choice (256 or 512; anything else: back to the CPU's default) — for tests of both kernels.
+void glmk_set_row_kernel(int width);
+
 /// C[r, j] = alpha · Σ_i A[r, i] · W[j, i] + beta · C[r, j] for r < m, j < n, with W bf16 `[n, k]` (widened exactly
 /// to f32) and A, C f32; row-major with leading dimensions in elements. beta == 0 does not read C. Each weight row
 /// is read once for all rows of A (meant for m ≤ 8; more rows are done 8 at a time). `isa` from glmk_isa_level().

@@ -1,8 +1,12 @@
 // x · Wᵀ for a few rows of x (decode: one row per sequence) with an f32 weight `[n, k]`, reading the weight from
 // memory once for all rows: sgemm would first pack the whole weight (a second pass over it) and sgemv reads it
-// once per row. From two rows on, where the CPU has AVX2 + FMA (`BF16Kernels.useCKernels`), the C kernels of
-// CGLMKernels do it all (`gemmC`), split over the cores by weight rows. Otherwise: one row: a SIMD dot-product
-// kernel split over the cores; several rows (the fallback without the C kernels): each core multiplies its own
+// once per row. Where the CPU has AVX2 + FMA (`BF16Kernels.useCKernels`), the C kernels of CGLMKernels do it all
+// (`gemmC`), split over the cores by weight rows, one row included: on the Intel Xeon, whose 260 MB L3 holds the
+// bench model's 130 MB of f32 weights, the Swift kernel below (SSE: the package targets baseline x86-64) held
+// batch-1 decode to 235-312 tok/s against 410 with the AVX-512 one (an earlier session's measurement); on AMD Zen 4
+// the C kernel's one-row case runs on 256-bit vectors (`glmk_row_kernel`), which streamed faster there than both
+// the 512-bit kernel and this one. Without the C kernels: one row: that SIMD
+// dot-product kernel split over the cores; several rows: each core multiplies its own
 // cache-sized panels of weight rows with single-threaded sgemm as Cᵀ = panel · xᵀ (AVX-512 kernels, which the
 // Swift code cannot use: the package compiles for baseline x86-64).
 
@@ -18,9 +22,7 @@ public enum SmallRowMatMul {
     public static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }
-        // One row stays on the Swift kernel below: f32 decode at batch 1 is bandwidth bound and the C kernel measured
-        // no faster on the bench model (interleaved A/B runs, 150-200 vs 165-212 tok/s; the host noise is ±15%).
-        if m > 1 && BF16Kernels.useCKernels {
+        if BF16Kernels.useCKernels {
             gemmC(m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc)
             return
         }
