@@ -103,7 +103,7 @@ final class GLMConfigTests: XCTestCase {
             (#"{"model_type": "glm", "rope_parameters": {"rope_theta": "x"}}"#, "'rope_parameters.rope_theta'"),
             (#"{"model_type": "glm", "rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}}"#, "rope_type \"yarn\""),
             (#"{"model_type": "glm", "num_attention_heads": 6, "num_key_value_heads": 4}"#, "num_key_value_heads"),
-            (#"{"model_type": "glm", "vocab_size": 256}"#, "pad_token_id 151329"),
+            (#"{"model_type": "glm", "vocab_size": 256}"#, "pad_token_id is not set, and transformers' default 151329 is outside the vocabulary of 256"),
             (#"{"model_type": "glm", "hidden_act": "gelu"}"#, "hidden_act"),
             (#"{"model_type": "glm", "eos_token_id": "x"}"#, "'eos_token_id'"),
             (#"{"model_type": "chatglm", "rmsnorm": false}"#, "'rmsnorm'"),
