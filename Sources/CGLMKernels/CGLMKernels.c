@@ -1,7 +1,7 @@
 // x · Wᵀ for few rows of x (decode), W bf16 or f32 `[n, k]`. Blocks of NR weight rows × M activation rows keep
-// NR·M vector accumulators (AVX-512: NR = 1, one weight row at a time, which streamed from DRAM faster than 2 or 4
-// interleaved rows on the 2-core EPYC VM: 2.4 vs 4 ms per bench-model token at m = 1; m = 1 has its own kernel with
-// four accumulators over k); every weight vector is widened once (bf16 → f32 is a zero-extension and a 16-bit shift,
+// NR·M vector accumulators (AVX-512: NR = 3 from two rows on, see GLMK_DEFAULT_BLOCK_ROWS; interleaved weight rows
+// streamed from DRAM slower at m = 1 on the 2-core EPYC VM, 2.4 vs 4 ms per bench-model token, so m = 1 has its own
+// kernels with four accumulators over k, `glmk_row_kernel`); every weight vector is widened once (bf16 → f32 is a zero-extension and a 16-bit shift,
 // exact) and used for all M rows. The k tail is done with masked loads (AVX-512) or in scalar (AVX2). Each weight
 // row is prefetched GLMK_PF bytes ahead.
 #include "CGLMKernels.h"
@@ -36,6 +36,12 @@ int glmk_isa_level(void) {
 // 2 cores read the 58 MB bench weights at ~18-20 GB/s (m = 1 and m = 8; measured on the 2-core AMD EPYC VM).
 #define GLMK_PF 16384
 #define GLMK_MAXNR 4
+// Three weight rows per block from two activation rows on: on the 2-core AMD EPYC Zen 4 VM, batch-8 greedy decode of
+// the bench model in 5 interleaved rounds (`GLMTRAIN_BLOCK_ROWS=1|3 bench generate --no-compare --batch 8`): f32
+// 1,148-1,206 vs 1,215-1,271 tok/s (paired median 1.04x), bf16 1,607-2,159 vs 1,839-2,902 (1.26x).
+#ifndef GLMK_DEFAULT_BLOCK_ROWS
+#define GLMK_DEFAULT_BLOCK_ROWS 3
+#endif
 
 static inline float glmk_widen1(uint16_t v) {
     union { uint32_t u; float f; } x;
@@ -217,9 +223,26 @@ TARGET static void NAME(long m, long n, long k, float alpha, const float *a, lon
 #define T256 __attribute__((target("avx2,fma")))
 GLMK_DRIVER(drv512_bf16, T512, uint16_t, blk512_bf16, row512_bf16(n, k, alpha, a, w, ldw, beta, c), 1, 1)
 GLMK_DRIVER(drv512_f32, T512, float, blk512_f32, row512_f32(n, k, alpha, a, w, ldw, beta, c), 1, 1)
+// Three weight rows per block from two activation rows on (3·M accumulators, each activation vector used three
+// times): `glmk_block_rows` chooses between these (the default) and the one-row blocks above.
+GLMK_DRIVER(drv512_bf16_nr3, T512, uint16_t, blk512_bf16, row512_bf16(n, k, alpha, a, w, ldw, beta, c), 3, 3)
+GLMK_DRIVER(drv512_f32_nr3, T512, float, blk512_f32, row512_f32(n, k, alpha, a, w, ldw, beta, c), 3, 3)
 GLMK_DRIVER(drv256_bf16, T256, uint16_t, blk256_bf16, GLMK_RUN(blk256_bf16, 1, 4), 2, 1)
 GLMK_DRIVER(drv256_f32, T256, float, blk256_f32, GLMK_RUN(blk256_f32, 1, 4), 2, 1)
 #endif
+
+static int glmk_block_choice = 0;
+
+void glmk_set_block_rows(int rows) { glmk_block_choice = rows == 1 || rows == 3 ? rows : 0; }
+
+int glmk_block_rows(void) {
+    int choice = glmk_block_choice;
+    if (choice) return choice;
+    const char *env = getenv("GLMTRAIN_BLOCK_ROWS");
+    choice = env && strcmp(env, "1") == 0 ? 1 : env && strcmp(env, "3") == 0 ? 3 : GLMK_DEFAULT_BLOCK_ROWS;
+    glmk_block_choice = choice;
+    return choice;
+}
 
 static int glmk_row_choice = 0;
 
@@ -248,6 +271,7 @@ void glmk_gemm_nt_bf16(int isa, long m, long n, long k, float alpha, const float
         float *cr = c + r0 * ldc;
 #ifdef GLMK_X86
         if (isa >= 2 && rows == 1 && glmk_row_kernel() == 256) { row256_bf16(n, k, alpha, ar, w, ldw, beta, cr); continue; }
+        if (isa >= 2 && glmk_block_rows() == 3) { drv512_bf16_nr3(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
         if (isa >= 2) { drv512_bf16(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
         if (isa == 1) { drv256_bf16(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
 #endif
@@ -268,6 +292,7 @@ void glmk_gemm_nt_f32(int isa, long m, long n, long k, float alpha, const float 
         float *cr = c + r0 * ldc;
 #ifdef GLMK_X86
         if (isa >= 2 && rows == 1 && glmk_row_kernel() == 256) { row256_f32(n, k, alpha, ar, w, ldw, beta, cr); continue; }
+        if (isa >= 2 && glmk_block_rows() == 3) { drv512_f32_nr3(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
         if (isa >= 2) { drv512_f32(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
         if (isa == 1) { drv256_f32(rows, n, k, alpha, ar, lda, w, ldw, beta, cr, ldc); continue; }
 #endif

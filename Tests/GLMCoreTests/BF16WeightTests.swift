@@ -102,11 +102,13 @@ final class BF16WeightTests: XCTestCase {
     func testCKernelsMatchSgemmAtEveryLevel() {
         XCTAssertGreaterThanOrEqual(BF16Kernels.cKernelISA, 0)
         if CPUInfo.current().flags.contains("avx512bw") { XCTAssertEqual(BF16Kernels.cKernelISA, 2) }
-        // With AVX-512, one activation row runs on 256-bit (AMD) or 512-bit (Intel) vectors: both are checked here.
-        defer { glmk_set_row_kernel(0) }
-        for (isa, row) in (0...BF16Kernels.cKernelISA).map({ ($0, 0) }) + (BF16Kernels.cKernelISA == 2 ? [(2, 256), (2, 512)] : []) {
-            glmk_set_row_kernel(Int32(row))
-            if row != 0 { XCTAssertEqual(glmk_row_kernel(), Int32(row)) }
+        // With AVX-512, one activation row runs on 256-bit (AMD) or 512-bit (Intel) vectors, and more rows in blocks of
+        // one or three weight rows: each is checked here.
+        defer { glmk_set_row_kernel(0); glmk_set_block_rows(0) }
+        let avx512Variants: [(Int, Int, Int)] = BF16Kernels.cKernelISA == 2 ? [(2, 256, 1), (2, 512, 3), (2, 256, 3)] : []
+        for (isa, row, block) in (0...BF16Kernels.cKernelISA).map({ ($0, 0, 0) }) + avx512Variants {
+            glmk_set_row_kernel(Int32(row)); glmk_set_block_rows(Int32(block))
+            if row != 0 { XCTAssertEqual(glmk_row_kernel(), Int32(row)); XCTAssertEqual(glmk_block_rows(), Int32(block)) }
             for (k, n) in [(37, 29), (515, 19), (130, 45), (16, 16), (1, 7), (33, 300)] {
                 let (w, wide) = bf16Pair([n, k], seed: UInt64(k * 31 + n))
                 for m in [1, 2, 3, 8, 11] {
@@ -115,11 +117,11 @@ final class BF16WeightTests: XCTestCase {
                     BLAS.gemm(transB: true, m: m, n: n, k: k, a: a.pointer, lda: k, b: wide.pointer, ldb: k, c: &ref, ldc: n)
                     BF16Kernels.gemmFewRowsC(m: m, n: n, k: k, a: a.pointer, lda: k, b: w.bf16Bits!, ldb: k, c: &ours, ldc: n,
                                              isa: isa)
-                    assertClose(ours, ref, "C bf16 isa \(isa) row \(row) m \(m) k \(k) n \(n)")
+                    assertClose(ours, ref, "C bf16 isa \(isa) row \(row) block \(block) m \(m) k \(k) n \(n)")
                     ours = [Float](repeating: 0, count: m * n)
                     SmallRowMatMul.gemmC(m: m, n: n, k: k, a: a.pointer, lda: k, b: wide.pointer, ldb: k, c: &ours, ldc: n,
                                          isa: isa)
-                    assertClose(ours, ref, "C f32 isa \(isa) row \(row) m \(m) k \(k) n \(n)")
+                    assertClose(ours, ref, "C f32 isa \(isa) row \(row) block \(block) m \(m) k \(k) n \(n)")
                     var viaC = [Float](repeating: 1, count: m * n), refAB = viaC
                     BF16Kernels.gemmFewRowsC(m: m, n: n, k: k, alpha: 0.5, a: a.pointer, lda: k, b: w.bf16Bits!, ldb: k,
                                              beta: 2, c: &viaC, ldc: n, isa: isa)

@@ -20,6 +20,12 @@ int glmk_row_kernel(void);
 /// Sets that choice (256 or 512; anything else: back to the CPU's default) — for tests of both kernels.
 void glmk_set_row_kernel(int width);
 
+/// Weight rows per block of the AVX-512 kernels from two activation rows on: 1 or 3 (`GLMTRAIN_BLOCK_ROWS=1|3`).
+int glmk_block_rows(void);
+
+/// Sets that choice (1 or 3; anything else: back to the default) — for tests of both.
+void glmk_set_block_rows(int rows);
+
 /// C[r, j] = alpha · Σ_i A[r, i] · W[j, i] + beta · C[r, j] for r < m, j < n, with W bf16 `[n, k]` (widened exactly
 /// to f32) and A, C f32; row-major with leading dimensions in elements. beta == 0 does not read C. Each weight row
 /// is read once for all rows of A (meant for m ≤ 8; more rows are done 8 at a time). `isa` from glmk_isa_level().
