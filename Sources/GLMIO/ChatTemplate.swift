@@ -439,7 +439,8 @@ extension ChatTemplate {
     public static func forModel(directory: String, warn: (String) -> Void = { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }) throws -> ChatTemplate {
         var jinja: String?, source = ""
         let configPath = "\(directory)/tokenizer_config.json"
-        if let data = FileManager.default.contents(atPath: configPath) {
+        if FileManager.default.fileExists(atPath: configPath) {
+            let data = try FileInput.read(configPath, limit: FileLimits.maxConfigBytes)
             guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
                 throw GLMError("\(configPath): not a JSON object")
             }
@@ -448,8 +449,11 @@ extension ChatTemplate {
             case nil, is NSNull: break
             case let s as String: jinja = s
             case let list as [[String: Any]]:
-                guard let t = list.first(where: { $0["name"] as? String == "default" })?["template"] as? String else {
-                    throw GLMError("\(configPath): key 'chat_template': a list of named templates without a \"default\" one (its names: \(list.compactMap { $0["name"] as? String }.joined(separator: ", "))); choose one with --chat-template")
+                guard let named = list.first(where: { $0["name"] as? String == "default" }) else {
+                    throw GLMError("\(configPath): key 'chat_template': a list of named templates without a \"default\" one (its names: \(list.compactMap { $0["name"] as? String }.joined(separator: ", ")))")
+                }
+                guard let t = named["template"] as? String else {
+                    throw GLMError("\(configPath): key 'chat_template': the \"default\" entry's \"template\" is not a string")
                 }
                 jinja = t
             default: throw GLMError("\(configPath): key 'chat_template': expected a string or a list of {\"name\", \"template\"} objects")
@@ -459,9 +463,7 @@ extension ChatTemplate {
         let jinjaPath = "\(directory)/chat_template.jinja"
         var isDirectory: ObjCBool = false
         if jinja == nil, FileManager.default.fileExists(atPath: jinjaPath, isDirectory: &isDirectory) {
-            guard !isDirectory.boolValue, let data = FileManager.default.contents(atPath: jinjaPath) else {
-                throw GLMError("\(jinjaPath): not a readable file")
-            }
+            let data = try FileInput.read(jinjaPath, limit: FileLimits.maxConfigBytes)
             jinja = String(decoding: data, as: UTF8.self); source = jinjaPath
         }
         if let jinja {

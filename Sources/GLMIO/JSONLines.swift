@@ -84,6 +84,7 @@ public enum JSONLines {
 
     /// A parsed value for an error message: one line, at most 48 characters.
     static func shown(_ value: Any) -> String {
+        if let n = value as? NSNumber, isBoolean(n) { return n.boolValue ? "true" : "false" }
         let s = "\(value)".split(whereSeparator: \.isNewline).joined(separator: " ")
         return s.count > 48 ? String(s.prefix(48)) + "…" : s
     }

@@ -173,14 +173,17 @@ public enum ModelDirectory {
     /// The `weight_map` of a sharded checkpoint's index.
     static func weightMap(_ indexPath: String) throws -> [String: String] {
         let data = try FileInput.read(indexPath, limit: FileLimits.maxConfigBytes)
+        try NestingDepth.checkJSON(data, source: indexPath)
         guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw GLMError("\(indexPath): not a JSON object")
         }
         guard let map = obj["weight_map"] as? [String: String], !map.isEmpty else {
             throw GLMError("\(indexPath): key 'weight_map' must map tensor names to shard files")
         }
-        if let bad = map.values.first(where: { $0.contains("/") || $0.hasPrefix(".") }) {
-            throw GLMError("\(indexPath): shard file name \"\(bad)\" must be a plain file name in the directory")
+        // A plain file name in the directory: not empty, no path separator, no leading dot, no control character.
+        if let bad = map.values.first(where: { $0.isEmpty || $0.contains("/") || $0.hasPrefix(".")
+                                              || $0.unicodeScalars.contains { $0.properties.generalCategory == .control } }) {
+            throw GLMError("\(indexPath): shard file name \(JSONValue.quoted(bad)) must be a plain file name in the directory")
         }
         return map
     }

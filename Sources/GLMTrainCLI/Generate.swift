@@ -62,6 +62,9 @@ struct Generate: ParsableCommand {
             try model.checkTokenIds(ids, source: "--prompt-tokens")
             prompts.append(ids)
         }
+        if chat && prompt.isEmpty {
+            FileHandle.standardError.write(Data("warning: --chat renders --prompt text; --prompt-tokens are used as given\n".utf8))
+        }
         let template = chat && !prompt.isEmpty ? try templateOptions.template(directory: modelOptions.model) : nil
         for text in prompt {
             if let template {

@@ -23,6 +23,9 @@ struct Score: ParsableCommand {
         try adapterOptions.apply(to: model)
         var sequences: [[Int32]] = []
         for line in lines {
+            if line.object["tokens"] != nil && line.object["text"] != nil {
+                throw GLMError("\(line.location): both \"tokens\" and \"text\"; expected one of them")
+            }
             if let tokens = try line.intArray("tokens") {
                 try model.checkTokenIds(tokens, source: line.location)
                 sequences.append(tokens)

@@ -54,7 +54,9 @@ final class ChatTemplateVerbatimTests: XCTestCase {
                 let d = try self.directory("jinja-dir", chatTemplate: nil)
                 try FileManager.default.createDirectory(atPath: "\(d)/chat_template.jinja", withIntermediateDirectories: true)
                 return d
-            }, "chat_template.jinja: not a readable file"),
+            }, "chat_template.jinja: is a directory; expected a file"),
+            ("default-not-text", { try self.directory("default-not-text", chatTemplate: [["name": "default", "template": 5]]) },
+             "the \"default\" entry's \"template\" is not a string"),
         ]
         for (name, make, message) in cases {
             let d = try make()

@@ -170,4 +170,31 @@ extension HostileInputCommandTests {
         let values = (obj["metadata"] as? [[String: Any]])?.map { $0["value"] as? String }
         XCTAssertEqual(values, ["nan", "inf"])
     }
+
+    func testSmallerMistakesSayWhatTheyAre() throws {
+        // a boolean where a token id belongs is shown as the boolean
+        try "{\"tokens\": [true, 5]}\n".write(toFile: "\(dir)/bool.jsonl", atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", tiny, "--input", "\(dir)/bool.jsonl"]),
+                           contains: ["\"tokens\"[0] is true; expected an integer"])
+        // tokens and text on one line: which one was meant is not guessed
+        try "{\"tokens\": [5, 6], \"text\": \"hello\"}\n".write(toFile: "\(dir)/both.jsonl", atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", tiny, "--input", "\(dir)/both.jsonl"]),
+                           contains: ["\(dir)/both.jsonl:1: both \"tokens\" and \"text\"; expected one of them"])
+        // --chat has no text to render with --prompt-tokens: said, not silently ignored
+        let r = try GLMTrainBinary.run(["generate", "--model", tiny, "--prompt-tokens", "5,6", "--chat", "--max-new-tokens", "2"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: --chat renders --prompt text; --prompt-tokens are used as given"), r.stderr)
+        // a shard index naming an empty or control-character file name
+        for (name, shard) in [("empty-shard", ""), ("nul-shard", "model\u{0}.safetensors")] {
+            let m = try model(name)
+            try FileManager.default.moveItem(atPath: "\(m)/model.safetensors", toPath: "\(m)/model-00001-of-00001.safetensors")
+            let names = try SafetensorsFile(path: "\(m)/model-00001-of-00001.safetensors").names
+            var map = Dictionary(uniqueKeysWithValues: names.map { ($0, "model-00001-of-00001.safetensors") })
+            map[names[0]] = shard
+            try JSONSerialization.data(withJSONObject: ["weight_map": map]).write(to: URL(fileURLWithPath: "\(m)/model.safetensors.index.json"))
+            let r = try GLMTrainBinary.run(["score", "--model", m, "--input", "\(dir)/both.jsonl"])
+            assertOneLineError(r, contains: ["model.safetensors.index.json: shard file name", "must be a plain file name"])
+            XCTAssertFalse(r.stderr.contains("\u{0}"), "a raw NUL in the message")
+        }
+    }
 }
