@@ -133,8 +133,16 @@ struct RewardCommand {
         let reader = Thread { box.data = stdout.fileHandleForReading.readDataToEndOfFile(); done.signal() }
         reader.start()
         if done.wait(timeout: .now() + timeout) == .timedOut {
-            process.terminate()
-            if done.wait(timeout: .now() + 2) == .timedOut { kill(process.processIdentifier, SIGKILL); done.wait() }
+            // The program runs in a process group of its own (Foundation's Process makes one): the whole group is
+            // stopped, so that programs it started (a shell script's `sleep`, a Python child) neither keep running
+            // nor keep the output pipe open. (A descendant that starts a session of its own is out of reach and
+            // delays the return until it ends.)
+            let group = -process.processIdentifier
+            kill(group, SIGTERM)
+            if done.wait(timeout: .now() + 2) == .timedOut {
+                kill(group, SIGKILL)
+                _ = done.wait(timeout: .now() + 2)
+            }
             process.waitUntilExit()
             warnings.append("reward command \(name): no answer within \(timeout) s; killed, its \(inputs.count) samples score 0")
             return zeros

@@ -305,6 +305,14 @@ final class RLRunTests: XCTestCase {
         XCTAssertEqual(warnings, [])
         XCTAssertEqual(RewardSpec.command(["sleep", "30"], timeout: 0.3).score(inputs, warnings: &warnings), [0, 0])
         XCTAssertTrue(warnings.last!.contains("no answer within 0.3 s"), warnings.last!)
+        // A script whose own child keeps the output pipe open: the whole process group is stopped at the timeout
+        // (this hung the rollout before).
+        for script in ["sleep 30; echo 1", "sleep 30 & wait"] {
+            let start = Date()
+            XCTAssertEqual(RewardSpec.command(["sh", "-c", script], timeout: 0.3).score(inputs, warnings: &warnings), [0, 0], script)
+            XCTAssertTrue(warnings.last!.contains("no answer within 0.3 s"), warnings.last!)
+            XCTAssertLessThan(Date().timeIntervalSince(start), 10, "\(script): the timeout did not hold")
+        }
         XCTAssertEqual(RewardSpec.command(["sh", "-c", "exit 3"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])
         XCTAssertTrue(warnings.last!.contains("exited with status 3"), warnings.last!)
         XCTAssertEqual(RewardSpec.command(["sh", "-c", "echo 1"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])
