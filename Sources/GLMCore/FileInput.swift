@@ -47,4 +47,18 @@ public enum FileInput {
         do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
         catch { throw GLMError("\(path): cannot read (\(error.localizedDescription))") }
     }
+
+    /// What a program run by GLMTrain (an evaluation hook, a reward command) may print on stdout: 64 MiB.
+    public static let maxProgramOutputBytes = 64 << 20
+
+    /// `handle` (a child's stdout) read to its end, keeping at most `limit` bytes; `overflowed` when more came — then
+    /// reading stops there, and the caller stops the program.
+    public static func readOutput(_ handle: FileHandle, limit: Int = maxProgramOutputBytes) -> (data: Data, overflowed: Bool) {
+        var data = Data()
+        while let chunk = try? handle.read(upToCount: 1 << 16), !chunk.isEmpty {
+            guard chunk.count <= limit - data.count else { return (data, true) }
+            data.append(chunk)
+        }
+        return (data, false)
+    }
 }

@@ -103,6 +103,9 @@ public indirect enum RewardSpec: Sendable {
 struct RewardCommand {
     let command: [String]
     let timeout: Double
+    /// The largest reward magnitude taken (a group's mean and standard deviation of values near the double range
+    /// overflow, and advantages become f32).
+    static let maxMagnitude = 1e15
 
     func score(_ inputs: [RewardInput], warnings: inout [String]) -> [Double] {
         let zeros = [Double](repeating: 0, count: inputs.count)
@@ -128,9 +131,9 @@ struct RewardCommand {
         let input = Data(lines.utf8)
         let writer = Thread { try? stdin.fileHandleForWriting.write(contentsOf: input); try? stdin.fileHandleForWriting.close() }
         writer.start()
-        final class Box: @unchecked Sendable { var data = Data() }
+        final class Box: @unchecked Sendable { var data = Data(); var overflowed = false }
         let box = Box(), done = DispatchSemaphore(value: 0)
-        let reader = Thread { box.data = stdout.fileHandleForReading.readDataToEndOfFile(); done.signal() }
+        let reader = Thread { (box.data, box.overflowed) = FileInput.readOutput(stdout.fileHandleForReading); done.signal() }
         reader.start()
         if done.wait(timeout: .now() + timeout) == .timedOut {
             // The program runs in a process group of its own (Foundation's Process makes one): the whole group is
@@ -147,6 +150,12 @@ struct RewardCommand {
             warnings.append("reward command \(name): no answer within \(timeout) s; killed, its \(inputs.count) samples score 0")
             return zeros
         }
+        if box.overflowed {
+            kill(-process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+            warnings.append("reward command \(name): printed more than \(FileInput.maxProgramOutputBytes) bytes; killed, its \(inputs.count) samples score 0")
+            return zeros
+        }
         process.waitUntilExit()
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {
             warnings.append("reward command \(name): exited with \(process.terminationReason == .exit ? "status" : "signal") \(process.terminationStatus); its \(inputs.count) samples score 0")
@@ -160,14 +169,15 @@ struct RewardCommand {
         var scores: [Double] = []
         for (k, line) in out.enumerated() {
             let text = line.trimmingCharacters(in: .whitespaces)
-            if let v = Double(text), v.isFinite { scores.append(v); continue }
+            if let v = Double(text), v.isFinite, abs(v) <= RewardCommand.maxMagnitude { scores.append(v); continue }
             if let obj = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] {
                 let numbers = obj.compactMapValues { ($0 as? NSNumber)?.doubleValue }
-                if let v = numbers["reward"] ?? (numbers.isEmpty ? nil : numbers.values.reduce(0, +)), v.isFinite {
+                if let v = numbers["reward"] ?? (numbers.isEmpty ? nil : numbers.values.reduce(0, +)), v.isFinite,
+                   abs(v) <= RewardCommand.maxMagnitude {
                     scores.append(v); continue
                 }
             }
-            warnings.append("reward command \(name): line \(k + 1) is not a number or a JSON object of scores ('\(text.prefix(60))'); it scores 0")
+            warnings.append("reward command \(name): line \(k + 1) is not a number of magnitude at most 1e15 or a JSON object of such scores ('\(text.prefix(60))'); it scores 0")
             scores.append(0)
         }
         return scores

@@ -313,6 +313,12 @@ final class RLRunTests: XCTestCase {
             XCTAssertTrue(warnings.last!.contains("no answer within 0.3 s"), warnings.last!)
             XCTAssertLessThan(Date().timeIntervalSince(start), 10, "\(script): the timeout did not hold")
         }
+        // Output without end is cut at its bound, and rewards near the double range (whose group statistics overflow) score 0.
+        XCTAssertEqual(RewardSpec.command(["sh", "-c", "cat >/dev/null; yes 1"], timeout: 60).score(inputs, warnings: &warnings), [0, 0])
+        XCTAssertTrue(warnings.last!.contains("printed more than \(FileInput.maxProgramOutputBytes) bytes"), warnings.last!)
+        XCTAssertEqual(RewardSpec.command(["sh", "-c", "cat >/dev/null; echo 1e308; echo '{\"reward\": -1e300}'"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])
+        XCTAssertTrue(warnings.last!.contains("line 2 is not a number of magnitude at most 1e15"), warnings.last!)
+        XCTAssertEqual(RewardSpec.command(["sh", "-c", "cat >/dev/null; echo 1e15; echo -3"], timeout: 10).score(inputs, warnings: &warnings), [1e15, -3])
         XCTAssertEqual(RewardSpec.command(["sh", "-c", "exit 3"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])
         XCTAssertTrue(warnings.last!.contains("exited with status 3"), warnings.last!)
         XCTAssertEqual(RewardSpec.command(["sh", "-c", "echo 1"], timeout: 10).score(inputs, warnings: &warnings), [0, 0])

@@ -117,4 +117,13 @@ final class RecipeHostileTests: XCTestCase {
             XCTAssertTrue(m.contains("without reading its input"), m)
         }
     }
+
+    func testACommandThatPrintsWithoutEndIsStoppedAtItsOutputBound() throws {
+        let hook = CommandHook(name: "flood", command: ["sh", "-c", "cat >/dev/null; yes 0123456789"])
+        let context = EvaluationContext(model: try tinyModel(), tokenizer: nil, step: 1, runDirectory: NSTemporaryDirectory(), exportModel: { _ in })
+        XCTAssertThrowsError(try hook.evaluate(context)) { e in
+            let m = (e as? GLMError)?.message ?? "\(e)"
+            XCTAssertTrue(m.contains("eval hook 'flood': sh -c cat >/dev/null; yes 0123456789 printed more than \(FileInput.maxProgramOutputBytes) bytes"), m)
+        }
+    }
 }

@@ -33,8 +33,12 @@ public final class CommandHook: EvaluationHook {
         var writeError: Error?
         do { try stdin.fileHandleForWriting.write(contentsOf: Data((input + "\n").utf8)) } catch { writeError = error }
         try? stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
+        let (output, overflowed) = FileInput.readOutput(stdout.fileHandleForReading)
+        if overflowed { kill(-process.processIdentifier, SIGKILL) }  // its own process group (Foundation's Process)
         process.waitUntilExit()
+        if overflowed {
+            throw GLMError("eval hook '\(name)': \(command.joined(separator: " ")) printed more than \(FileInput.maxProgramOutputBytes) bytes; expected one JSON object of metrics")
+        }
         let how = process.terminationReason == .uncaughtSignal ? "was killed by signal \(process.terminationStatus)"
                                                                 : "exited with status \(process.terminationStatus)"
         if writeError != nil {
