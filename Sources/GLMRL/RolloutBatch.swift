@@ -68,7 +68,11 @@ public struct RolloutBatch: Codable, Sendable {
             guard s.logProbs.allSatisfy({ $0.isFinite && $0 <= 0 }), s.referenceLogProbs?.allSatisfy({ $0.isFinite && $0 <= 0 }) ?? true else {
                 throw fail("a log-probability that is not a finite number ≤ 0")
             }
-            guard s.reward.isFinite, s.advantage.isFinite else { throw fail("reward \(s.reward), advantage \(s.advantage); expected finite numbers") }
+            // Rewards are at most 1e15 in magnitude (RewardCommand.maxMagnitude) and advantages differences of them;
+            // larger values would overflow the f32 loss.
+            guard s.reward.isFinite, s.advantage.isFinite, abs(s.reward) <= 1e16, abs(s.advantage) <= 1e16 else {
+                throw fail("reward \(s.reward), advantage \(s.advantage); expected finite numbers of magnitude at most 1e16")
+            }
             guard s.version >= 0, s.version <= trainerVersion else { throw fail("version \(s.version); the trainer is at version \(trainerVersion)") }
         }
     }

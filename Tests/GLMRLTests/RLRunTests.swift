@@ -345,7 +345,9 @@ final class RLRunTests: XCTestCase {
         for (text, expected) in [("{not json", "not a rollout batch"),
                                  (#"{"index":0,"samples":["# + sample + #"],"stats":{},"warnings":[]}"#, "sample 0: token id 99999 is outside the vocabulary of 2048"),
                                  (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "8").replacingOccurrences(of: "[-1,-2]", with: "[-1]") + #"],"stats":{},"warnings":[]}"#, "1 log-probs for 2 response tokens"),
-                                 (#"{"index":3,"samples":[],"stats":{},"warnings":[]}"#, "holds batch 3 with 0 samples")] {
+                                 (#"{"index":3,"samples":[],"stats":{},"warnings":[]}"#, "holds batch 3 with 0 samples"),
+                                 (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "8").replacingOccurrences(of: #""advantage":0.5"#, with: #""advantage":1e308"#) + #"],"stats":{},"warnings":[]}"#,
+                                  "sample 0: reward 1.0, advantage 1e+308; expected finite numbers of magnitude at most 1e16")] {
             try text.write(toFile: "\(run)/rollouts/batch-000000.json", atomically: true, encoding: .utf8)
             let r = try GLMTrainBinary.run(["rl", "train", "--run", run])
             XCTAssertEqual(r.status, 1, r.stderr)
