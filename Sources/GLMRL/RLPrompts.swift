@@ -10,6 +10,8 @@ public struct RLPrompts: Sendable {
     /// The last user message, as a reward program sees it.
     public var texts: [String]
     public var answers: [String?]
+    /// "FILE:LINE" of each prompt, for messages.
+    public var locations: [String] = []
 
     public init(file: String, tokenizer: GLMTokenizer, template: ChatTemplate, maxPromptTokens: Int, limit: Int? = nil) throws {
         var lines = try TokenizedDataset.chatLines(file)
@@ -35,6 +37,7 @@ public struct RLPrompts: Sendable {
                 throw GLMError("\(line.location): the rendered prompt has \(ids.count) tokens; with rl.max_new_tokens the model's max_position_embeddings allows \(maxPromptTokens)")
             }
             tokens.append(ids)
+            locations.append(line.location)
             texts.append(conversation.messages.last { $0.role == .user }?.content ?? conversation.messages.last?.content ?? "")
             answers.append(answer)
         }

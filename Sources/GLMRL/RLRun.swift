@@ -34,6 +34,9 @@ final class RLSetup {
         }
         try run.checkDataFile(recipe.data.train, key: "data.train")
         prompts = try RLPrompts(file: recipe.data.train, tokenizer: t, template: try run.chatTemplate(), maxPromptTokens: maxPrompt)
+        if rl.reward.checksAnswer, let i = prompts.answers.firstIndex(where: { $0 == nil }) {
+            throw GLMError("\(prompts.locations[i]): no \"answer\", which the recipe's reward checks the response against")
+        }
         directory = RLRunDirectory(recipe.outputDir)
         stops = run.generationStops
     }

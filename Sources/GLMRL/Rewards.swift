@@ -28,6 +28,15 @@ public indirect enum RewardSpec: Sendable {
     case command([String], timeout: Double)
     case weighted([(weight: Double, spec: RewardSpec)])
 
+    /// Whether the reward compares the response with the prompt's `answer` (exact_match, numeric, or a sum with one).
+    public var checksAnswer: Bool {
+        switch self {
+        case .exactMatch, .numeric: return true
+        case .format, .command: return false
+        case .weighted(let terms): return terms.contains { $0.spec.checksAnswer }
+        }
+    }
+
     /// Reads a reward: `numeric`, `exact_match`, `{type: exact_match, normalize: lower}`, `{type: format, pattern: ...}`,
     /// `{type: command, command: [...], timeout: 30}`, or `{type: sum, terms: [{weight: 0.9, reward: ...}, ...]}`.
     static func read(_ parent: RecipeReader, _ key: String, _ node: Node) throws -> RewardSpec {

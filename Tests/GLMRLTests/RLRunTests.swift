@@ -371,6 +371,17 @@ final class RLRunTests: XCTestCase {
         let kl = try recipe("kl", mode: "sync", steps: 1, extra: "  kl_in_reward: true\n  kl_coef: 0")
         r = try GLMTrainBinary.run(["run", kl])
         XCTAssertTrue(r.stderr.contains("duplicate key") || r.stderr.contains("kl_in_reward: true needs kl_coef above 0"), r.stderr)
+        // A prompt without the answer the reward checks is refused, not scored 0 (a command reward needs none).
+        try "{\"prompt\": \"1+1=\", \"answer\": \"2\"}\n{\"prompt\": \"2+2=\"}\n".write(toFile: "\(dir)/no-answer.jsonl", atomically: true, encoding: .utf8)
+        let noAnswer = try String(contentsOfFile: try recipe("no-answer", mode: "sync", steps: 1), encoding: .utf8)
+            .replacingOccurrences(of: "\(Fixtures.repositoryRoot)/Data/rl/prompts.jsonl", with: "\(dir)/no-answer.jsonl")
+        try noAnswer.write(toFile: "\(dir)/no-answer.yaml", atomically: true, encoding: .utf8)
+        r = try GLMTrainBinary.run(["run", "\(dir)/no-answer.yaml"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.hasPrefix("error: ") }.count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(dir)/no-answer.jsonl:2: no \"answer\", which the recipe's reward checks"), r.stderr)
+        XCTAssertFalse(RewardSpec.command(["true"], timeout: 1).checksAnswer)
+        XCTAssertTrue(RewardSpec.weighted([(1, .format("x")), (1, .numeric)]).checksAnswer)
     }
 
     /// A version directory without its LATEST pointer (a trainer killed between the two): the trainer's start sets
