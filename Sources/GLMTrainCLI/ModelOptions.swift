@@ -13,13 +13,8 @@ struct ModelOptions: ParsableArguments {
     func load(needTokenizer: Bool) throws -> (any CausalLanguageModel, GLMTokenizer?) {
         let m = try ModelDirectory.loadModel(model)
         let t = try tokenizer(required: needTokenizer)
-        if let t { try Self.check(t, vocabSize: m.configuration.vocabSize, model: model) }
+        try t?.checkFits(vocabSize: m.configuration.vocabSize, owner: model)
         return (m, t)
-    }
-
-    /// Refuses a tokenizer with ids the model cannot embed.
-    static func check(_ t: GLMTokenizer, vocabSize vocab: Int, model: String) throws {
-        try t.checkFits(vocabSize: vocab, owner: model)
     }
 
     func tokenizer(required: Bool) throws -> GLMTokenizer? {

@@ -21,7 +21,7 @@ struct Tokenize: ParsableCommand {
         let tokenizer = try GLMTokenizer.load(directory: model)
         // ids the model cannot embed are refused here as score and generate refuse them
         if FileManager.default.fileExists(atPath: "\(model)/config.json") {
-            try ModelOptions.check(tokenizer, vocabSize: try ModelDirectory.loadConfiguration(model).vocabSize, model: model)
+            try tokenizer.checkFits(vocabSize: try ModelDirectory.loadConfiguration(model).vocabSize, owner: model)
         }
         var out: [String] = []
         var template: ChatTemplate?
