@@ -37,7 +37,7 @@ public enum MixedPrecision {
         }
     }
 
-    static func gemmF32Operands(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
+    public static func gemmF32Operands(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>,
                                 lda: Int, b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard isActive, beta == 0 || beta == 1 else {
             BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
@@ -107,8 +107,10 @@ public enum MixedPrecision {
         let scratch = StoragePool.shared.take(floats)
         defer { StoragePool.shared.give(scratch, floats) }
         return scratch.withMemoryRebound(to: UInt16.self, capacity: 2 * floats) { bits in
-            Parallel.forEachChunk(rows, costPerItem: max(1, cols / 4)) { r in
-                glmb_to_bf16(r.count, cols, src + r.lowerBound * ld, ld, bits + r.lowerBound * cols)
+            StepProfile.timeRounding {
+                Parallel.forEachChunk(rows, costPerItem: max(1, cols / 4)) { r in
+                    glmb_to_bf16(r.count, cols, src + r.lowerBound * ld, ld, bits + r.lowerBound * cols)
+                }
             }
             return body(bits)
         }

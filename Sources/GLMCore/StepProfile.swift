@@ -7,8 +7,14 @@ import Foundation
 
 public enum StepProfile {
     public enum Category: Int, CaseIterable, Sendable {
-        case matrixProducts, attention
-        public var name: String { self == .matrixProducts ? "matrix products" : "attention" }
+        case matrixProducts, adapterProducts, attention
+        public var name: String {
+            switch self {
+            case .matrixProducts: "matrix products"
+            case .adapterProducts: "LoRA low-rank products"
+            case .attention: "attention"
+            }
+        }
     }
 
     nonisolated(unsafe) public static var enabled = false
@@ -29,9 +35,27 @@ public enum StepProfile {
         return try body()
     }
 
+    /// Seconds spent rounding matrix-product operands to bf16: a part of the products' time, counted on its own.
+    nonisolated(unsafe) static var roundingSeconds = 0.0
+
+    /// Runs `body`, adding its wall time to the rounding seconds when profiling (nested or not).
+    @inline(__always)
+    public static func timeRounding<R>(_ body: () throws -> R) rethrows -> R {
+        guard enabled else { return try body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { roundingSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return try body()
+    }
+
     /// The accumulated seconds by category, and zeroes them.
     public static func take() -> [(Category, Double)] {
-        defer { seconds = seconds.map { _ in 0 } }
+        defer { seconds = seconds.map { _ in 0 }; roundingSeconds = 0 }
         return Category.allCases.map { ($0, seconds[$0.rawValue]) }
+    }
+
+    /// The rounding seconds accumulated since the last `take`, and zeroes them.
+    public static func takeRounding() -> Double {
+        defer { roundingSeconds = 0 }
+        return roundingSeconds
     }
 }

@@ -77,9 +77,14 @@ enum BenchModel {
         defer { StepProfile.enabled = false }
         try body()
         let total = Stopwatch.now() - t0
-        let parts = StepProfile.take()
+        let rounding = StepProfile.takeRounding()
+        let parts = StepProfile.take().filter { $0.0 != .adapterProducts || $0.1 > 0 }
         let other = max(0, total - parts.reduce(0) { $0 + $1.1 })
-        let items = parts.map { String(format: "%@ %.3f s (%.0f%%)", $0.0.name, $0.1, 100 * $0.1 / total) }
+        let items = parts.map { part in
+            var s = String(format: "%@ %.3f s (%.0f%%)", part.0.name, part.1, 100 * part.1 / total)
+            if part.0 == .matrixProducts && rounding > 0 { s += String(format: " [of which rounding operands to bf16 %.3f s]", rounding) }
+            return s
+        }
         return "one step by kind: " + items.joined(separator: ", ") + String(format: ", other %.3f s (%.0f%%)", other, 100 * other / total)
     }
 

@@ -37,8 +37,15 @@ public struct RotaryConfig: Sendable, Equatable {
         (0..<((dim + 1) / 2)).map { i in 1 / Foundation.pow(theta, Float(2 * i) / Float(dim)) }
     }
 
-    /// cos/sin tables `[tokens, rotaryDim/2]`.
+    /// cos/sin tables `[tokens, rotaryDim/2]`. Every layer of a forward pass (and the backward) asks for the same
+    /// tables, so the last ones made are kept (`RotaryTableCache`) and handed out again for the same arguments.
     func tables(positions: [Int32], blockPositions: [Int32]?) -> (cos: [Float], sin: [Float]) {
+        RotaryTableCache.shared.tables(config: self, positions: positions, blockPositions: blockPositions) {
+            computeTables(positions: positions, blockPositions: blockPositions)
+        }
+    }
+
+    func computeTables(positions: [Int32], blockPositions: [Int32]?) -> (cos: [Float], sin: [Float]) {
         let pairs = rotaryDim / 2
         var cosT = [Float](repeating: 0, count: positions.count * pairs)
         var sinT = cosT
@@ -82,7 +89,8 @@ extension Tensor {
             let sign: Float = inverse ? -1 : 1
             cosT.withUnsafeBufferPointer { cp in
                 sinT.withUnsafeBufferPointer { sp in
-                    for t in 0..<tokens {
+                    Parallel.forEachChunk(tokens, costPerItem: heads * d * 4) { range in
+                    for t in range {
                         let c = cp.baseAddress! + t * pairs, s = sp.baseAddress! + t * pairs
                         for h in 0..<heads {
                             let base = (t * heads + h) * d
@@ -96,6 +104,7 @@ extension Tensor {
                                 (ys + 2 * pairs).update(from: xs + 2 * pairs, count: d - 2 * pairs)
                             }
                         }
+                    }
                     }
                 }
             }

@@ -186,44 +186,62 @@ public final class LoRA {
         let rows = x.count / max(inDim, 1)
         let mask = training && config.dropout > 0 && Autograd.isTrainingForward ? dropoutMask(count: x.count) : nil
         let input = mask.map { m in Autograd.noGrad { x * Tensor(shape: x.shape, storage: m.storage) } } ?? x
-        // The base product off the tape (its buffer is fresh), then += s·(input·Aᵀ)·Bᵀ in place.
+        // The base product off the tape (its buffer is fresh), then += s·(input·Aᵀ)·Bᵀ in place. The rank-r products
+        // run in f32 on the low-rank kernels (LowRankMatMul) in both precisions: they are a small part of the
+        // multiply-adds but streams over [rows, in/out] activations, which bf16 rounding would only add to.
         let y = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
         let down = Tensor(uninitialized: Array(x.shape.dropLast()) + [r])
-        MixedPrecision.gemm(transB: true, m: rows, n: r, k: inDim, a: input.pointer, lda: inDim, b: pair.a.pointer, ldb: inDim,
-                  c: down.pointer, ldc: r)
-        MixedPrecision.gemm(transB: true, m: rows, n: outDim, k: r, alpha: s, a: down.pointer, lda: r, b: pair.b.pointer, ldb: r,
-                  beta: 1, c: y.pointer, ldc: outDim)
         let (a, b) = (pair.a, pair.b)
+        StepProfile.time(.adapterProducts) {
+            LowRankMatMul.nt(m: rows, r: r, k: inDim, x: input.pointer, ldx: inDim, w: a.pointer, ldw: inDim,
+                             c: down.pointer, ldc: r)
+            let bT = Tensor(uninitialized: [r, outDim])  // Bᵀ
+            LowRankMatMul.transpose(b.pointer, rows: outDim, cols: r, ld: r, into: bT.pointer)
+            LowRankMatMul.nn(m: rows, n: outDim, r: r, alpha: s, d: down.pointer, ldd: r, w: bT.pointer, ldw: outDim,
+                             beta: 1, c: y.pointer, ldc: outDim)
+        }
         return y.recorded(from: bias.map { [x, weight, a, b, $0] } ?? [x, weight, a, b]) { g in
             let gp = g.pointer
-            if b.requiresGrad {  // dB = s·gᵀ·down  [out, r]
-                let db = Tensor(uninitialized: b.shape)
-                MixedPrecision.gemm(transA: true, m: outDim, n: r, k: rows, alpha: s, a: gp, lda: outDim, b: down.pointer, ldb: r,
-                          c: db.pointer, ldc: r)
-                b.accumulateGrad(db, fresh: true)
-            }
-            if a.requiresGrad || x.requiresGrad {
-                let gDown = Tensor(uninitialized: [rows, r])  // s·g·B
-                MixedPrecision.gemm(m: rows, n: r, k: outDim, alpha: s, a: gp, lda: outDim, b: b.pointer, ldb: r, c: gDown.pointer, ldc: r)
-                if a.requiresGrad {  // dA = gDownᵀ·input  [r, in]
+            var gDown: Tensor?  // s·g·B  [rows, r]
+            StepProfile.time(.adapterProducts) {
+                if b.requiresGrad {  // dB = s·gᵀ·down  [out, r], made as its transpose
+                    let dbT = Tensor(uninitialized: [r, outDim])
+                    LowRankMatMul.tn(r: r, n: outDim, m: rows, alpha: s, p: down.pointer, ldp: r, q: gp, ldq: outDim,
+                                     c: dbT.pointer, ldc: outDim)
+                    let db = Tensor(uninitialized: b.shape)
+                    LowRankMatMul.transpose(dbT.pointer, rows: r, cols: outDim, ld: outDim, into: db.pointer)
+                    b.accumulateGrad(db, fresh: true)
+                }
+                if a.requiresGrad || x.requiresGrad {
+                    let bT = Tensor(uninitialized: [r, outDim])
+                    LowRankMatMul.transpose(b.pointer, rows: outDim, cols: r, ld: r, into: bT.pointer)
+                    let t = Tensor(uninitialized: [rows, r])
+                    LowRankMatMul.nt(m: rows, r: r, k: outDim, alpha: s, x: gp, ldx: outDim, w: bT.pointer, ldw: outDim,
+                                     c: t.pointer, ldc: r)
+                    gDown = t
+                }
+                if a.requiresGrad, let gDown {  // dA = gDownᵀ·input  [r, in]
                     let da = Tensor(uninitialized: a.shape)
-                    MixedPrecision.gemm(transA: true, m: r, n: inDim, k: rows, a: gDown.pointer, lda: r, b: input.pointer, ldb: inDim,
-                              c: da.pointer, ldc: inDim)
+                    LowRankMatMul.tn(r: r, n: inDim, m: rows, p: gDown.pointer, ldp: r, q: input.pointer, ldq: inDim,
+                                     c: da.pointer, ldc: inDim)
                     a.accumulateGrad(da, fresh: true)
                 }
-                if x.requiresGrad {  // dx = g·W + (gDown·A) ⊙ mask
-                    let dx = Autograd.noGrad { Tensor.matmul(g, weight) }
+            }
+            if x.requiresGrad, let gDown {  // dx = g·W + (gDown·A) ⊙ mask
+                let dx = Autograd.noGrad { Tensor.matmul(g, weight) }
+                StepProfile.time(.adapterProducts) {
                     if let mask {
                         let t = Tensor(uninitialized: [rows, inDim])
-                        MixedPrecision.gemm(m: rows, n: inDim, k: r, a: gDown.pointer, lda: r, b: a.pointer, ldb: inDim, c: t.pointer, ldc: inDim)
+                        LowRankMatMul.nn(m: rows, n: inDim, r: r, d: gDown.pointer, ldd: r, w: a.pointer, ldw: inDim,
+                                         c: t.pointer, ldc: inDim)
                         let dp = dx.pointer, tp = t.pointer, mp = mask.pointer
                         for i in 0..<x.count { dp[i] += tp[i] * mp[i] }
                     } else {
-                        MixedPrecision.gemm(m: rows, n: inDim, k: r, a: gDown.pointer, lda: r, b: a.pointer, ldb: inDim, beta: 1,
-                                  c: dx.pointer, ldc: inDim)
+                        LowRankMatMul.nn(m: rows, n: inDim, r: r, d: gDown.pointer, ldd: r, w: a.pointer, ldw: inDim,
+                                         beta: 1, c: dx.pointer, ldc: inDim)
                     }
-                    x.accumulateGrad(dx, fresh: true)
                 }
+                x.accumulateGrad(dx, fresh: true)
             }
             if weight.requiresGrad {  // a base trained together with its adapter: dW = gᵀ·x
                 let dw = Tensor(uninitialized: weight.shape)

@@ -1,0 +1,121 @@
+// The low-rank product kernels (LoRA's rank-r products) against sums in Double, at every kernel level (the plain C
+// loops, AVX-512 where present, the default dispatch, and OpenBLAS with the C kernels off): ranks and widths that are
+// not multiples of the kernels' blocks (4 × 4, 16 j × 16 columns, 8 rows × 32 columns), leading dimensions wider
+// than the rows, alpha and beta.
+import XCTest
+import GLMCore
+import TestSupport
+
+final class LowRankMatMulTests: XCTestCase {
+    func values(_ count: Int, seed: UInt64) -> [Float] {
+        var gen = SeededGenerator(seed: seed)
+        return (0..<count).map { _ in Float(gen.nextUniform() * 2 - 1) }
+    }
+
+    /// Each way of running the kernels: (label, isa argument, C kernels on).
+    var levels: [(String, Int?, Bool)] {
+        var out: [(String, Int?, Bool)] = [("plain C", 0, true), ("default", nil, true), ("OpenBLAS", nil, false)]
+        if BF16Kernels.cKernelISA >= 2 { out.append(("AVX-512", 2, true)) }
+        return out
+    }
+
+    func check(_ ours: [Float], _ ref: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(ours.count, ref.count, what, file: file, line: line)
+        for (i, (o, r)) in zip(ours, ref).enumerated() where abs(Double(o) - r) > 1e-4 * max(1, abs(r)) {
+            XCTFail("\(what): element \(i) is \(o), expected \(r)", file: file, line: line)
+            return
+        }
+    }
+
+    func withLevel(_ on: Bool, _ body: () -> Void) {
+        let saved = BF16Kernels.useCKernels
+        BF16Kernels.useCKernels = on
+        defer { BF16Kernels.useCKernels = saved }
+        body()
+    }
+
+    func testNTMatchesDoubleSums() {
+        for (label, isa, on) in levels {
+            withLevel(on) {
+                for m in [1, 5, 66] { for r in [1, 3, 4, 7, 16, 17] { for k in [1, 15, 16, 17, 300] {
+                    let ldx = k + 3, ldw = k + 1, ldc = r + 2
+                    let x = values(m * ldx, seed: UInt64(m * 7 + k)), w = values(r * ldw, seed: UInt64(r * 11 + k))
+                    var c = [Float](repeating: .nan, count: m * ldc)
+                    LowRankMatMul.nt(m: m, r: r, k: k, alpha: 0.75, x: x, ldx: ldx, w: w, ldw: ldw, c: &c, ldc: ldc, isa: isa)
+                    var ref = [Double](), got = [Float]()
+                    for i in 0..<m {
+                        for j in 0..<r {
+                            ref.append(0.75 * (0..<k).reduce(0.0) { $0 + Double(x[i * ldx + $1]) * Double(w[j * ldw + $1]) })
+                            got.append(c[i * ldc + j])
+                        }
+                    }
+                    check(got, ref, "nt \(label) m \(m) r \(r) k \(k)")
+                } } }
+            }
+        }
+    }
+
+    func testTNMatchesDoubleSums() {
+        for (label, isa, on) in levels {
+            withLevel(on) {
+                for m in [1, 5, 70, 130] { for r in [1, 3, 8, 16, 17, 33] { for n in [1, 15, 16, 17, 40, 300] {
+                    let ldp = r + 1, ldq = n + 5, ldc = n + 3
+                    let p = values(m * ldp, seed: UInt64(m * 13 + r)), q = values(m * ldq, seed: UInt64(n * 17 + m))
+                    var c = [Float](repeating: .nan, count: r * ldc)
+                    LowRankMatMul.tn(r: r, n: n, m: m, alpha: 1.5, p: p, ldp: ldp, q: q, ldq: ldq, c: &c, ldc: ldc, isa: isa)
+                    var ref = [Double](), got = [Float]()
+                    for j in 0..<r {
+                        for col in 0..<n {
+                            ref.append(1.5 * (0..<m).reduce(0.0) { $0 + Double(p[$1 * ldp + j]) * Double(q[$1 * ldq + col]) })
+                            got.append(c[j * ldc + col])
+                        }
+                    }
+                    check(got, ref, "tn \(label) m \(m) r \(r) n \(n)")
+                } } }
+            }
+        }
+    }
+
+    func testNNMatchesDoubleSumsWithAndWithoutBeta() {
+        for (label, isa, on) in levels {
+            withLevel(on) {
+                for m in [1, 5, 9, 66] { for r in [1, 3, 16, 17] { for n in [1, 15, 16, 17, 33, 300] { for beta in [Float(0), 1, -0.5] {
+                    let ldd = r + 2, ldw = n + 1, ldc = n + 4
+                    let d = values(m * ldd, seed: UInt64(m * 19 + r)), w = values(r * ldw, seed: UInt64(n * 23 + r))
+                    let start = values(m * ldc, seed: UInt64(m + n))
+                    // beta 0 must not read C: start from NaN there.
+                    var c = beta == 0 ? [Float](repeating: .nan, count: m * ldc) : start
+                    LowRankMatMul.nn(m: m, n: n, r: r, alpha: 2, d: d, ldd: ldd, w: w, ldw: ldw, beta: beta, c: &c, ldc: ldc,
+                                     isa: isa)
+                    var ref = [Double](), got = [Float]()
+                    for i in 0..<m {
+                        for col in 0..<n {
+                            let sum = (0..<r).reduce(0.0) { $0 + Double(d[i * ldd + $1]) * Double(w[$1 * ldw + col]) }
+                            ref.append(2 * sum + (beta == 0 ? 0 : Double(beta) * Double(start[i * ldc + col])))
+                            got.append(c[i * ldc + col])
+                        }
+                    }
+                    check(got, ref, "nn \(label) m \(m) r \(r) n \(n) beta \(beta)")
+                } } } }
+            }
+        }
+    }
+
+    func testTransposeAndEmptyShapes() {
+        let src: [Float] = [1, 2, 3, 9, 4, 5, 6, 9]  // 2 × 3 with leading dimension 4
+        var dst = [Float](repeating: 0, count: 6)
+        LowRankMatMul.transpose(src, rows: 2, cols: 3, ld: 4, into: &dst)
+        XCTAssertEqual(dst, [1, 4, 2, 5, 3, 6])
+        // An empty sum (no rows) gives zeros, at every level.
+        for (label, isa, on) in levels {
+            withLevel(on) {
+                var c = [Float](repeating: .nan, count: 6)
+                LowRankMatMul.tn(r: 2, n: 3, m: 0, p: [], ldp: 2, q: [], ldq: 3, c: &c, ldc: 3, isa: isa)
+                XCTAssertEqual(c, [Float](repeating: 0, count: 6), "tn with no rows, \(label)")
+                var d = [Float](repeating: .nan, count: 6)
+                LowRankMatMul.nt(m: 3, r: 2, k: 0, x: [0], ldx: 1, w: [0], ldw: 1, c: &d, ldc: 2, isa: isa)
+                XCTAssertEqual(d, [Float](repeating: 0, count: 6), "nt with k 0, \(label)")
+            }
+        }
+    }
+}
