@@ -52,6 +52,34 @@ final class LayerOpGradientTests: XCTestCase {
         XCTAssertLessThan(Fixtures.relativeError(a.grad!, b.grad!), 1e-6)
     }
 
+    /// With AVX-512 the SwiGLU rows run on SwiGLU.c: the same values bit for bit as the Swift loops (C kernels off),
+    /// forward and backward, for both layouts, with vector tails and inputs past exp's clamps, ±0 and NaN.
+    func testSwiGLUKernelEqualsSwiftLoopsBitForBit() {
+        let saved = BF16Kernels.useCKernels
+        defer { BF16Kernels.useCKernels = saved }
+        var gen = SeededGenerator(seed: 41)
+        for width in [1, 15, 16, 17, 40] {
+            let rows = 300  // big enough to split over the cores
+            var values = (0..<(rows * 2 * width)).map { _ in Float(gen.nextUniform() * 40 - 20) }
+            values[0] = 95; values[1 % values.count] = -120; values[2 % values.count] = -0.0
+            values[3 % values.count] = .nan; values[4 % values.count] = 0
+            var results: [[UInt32]] = []
+            for useC in [false, true] {
+                BF16Kernels.useCKernels = useC
+                let fused = Tensor(values, shape: [rows, 2 * width], requiresGrad: true)
+                let y = Tensor.swiglu(fused)
+                (y * Tensor(values.prefix(rows * width).map { $0 / 7 }, shape: [rows, width])).sum().backward()
+                let gate = Tensor(Array(values.prefix(rows * width)), shape: [rows, width], requiresGrad: true)
+                let up = Tensor(Array(values.suffix(rows * width)), shape: [rows, width], requiresGrad: true)
+                let y2 = Tensor.swiglu(gate: gate, up: up)
+                (y2 * 0.5).sum().backward()
+                results.append((y.scalars + fused.grad!.scalars + y2.scalars + gate.grad!.scalars + up.grad!.scalars)
+                    .map(\.bitPattern))
+            }
+            XCTAssertEqual(results[0], results[1], "width \(width): the C kernel differs from the Swift loops")
+        }
+    }
+
     func testRotaryPartialInterleaved() {
         let config = RotaryConfig(headDim: 8, rotaryDim: 4, theta: 10000)
         let positions: [Int32] = [0, 1, 2, 7, 3, 0]

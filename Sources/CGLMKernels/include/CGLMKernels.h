@@ -48,6 +48,11 @@ void glmk_lowrank_tn(int isa, long r, long n, long m, float alpha, const float *
 void glmk_lowrank_nn(int isa, long m, long n, long r, float alpha, const float *d, long ldd, const float *w, long ldw,
                      float beta, float *c, long ldc);
 
+/// SwiGLU over n elements on AVX-512, bit for bit as the Swift code (SwiGLU.c): out = silu(gate) · up; the
+/// backward writes d(gate) and d(up) (either may be NULL). Return 0, doing nothing, without AVX-512.
+int glmk_swiglu_forward(long n, const float *gate, const float *up, float *out);
+int glmk_swiglu_backward(long n, const float *gate, const float *up, const float *dy, float *dgate, float *dup);
+
 /// One chunk of a parallel region: `chunk` in 0 ..< chunks.
 typedef void (*glmk_chunk_fn)(void *ctx, long chunk);
 

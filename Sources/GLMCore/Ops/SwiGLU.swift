@@ -1,5 +1,12 @@
 // SwiGLU on GLM's fused gate_up layout: the last dimension holds [gate | up]; out = silu(gate) ⊙ up.
+// With AVX-512 (and the C kernels on) each row runs on SwiGLU.c, the same operations bit for bit.
+import CGLMKernels
 import Foundation
+
+enum SwiGLUKernel {
+    /// Whether the AVX-512 kernels of SwiGLU.c run (same results as the Swift loops, which tests check).
+    static var useC: Bool { BF16Kernels.cKernelISA >= 2 && BF16Kernels.useCKernels }
+}
 
 extension Tensor {
     /// `[..., 2I]` → `[..., I]`, gate rows first (as `mlp.gate_up_proj` writes them).
@@ -12,6 +19,7 @@ extension Tensor {
         Parallel.forEachChunk(rows, costPerItem: n * 4) { range in
             for r in range {
                 let gr = xp + r * two, ur = gr + n, yr = op + r * n
+                if SwiGLUKernel.useC && glmk_swiglu_forward(n, gr, ur, yr) != 0 { continue }
                 var j = 0
                 while j + 8 <= n {
                     let g = UnsafeRawPointer(gr + j).loadUnaligned(as: SIMD8<Float>.self)
@@ -30,6 +38,7 @@ extension Tensor {
                 for r in range {
                     let gr = xp + r * two, ur = gr + n, dyr = gp + r * n
                     let dg = dp + r * two, du = dg + n
+                    if SwiGLUKernel.useC && glmk_swiglu_backward(n, gr, ur, dyr, dg, du) != 0 { continue }
                     var j = 0
                     while j + 8 <= n {
                         let x = UnsafeRawPointer(gr + j).loadUnaligned(as: SIMD8<Float>.self)
@@ -62,6 +71,8 @@ extension Tensor {
         let out = Tensor(uninitialized: gate.shape)
         let gp = gate.pointer, upp = up.pointer, op = out.pointer
         Parallel.forEachChunk(n, costPerItem: 4) { range in
+            let lo = range.lowerBound
+            if SwiGLUKernel.useC && glmk_swiglu_forward(range.count, gp + lo, upp + lo, op + lo) != 0 { return }
             for j in range { let x = gp[j]; op[j] = x / (1 + FastExp.exp(-x)) * upp[j] }
         }
         return out.recorded(from: [gate, up]) { g in
@@ -69,6 +80,9 @@ extension Tensor {
             let du = up.requiresGrad ? Tensor(uninitialized: up.shape) : nil
             let dy = g.pointer, dgp = dg?.pointer, dup = du?.pointer
             Parallel.forEachChunk(n, costPerItem: 6) { range in
+                let lo = range.lowerBound
+                if SwiGLUKernel.useC && glmk_swiglu_backward(range.count, gp + lo, upp + lo, dy + lo, dgp.map { $0 + lo },
+                                                             dup.map { $0 + lo }) != 0 { return }
                 for j in range {
                     let x = gp[j], s = 1 / (1 + FastExp.exp(-x))
                     dup?[j] = dy[j] * x * s
