@@ -15,68 +15,59 @@
 static int glmk_lr_avx512(int isa) { return isa >= 2 && glmk_isa_level() >= 2; }
 
 // ---------------------------------------------------------------------------------------------------------------
-// nt: C[i, j] = alpha · Σ_p X[i, p] · W[j, p], i < m, j < r. Blocks of RB rows × JB weight rows (≤ 4 × 4) keep
-// RB·JB accumulators over 16-wide chunks of k (masked tail), each reduced to one value at the end.
+// nt: C[i, j] = alpha · Σ_p X[i, p] · Wt[p, j], i < m, j < r, with W given transposed (Wt `[k, r]`). Blocks of
+// RB (≤ 8) rows × 16 values of j keep RB accumulators; each step over p loads one 16-wide row of Wt and broadcasts
+// one element of each X row: no horizontal sums (a 4 × 4 block of dot products with reductions ran at 57–76 GFLOP/s
+// on one Zen 4 core, this form at 108–116).
 #ifdef GLMK_LR_X86
-GLMK_LR_INLINE void lr_nt_block(const int RB, const int JB, long k, float alpha, const float *x, long ldx,
-                                const float *w, long ldw, float *c, long ldc) {
-    __m512 acc[4][4];
-    for (int a = 0; a < RB; a++)
-        for (int b = 0; b < JB; b++) acc[a][b] = _mm512_setzero_ps();
-    long p = 0;
-    for (; p + 16 <= k; p += 16) {
-        __m512 xv[4], wv[4];
-        for (int a = 0; a < RB; a++) xv[a] = _mm512_loadu_ps(x + a * ldx + p);
-        for (int b = 0; b < JB; b++) wv[b] = _mm512_loadu_ps(w + b * ldw + p);
-        for (int a = 0; a < RB; a++)
-            for (int b = 0; b < JB; b++) acc[a][b] = _mm512_fmadd_ps(xv[a], wv[b], acc[a][b]);
+GLMK_LR_INLINE void lr_nt_rows(const int RB, long k, float alpha, const float *x, long ldx, const float *wt, long ldwt,
+                               __mmask16 mask, float *c, long ldc) {
+    __m512 acc[8];
+    for (int a = 0; a < RB; a++) acc[a] = _mm512_setzero_ps();
+    for (long p = 0; p < k; p++) {
+        const __m512 wv = _mm512_maskz_loadu_ps(mask, wt + p * ldwt);
+        for (int a = 0; a < RB; a++) acc[a] = _mm512_fmadd_ps(_mm512_set1_ps(x[a * ldx + p]), wv, acc[a]);
     }
-    if (p < k) {
-        __mmask16 mask = (__mmask16)((1u << (k - p)) - 1);
-        __m512 xv[4], wv[4];
-        for (int a = 0; a < RB; a++) xv[a] = _mm512_maskz_loadu_ps(mask, x + a * ldx + p);
-        for (int b = 0; b < JB; b++) wv[b] = _mm512_maskz_loadu_ps(mask, w + b * ldw + p);
-        for (int a = 0; a < RB; a++)
-            for (int b = 0; b < JB; b++) acc[a][b] = _mm512_fmadd_ps(xv[a], wv[b], acc[a][b]);
-    }
-    for (int a = 0; a < RB; a++)
-        for (int b = 0; b < JB; b++) c[a * ldc + b] = alpha * _mm512_reduce_add_ps(acc[a][b]);
+    const __m512 al = _mm512_set1_ps(alpha);
+    for (int a = 0; a < RB; a++) _mm512_mask_storeu_ps(c + a * ldc, mask, _mm512_mul_ps(al, acc[a]));
 }
 
-#define LR_NT_CASE(RB, JB) case (RB) * 8 + (JB): lr_nt_block(RB, JB, k, alpha, xi, ldx, wj, ldw, ci, ldc); break;
-#define LR_NT_ROW(RB) LR_NT_CASE(RB, 1) LR_NT_CASE(RB, 2) LR_NT_CASE(RB, 3) LR_NT_CASE(RB, 4)
+#define LR_NT_CASE(RB) case RB: lr_nt_rows(RB, k, alpha, x + i * ldx, ldx, wt + j0, ldwt, mask, c + i * ldc + j0, ldc); break;
 
 GLMK_LR_AVX512 static void lr_nt_avx512(long m, long r, long k, float alpha, const float *x, long ldx,
-                                        const float *w, long ldw, float *c, long ldc) {
-    for (long i = 0; i < m; i += 4) {
-        const int rb = (int)(m - i < 4 ? m - i : 4);
-        for (long j = 0; j < r; j += 4) {
-            const int jb = (int)(r - j < 4 ? r - j : 4);
-            const float *xi = x + i * ldx, *wj = w + j * ldw;
-            float *ci = c + i * ldc + j;
-            switch (rb * 8 + jb) { LR_NT_ROW(1) LR_NT_ROW(2) LR_NT_ROW(3) LR_NT_ROW(4) default: break; }
+                                        const float *wt, long ldwt, float *c, long ldc) {
+    for (long j0 = 0; j0 < r; j0 += 16) {
+        const long left = r - j0;
+        const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        for (long i = 0; i < m; i += 8) {
+            switch ((int)(m - i < 8 ? m - i : 8)) {
+                LR_NT_CASE(1) LR_NT_CASE(2) LR_NT_CASE(3) LR_NT_CASE(4)
+                LR_NT_CASE(5) LR_NT_CASE(6) LR_NT_CASE(7) LR_NT_CASE(8)
+                default: break;
+            }
         }
     }
 }
 #endif
 
-void glmk_lowrank_nt(int isa, long m, long r, long k, float alpha, const float *x, long ldx, const float *w, long ldw,
+void glmk_lowrank_nt(int isa, long m, long r, long k, float alpha, const float *x, long ldx, const float *wt, long ldwt,
                      float *c, long ldc) {
 #ifdef GLMK_LR_X86
-    if (glmk_lr_avx512(isa)) { lr_nt_avx512(m, r, k, alpha, x, ldx, w, ldw, c, ldc); return; }
+    if (glmk_lr_avx512(isa)) { lr_nt_avx512(m, r, k, alpha, x, ldx, wt, ldwt, c, ldc); return; }
 #endif
     for (long i = 0; i < m; i++)
         for (long j = 0; j < r; j++) {
             float s = 0;
-            for (long p = 0; p < k; p++) s += x[i * ldx + p] * w[j * ldw + p];
+            for (long p = 0; p < k; p++) s += x[i * ldx + p] * wt[p * ldwt + j];
             c[i * ldc + j] = alpha * s;
         }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // tn: C[j, q] = alpha · Σ_i P[i, j] · Q[i, q], j < r, q < n. Q is read once, row-block by row-block: for blocks of
-// 64 rows, each 16-column chunk keeps JB (≤ 16) accumulators (C's partial sums) over the block's rows. Walking a
-// 16- or 32-column strip down all rows instead ran at 18 GFLOP/s at n 3072: rows 12 KiB apart alias in the caches.
+// 128 rows, each 16-column chunk keeps JB (≤ 16) accumulators (C's partial sums) over the block's rows, and each row
+// is prefetched four chunks ahead. On one Zen 4 core at rows 2048, n 3072 (Q 25 MB, from memory): a 32-column strip
+// walked down all rows ran at 18 GFLOP/s, row blocks without the prefetch at 26–33, with it at 71–80.
 #ifdef GLMK_LR_X86
 GLMK_LR_INLINE void lr_tn_block(const int JB, long rows, int first, const float *p, long ldp, const float *q,
                                 long ldq, __mmask16 mask, float *c, long ldc) {
@@ -84,29 +75,25 @@ GLMK_LR_INLINE void lr_tn_block(const int JB, long rows, int first, const float 
     for (int b = 0; b < JB; b++) acc[b] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mask, c + b * ldc);
     for (long i = 0; i < rows; i++) {
         const float *pi = p + i * ldp;
+        _mm_prefetch((const char *)(q + i * ldq + 64), _MM_HINT_T0);  // this row, four chunks on
         __m512 qv = _mm512_maskz_loadu_ps(mask, q + i * ldq);
         for (int b = 0; b < JB; b++) acc[b] = _mm512_fmadd_ps(_mm512_set1_ps(pi[b]), qv, acc[b]);
     }
     for (int b = 0; b < JB; b++) _mm512_mask_storeu_ps(c + b * ldc, mask, acc[b]);
 }
 
-#ifndef LR_TN_PANEL
-#define LR_TN_PANEL 256
-#endif
 #ifndef LR_TN_ROWS
-#define LR_TN_ROWS 64
+#define LR_TN_ROWS 128
 #endif
 #define LR_TN_CASE(JB) case JB: lr_tn_block(JB, rows, i0 == 0, p + i0 * ldp + j, ldp, q + i0 * ldq + q0, ldq, mask, \
                                             c + j * ldc + q0, ldc); break;
 
 GLMK_LR_AVX512 static void lr_tn_avx512(long r, long n, long m, float alpha, const float *p, long ldp,
                                         const float *q, long ldq, float *c, long ldc) {
-    for (long p0 = 0; p0 < n; p0 += LR_TN_PANEL)
     for (long i0 = 0; i0 < m; i0 += LR_TN_ROWS) {
         const long rows = m - i0 < LR_TN_ROWS ? m - i0 : LR_TN_ROWS;
-        const long pend = n - p0 < LR_TN_PANEL ? n : p0 + LR_TN_PANEL;
-        for (long q0 = p0; q0 < pend; q0 += 16) {
-            const long left = pend - q0;
+        for (long q0 = 0; q0 < n; q0 += 16) {
+            const long left = n - q0;
             const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
             for (long j = 0; j < r; j += 16) {
                 switch ((int)(r - j < 16 ? r - j : 16)) {

@@ -1,6 +1,6 @@
 // The low-rank product kernels (LoRA's rank-r products) against sums in Double, at every kernel level (the plain C
 // loops, AVX-512 where present, the default dispatch, and OpenBLAS with the C kernels off): ranks and widths that are
-// not multiples of the kernels' blocks (4 × 4, 16 j × 16 columns, 8 rows × 32 columns), leading dimensions wider
+// not multiples of the kernels' blocks (8 rows × 16 j, 16 j × 16 columns, 8 rows × 32 columns), leading dimensions wider
 // than the rows, alpha and beta.
 import XCTest
 import GLMCore
@@ -37,15 +37,15 @@ final class LowRankMatMulTests: XCTestCase {
     func testNTMatchesDoubleSums() {
         for (label, isa, on) in levels {
             withLevel(on) {
-                for m in [1, 5, 66] { for r in [1, 3, 4, 7, 16, 17] { for k in [1, 15, 16, 17, 300] {
-                    let ldx = k + 3, ldw = k + 1, ldc = r + 2
-                    let x = values(m * ldx, seed: UInt64(m * 7 + k)), w = values(r * ldw, seed: UInt64(r * 11 + k))
+                for m in [1, 5, 66] { for r in [1, 3, 4, 7, 16, 17, 33] { for k in [1, 15, 16, 17, 300] {
+                    let ldx = k + 3, ldw = r + 1, ldc = r + 2
+                    let x = values(m * ldx, seed: UInt64(m * 7 + k)), w = values(k * ldw, seed: UInt64(r * 11 + k))
                     var c = [Float](repeating: .nan, count: m * ldc)
-                    LowRankMatMul.nt(m: m, r: r, k: k, alpha: 0.75, x: x, ldx: ldx, w: w, ldw: ldw, c: &c, ldc: ldc, isa: isa)
+                    LowRankMatMul.nt(m: m, r: r, k: k, alpha: 0.75, x: x, ldx: ldx, wt: w, ldwt: ldw, c: &c, ldc: ldc, isa: isa)
                     var ref = [Double](), got = [Float]()
                     for i in 0..<m {
                         for j in 0..<r {
-                            ref.append(0.75 * (0..<k).reduce(0.0) { $0 + Double(x[i * ldx + $1]) * Double(w[j * ldw + $1]) })
+                            ref.append(0.75 * (0..<k).reduce(0.0) { $0 + Double(x[i * ldx + $1]) * Double(w[$1 * ldw + j]) })
                             got.append(c[i * ldc + j])
                         }
                     }
@@ -113,7 +113,7 @@ final class LowRankMatMulTests: XCTestCase {
                 LowRankMatMul.tn(r: 2, n: 3, m: 0, p: [], ldp: 2, q: [], ldq: 3, c: &c, ldc: 3, isa: isa)
                 XCTAssertEqual(c, [Float](repeating: 0, count: 6), "tn with no rows, \(label)")
                 var d = [Float](repeating: .nan, count: 6)
-                LowRankMatMul.nt(m: 3, r: 2, k: 0, x: [0], ldx: 1, w: [0], ldw: 1, c: &d, ldc: 2, isa: isa)
+                LowRankMatMul.nt(m: 3, r: 2, k: 0, x: [0], ldx: 1, wt: [0], ldwt: 2, c: &d, ldc: 2, isa: isa)
                 XCTAssertEqual(d, [Float](repeating: 0, count: 6), "nt with k 0, \(label)")
             }
         }

@@ -38,8 +38,8 @@ void glmk_gemm_nt_f32(int isa, long m, long n, long k, float alpha, const float 
 
 /// Products with one small dimension r (a LoRA rank), f32, row-major, leading dimensions in elements; AVX-512 where
 /// `isa` (glmk_isa_level()) is 2, else plain loops (callers take OpenBLAS there; tests run them). LowRank.c.
-/// C[i, j] = alpha · Σ_p X[i, p] · W[j, p] for i < m, j < r (X `[m, k]`, W `[r, k]`; C not read).
-void glmk_lowrank_nt(int isa, long m, long r, long k, float alpha, const float *x, long ldx, const float *w, long ldw,
+/// C[i, j] = alpha · Σ_p X[i, p] · Wt[p, j] for i < m, j < r (X `[m, k]`, Wt `[k, r]`; C not read).
+void glmk_lowrank_nt(int isa, long m, long r, long k, float alpha, const float *x, long ldx, const float *wt, long ldwt,
                      float *c, long ldc);
 /// C[j, q] = alpha · Σ_i P[i, j] · Q[i, q] for j < r, q < n (P `[m, r]`, Q `[m, n]`; C not read).
 void glmk_lowrank_tn(int isa, long r, long n, long m, float alpha, const float *p, long ldp, const float *q, long ldq,

@@ -14,16 +14,17 @@ public enum LowRankMatMul {
         return usesCKernels ? 2 : nil
     }
 
-    /// C[m, r] = alpha · X[m, k] · Wᵀ with W `[r, k]` (a LoRA A, or a transposed B).
+    /// C[m, r] = alpha · X[m, k] · Wt with Wt `[k, r]` (a LoRA B, or a transposed A).
     public static func nt(m: Int, r: Int, k: Int, alpha: Float = 1, x: UnsafePointer<Float>, ldx: Int,
-                          w: UnsafePointer<Float>, ldw: Int, c: UnsafeMutablePointer<Float>, ldc: Int, isa: Int? = nil) {
+                          wt: UnsafePointer<Float>, ldwt: Int, c: UnsafeMutablePointer<Float>, ldc: Int, isa: Int? = nil) {
         guard m > 0, r > 0 else { return }
         guard let level = kernelLevel(isa), k > 0 else {
-            BLAS.gemm(transB: true, m: m, n: r, k: k, alpha: alpha, a: x, lda: ldx, b: w, ldb: ldw, c: c, ldc: ldc)
+            BLAS.gemm(m: m, n: r, k: k, alpha: alpha, a: x, lda: ldx, b: wt, ldb: ldwt, c: c, ldc: ldc)
             return
         }
         Parallel.forEachChunk(m, costPerItem: r * k, chunksPerWorker: 2) { rows in
-            glmk_lowrank_nt(level, rows.count, r, k, alpha, x + rows.lowerBound * ldx, ldx, w, ldw, c + rows.lowerBound * ldc, ldc)
+            glmk_lowrank_nt(level, rows.count, r, k, alpha, x + rows.lowerBound * ldx, ldx, wt, ldwt,
+                            c + rows.lowerBound * ldc, ldc)
         }
     }
 

@@ -193,7 +193,9 @@ public final class LoRA {
         let down = Tensor(uninitialized: Array(x.shape.dropLast()) + [r])
         let (a, b) = (pair.a, pair.b)
         StepProfile.time(.adapterProducts) {
-            LowRankMatMul.nt(m: rows, r: r, k: inDim, x: input.pointer, ldx: inDim, w: a.pointer, ldw: inDim,
+            let aT = Tensor(uninitialized: [inDim, r])  // Aᵀ
+            LowRankMatMul.transpose(a.pointer, rows: r, cols: inDim, ld: inDim, into: aT.pointer)
+            LowRankMatMul.nt(m: rows, r: r, k: inDim, x: input.pointer, ldx: inDim, wt: aT.pointer, ldwt: r,
                              c: down.pointer, ldc: r)
             let bT = Tensor(uninitialized: [r, outDim])  // Bᵀ
             LowRankMatMul.transpose(b.pointer, rows: outDim, cols: r, ld: r, into: bT.pointer)
@@ -213,10 +215,8 @@ public final class LoRA {
                     b.accumulateGrad(db, fresh: true)
                 }
                 if a.requiresGrad || x.requiresGrad {
-                    let bT = Tensor(uninitialized: [r, outDim])
-                    LowRankMatMul.transpose(b.pointer, rows: outDim, cols: r, ld: r, into: bT.pointer)
                     let t = Tensor(uninitialized: [rows, r])
-                    LowRankMatMul.nt(m: rows, r: r, k: outDim, alpha: s, x: gp, ldx: outDim, w: bT.pointer, ldw: outDim,
+                    LowRankMatMul.nt(m: rows, r: r, k: outDim, alpha: s, x: gp, ldx: outDim, wt: b.pointer, ldwt: r,
                                      c: t.pointer, ldc: r)
                     gDown = t
                 }
