@@ -120,57 +120,31 @@ struct RewardCommand {
         let zeros = [Double](repeating: 0, count: inputs.count)
         guard !inputs.isEmpty else { return [] }
         let name = command.joined(separator: " ")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin; process.standardOutput = stdout
-        process.standardError = FileHandle.standardError
         var lines = ""
         for (k, i) in inputs.enumerated() {
             var o: [String: Any] = ["prompt": i.prompt, "response": i.response, "index": k]
             if let a = i.answer { o["answer"] = a }
             lines += ((try? JSONLines.encode(o)) ?? "{}") + "\n"
         }
-        signal(SIGPIPE, SIG_IGN)  // a program that exits without reading must not kill the run
-        do { try process.run() } catch {
-            warnings.append("reward command \(name): cannot run it (\(error.localizedDescription)); its samples score 0")
+        let data: Data
+        switch ExternalProgram.run(command, input: Data(lines.utf8), timeout: timeout) {
+        case .cannotRun(let why):
+            warnings.append("reward command \(name): cannot run it (\(why)); its samples score 0")
             return zeros
-        }
-        let input = Data(lines.utf8)
-        let writer = Thread { try? stdin.fileHandleForWriting.write(contentsOf: input); try? stdin.fileHandleForWriting.close() }
-        writer.start()
-        final class Box: @unchecked Sendable { var data = Data(); var overflowed = false }
-        let box = Box(), done = DispatchSemaphore(value: 0)
-        let reader = Thread { (box.data, box.overflowed) = FileInput.readOutput(stdout.fileHandleForReading); done.signal() }
-        reader.start()
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            // The program runs in a process group of its own (Foundation's Process makes one): the whole group is
-            // stopped, so that programs it started (a shell script's `sleep`, a Python child) neither keep running
-            // nor keep the output pipe open. (A descendant that starts a session of its own is out of reach and
-            // delays the return until it ends.)
-            let group = -process.processIdentifier
-            kill(group, SIGTERM)
-            if done.wait(timeout: .now() + 2) == .timedOut {
-                kill(group, SIGKILL)
-                _ = done.wait(timeout: .now() + 2)
-            }
-            process.waitUntilExit()
+        case .timedOut:
             warnings.append("reward command \(name): no answer within \(timeout) s; killed, its \(inputs.count) samples score 0")
             return zeros
-        }
-        if box.overflowed {
-            kill(-process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+        case .overflowed:
             warnings.append("reward command \(name): printed more than \(FileInput.maxProgramOutputBytes) bytes; killed, its \(inputs.count) samples score 0")
             return zeros
+        case .finished(let output, let reason, let status, _):
+            guard reason == .exit, status == 0 else {
+                warnings.append("reward command \(name): exited with \(reason == .exit ? "status" : "signal") \(status); its \(inputs.count) samples score 0")
+                return zeros
+            }
+            data = output
         }
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
-            warnings.append("reward command \(name): exited with \(process.terminationReason == .exit ? "status" : "signal") \(process.terminationStatus); its \(inputs.count) samples score 0")
-            return zeros
-        }
-        let out = String(decoding: box.data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+        let out = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
         guard out.count == inputs.count else {
             warnings.append("reward command \(name): printed \(out.count) lines for \(inputs.count) samples; they score 0")
             return zeros

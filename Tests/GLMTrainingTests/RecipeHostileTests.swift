@@ -126,4 +126,42 @@ final class RecipeHostileTests: XCTestCase {
             XCTAssertTrue(m.contains("eval hook 'flood': sh -c cat >/dev/null; yes 0123456789 printed more than \(FileInput.maxProgramOutputBytes) bytes"), m)
         }
     }
+
+    /// A hook that never finishes — running, or with its output closed — is stopped at its timeout, and so is what it
+    /// started (the `sleep` of the shell script: its marker file never appears).
+    func testACommandHookThatHangsIsStoppedAtItsTimeout() throws {
+        let marker = NSTemporaryDirectory() + "hook-child-\(getpid())"
+        try? FileManager.default.removeItem(atPath: marker)
+        for (label, script) in [("running", "cat >/dev/null; (sleep 3; touch '\(marker)') & sleep 100"),
+                                ("output closed", "cat >/dev/null; exec >&-; sleep 100")] {
+            let hook = CommandHook(name: "slow", command: ["sh", "-c", script], timeout: 0.5)
+            let context = EvaluationContext(model: try tinyModel(), tokenizer: nil, step: 1, runDirectory: NSTemporaryDirectory(),
+                                            exportModel: { _ in })
+            let start = Date()
+            XCTAssertThrowsError(try hook.evaluate(context), label) { e in
+                let m = (e as? GLMError)?.message ?? "\(e)"
+                XCTAssertTrue(m.hasPrefix("eval hook 'slow': sh -c "), m)
+                XCTAssertTrue(m.contains("did not finish within 0.5 s"), m)
+            }
+            XCTAssertLessThan(Date().timeIntervalSince(start), 10, label)
+        }
+        Thread.sleep(forTimeInterval: 3.5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the hook's child outlived the hook")
+    }
+
+    func testACommandHookTimeoutIsReadFromTheRecipe() throws {
+        let yaml = """
+        task: pretrain
+        model: {path: x}
+        data: {train: x.jsonl}
+        eval: {every: 1, hooks: [{type: command, name: judge, command: [true], timeout: 2.5}]}
+        """
+        func parse(_ text: String) throws -> Recipe { try Recipe(node: try RecipeReader.document(text, file: "r.yaml"), file: "r.yaml") }
+        XCTAssertEqual(try parse(yaml).eval.hooks.first?.timeout, 2.5)
+        XCTAssertEqual(try parse(yaml.replacingOccurrences(of: ", timeout: 2.5", with: "")).eval.hooks.first?.timeout,
+                       CommandHook.defaultTimeout)
+        XCTAssertThrowsError(try parse(yaml.replacingOccurrences(of: "timeout: 2.5", with: "timeout: 0"))) { e in
+            XCTAssertTrue("\(e)".contains("timeout"), "\(e)")
+        }
+    }
 }

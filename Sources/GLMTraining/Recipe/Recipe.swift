@@ -123,6 +123,7 @@ public struct Recipe {
         public var limit: Int?
         public var chat: Bool
         public var command: [String]
+        public var timeout: Double       // command hooks: seconds before the program is stopped
     }
 
     public struct Eval {
@@ -358,7 +359,8 @@ public struct Recipe {
                                     guard v >= 1 else { throw h.fail("limit", h.node("limit"), "must be at least 1 (leave it out for every example), got \(v)") }
                                     return v },
                                 chat: try h.bool("chat", default: true),
-                                command: try h.strings("command") ?? [])
+                                command: try h.strings("command") ?? [],
+                                timeout: try h.double("timeout", default: CommandHook.defaultTimeout, min: 0.01, max: 604_800))
             if type == "exact_match" && hook.file == nil { throw h.fail("file", n, "exact_match needs a task file of {\"prompt\", \"answer\"} lines") }
             if type == "command" && hook.command.isEmpty { throw h.fail("command", n, "a command hook needs command: [program, args...]") }
             try h.finish()

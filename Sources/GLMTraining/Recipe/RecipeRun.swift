@@ -413,7 +413,7 @@ public final class RecipeRun {
                 hook.dataParallel = dataParallel
                 hooks.append(hook)
             case "command":
-                hooks.append(CommandHook(name: h.name, command: h.command))
+                hooks.append(CommandHook(name: h.name, command: h.command, timeout: h.timeout))
             default:
                 throw GLMError("\(recipe.file): \(key).type: unknown hook type '\(h.type)'")
             }
