@@ -2,6 +2,9 @@
 // written, with a bounded number of ticks (the tick loop once added a step below half an ULP forever).
 import XCTest
 import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
 import GLMCore
 import GLMTraining
 
@@ -37,6 +40,23 @@ final class MetricsPlotTests: XCTestCase {
         for (name, svg) in svgs {
             XCTAssertTrue(svg.hasSuffix("</svg>\n"), name)
             XCTAssertLessThan(svg.components(separatedBy: "<text").count, 40, "\(name): too many labels")
+        }
+    }
+
+    /// Metric names from an eval hook program: NUL, newlines, "..", "/" and a 300-character name each get a file of
+    /// their own with a plain name in the plot directory, and the SVG stays well-formed XML.
+    func testHostileMetricNamesGetPlainDistinctFileNames() throws {
+        let long = String(repeating: "m", count: 300)
+        let names = ["eval/ext/a\\u0000b", "eval/ext/a\\nb", "eval/ext/..", "..", "eval/ext/a_b", "eval_ext_a/b", "eval/ext/\(long)",
+                     "eval/ext/<&>", "eval/ext/é"]
+        let svgs = try plot(names.enumerated().map { i, n in "{\"step\":\(i),\"\(n)\":\(i)}" })
+        XCTAssertEqual(svgs.count, names.count, "\(svgs.keys.sorted())")
+        for (file, svg) in svgs {
+            XCTAssertTrue(file.hasSuffix(".svg") && !file.hasPrefix("."), file)
+            XCTAssertLessThan(file.utf8.count, 160, file)
+            XCTAssertTrue(file.unicodeScalars.allSatisfy { $0.isASCII && $0.value > 0x20 && $0 != "/" }, file)
+            XCTAssertFalse(svg.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(file): a control character in the SVG")
+            XCTAssertNotNil(try? XMLDocument(xmlString: svg), "\(file) is not well-formed XML")
         }
     }
 }

@@ -21,15 +21,34 @@ public enum MetricsPlot {
         guard !series.isEmpty else { throw GLMError("\(metrics): no metrics to plot") }
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         catch { throw GLMError("\(directory): cannot create (\(error.localizedDescription))") }
-        var written: [String] = []
+        var written: [String] = [], used: Set<String> = []
         for key in series.keys.sorted() {
-            let file = (directory as NSString).appendingPathComponent(key.replacingOccurrences(of: "/", with: "_") + ".svg")
+            var name = fileName(key)
+            if used.contains(name) { name = fileName(key, tagged: true) }
+            used.insert(name)
+            let file = (directory as NSString).appendingPathComponent(name + ".svg")
             let points = series[key]!
             let smooth = key == "loss" && points.count > 20 ? exponentialAverage(points, alpha: 0.1) : nil
             try AtomicFile.write(Data(svg(title: key, points: points, smoothed: smooth).utf8), to: file)
             written.append(file)
         }
         return written
+    }
+
+    /// A file name (without ".svg") for a metric: "/" becomes "_" as before; any character other than ASCII letters,
+    /// digits, "-", "_", "." (metric names come from eval hook programs: NUL, newlines, "..") becomes "_", names are
+    /// cut to 120 characters, and a name changed that way — or `tagged` (two metrics met on one name) — ends in a
+    /// hash of the metric's name so that no two metrics share a file.
+    static func fileName(_ key: String, tagged: Bool = false) -> String {
+        let plain = key.replacingOccurrences(of: "/", with: "_")
+        var out = String(String.UnicodeScalarView(plain.unicodeScalars.map { c in
+            c.isASCII && (CharacterSet.alphanumerics.contains(c) || "-_.".unicodeScalars.contains(c)) ? c : "_"
+        }))
+        if out.hasPrefix(".") { out = "_" + out.dropFirst() }
+        guard tagged || out != plain || out.count > 120 || out.isEmpty else { return out }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a of the metric's UTF-8
+        for b in key.utf8 { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return String(out.prefix(120)) + "-" + String(hash, radix: 16)
     }
 
     static func exponentialAverage(_ p: [(Double, Double)], alpha: Double) -> [(Double, Double)] {
@@ -64,8 +83,14 @@ public enum MetricsPlot {
         return String(format: "%g", (v * 1e4).rounded() / 1e4)
     }
 
+    /// Text for the SVG: XML's special characters escaped, and characters XML does not allow (NUL and the other
+    /// controls but tab and newline) shown as U+FFFD.
     static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        let allowed = String(String.UnicodeScalarView(s.unicodeScalars.map { c in
+            c.value < 0x20 && c != "\t" && c != "\n" || c.value == 0xFFFE || c.value == 0xFFFF ? "\u{FFFD}" : c
+        }))
+        return allowed.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;")
     }
 
     /// One SVG document: axes with ticks, the series as a polyline (points when few), an optional smoothed line.
