@@ -14,6 +14,8 @@ final class RLSetup {
     let run: RecipeRun
     let tokenizer: GLMTokenizer
     let prompts: RLPrompts
+    /// rl.eval's held-out prompts (checked here, so that a bad file stops the run before any process starts).
+    let evalPrompts: RLPrompts?
     let directory: RLRunDirectory
     let stops: Set<Int32>
 
@@ -37,6 +39,17 @@ final class RLSetup {
         if rl.reward.checksAnswer, let i = prompts.answers.firstIndex(where: { $0 == nil }) {
             throw GLMError("\(prompts.locations[i]): no \"answer\", which the recipe's reward checks the response against")
         }
+        if let e = rl.eval {
+            try run.checkDataFile(e.file, key: "rl.eval.file")
+            let held = try RLPrompts(file: e.file, tokenizer: t, template: try run.chatTemplate(), maxPromptTokens: maxPrompt,
+                                     limit: e.limit)
+            if (e.reward ?? rl.reward).checksAnswer, let i = held.answers.firstIndex(where: { $0 == nil }) {
+                throw GLMError("\(held.locations[i]): no \"answer\", which rl.eval's reward checks the response against")
+            }
+            evalPrompts = held
+        } else {
+            evalPrompts = nil
+        }
         directory = RLRunDirectory(recipe.outputDir)
         stops = run.generationStops
     }
@@ -57,6 +70,10 @@ public final class RLTrainerRun {
 
     public init(recipe: Recipe) throws { setup = try RLSetup(recipe: recipe) }
 
+    /// Checks what both sides of a run read (model, tokenizer, prompts, rl.eval's prompts, the answers the rewards
+    /// need) without keeping anything: `glm-train run` calls it before it starts the processes of an async run.
+    public static func check(recipe: Recipe) throws { _ = try RLSetup(recipe: recipe) }
+
     /// Trains to training.steps. With `generate` (sync mode) each batch is generated here first, with the current
     /// weights (version = steps done): the on-policy reference. Otherwise rollout processes write the batches.
     public func run(resume: Bool, generate: Bool) throws -> Trainer.Summary {
@@ -76,9 +93,7 @@ public final class RLTrainerRun {
             objective.referenceLogProbs = try RLTrainerRun.reference(run: run, rl: rl)
         }
         var hooks = try run.makeHooks(eval: nil)
-        if let e = rl.eval {
-            let held = try RLPrompts(file: e.file, tokenizer: s.tokenizer, template: try run.chatTemplate(),
-                                     maxPromptTokens: run.config.maxPositionEmbeddings - rl.maxNewTokens, limit: e.limit)
+        if let e = rl.eval, let held = s.evalPrompts {
             let hook = RLEvalHook(prompts: held, config: e, reward: e.reward ?? rl.reward, tokenizer: s.tokenizer,
                                   maxNewTokens: rl.maxNewTokens, stops: s.stops, seed: s.recipe.training.seed)
             hook.warn = { [weak self] in self?.observer?.trainerDidReport(.warning($0)) }
@@ -179,6 +194,10 @@ public final class RLRolloutRun {
     let setup: RLSetup
 
     public init(recipe: Recipe) throws { setup = try RLSetup(recipe: recipe) }
+
+    /// Checks what both sides of a run read (model, tokenizer, prompts, rl.eval's prompts, the answers the rewards
+    /// need) without keeping anything: `glm-train run` calls it before it starts the processes of an async run.
+    public static func check(recipe: Recipe) throws { _ = try RLSetup(recipe: recipe) }
 
     public func run() throws {
         let s = setup, rl = s.rl

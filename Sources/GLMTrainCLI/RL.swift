@@ -58,16 +58,19 @@ enum RLRunCommand {
         let leftovers = ["checkpoints", "weights", "rollouts", "metrics.jsonl", "best", "adapter", "model", "plots"]
         let started = leftovers.contains { fm.fileExists(atPath: (dir as NSString).appendingPathComponent($0)) }
         let resuming = resume || recipe.training.resume
+        if started && !resuming && !overwrite {
+            throw GLMError("\(dir): this run directory already holds an RL run; pass --resume to continue it, --overwrite to start again, or set output_dir")
+        }
+        // Everything the run reads is checked before the run directory is touched (an --overwrite removal, the
+        // recipe.yaml) or a process starts.
+        let syncTrainer = rl.mode == .sync ? try RLTrainerRun(recipe: recipe) : nil
+        if rl.mode == .async { try RLTrainerRun.check(recipe: recipe) }
         if started && !resuming {
-            guard overwrite else {
-                throw GLMError("\(dir): this run directory already holds an RL run; pass --resume to continue it, --overwrite to start again, or set output_dir")
-            }
             for name in leftovers { try? fm.removeItem(atPath: (dir as NSString).appendingPathComponent(name)) }
         }
         try AtomicFile.makeDirectory(dir)
         try AtomicFile.write(Data(try recipe.resolvedYAML().utf8), to: (dir as NSString).appendingPathComponent("recipe.yaml"))
-        if rl.mode == .sync {
-            let trainer = try RLTrainerRun(recipe: recipe)
+        if let trainer = syncTrainer {
             trainer.observer = ConsoleTrainerObserver()
             _ = try trainer.run(resume: resuming, generate: true)
             return

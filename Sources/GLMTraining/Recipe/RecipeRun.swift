@@ -71,11 +71,30 @@ public final class RecipeRun {
         if let dp = dataParallel, recipe.training.batchSize < dp.size {
             throw GLMError("\(recipe.file): training.batch_size \(recipe.training.batchSize) is less than the \(dp.size) data-parallel processes; each needs at least one \(recipe.task == .dpo ? "pair" : "row") of every batch")
         }
+        // A run that fails its checks (model, data, hooks) leaves no run behind in a directory that was new or empty.
+        let wasNew = isPrimary && RunDirectoryCheck.isNewOrEmpty(runDirectory), existed = fm.fileExists(atPath: runDirectory)
         if isPrimary {
             try AtomicFile.makeDirectory(runDirectory)
             try AtomicFile.write(Data(try recipe.resolvedYAML().utf8), to: path("recipe.yaml"))
         }
+        let source: BatchSource, trainer: Trainer
+        do { (source, trainer) = try prepareTraining() } catch {
+            if wasNew { RunDirectoryCheck.removeUnstartedRun(runDirectory, madeDirectory: !existed) }
+            throw error
+        }
+        let trainableCount = trainable.reduce(0) { $0 + $1.tensor.count }
+        let templateNote = resolvedTemplate.map { "; chat template \($0.name)" } ?? ""
+        let placement = dataParallel.map { "; data-parallel over \($0.size) processes (MPI), \(recipe.training.batchSize) \(recipe.task == .dpo ? "pairs" : "rows") per batch shared among them" } ?? ""
+        let summaryLine = "\(recipe.task.rawValue): \(model.parameterCount) parameters, \(trainableCount) trainable; "
+            + "\(source.exampleCount) training \(recipe.task == .dpo ? "pairs" : "examples")\(templateNote); run directory \(runDirectory)\(placement)\n"
+        observer?.trainerDidReport(.note(String(summaryLine.dropLast())))
+        let summary = try trainer.train(resume: resume)
+        if isPrimary { try finish(summary) }
+        return summary
+    }
 
+    /// Everything a run checks and builds before step 1: the model, the data, the hooks, the trainer.
+    func prepareTraining() throws -> (BatchSource, Trainer) {
         try loadModel()
         let source: BatchSource, hooks: [EvaluationHook]
         if recipe.task == .dpo {
@@ -97,15 +116,7 @@ public final class RecipeRun {
         if recipe.task != .dpo { try prepareTrainable() }
         let trainer = try makeTrainer(objective: objective, source: dataParallel.map { ShardedBatchSource(source, rank: $0.rank, of: $0.size) } ?? source,
                                       hooks: hooks)
-        let trainableCount = trainable.reduce(0) { $0 + $1.tensor.count }
-        let templateNote = resolvedTemplate.map { "; chat template \($0.name)" } ?? ""
-        let placement = dataParallel.map { "; data-parallel over \($0.size) processes (MPI), \(recipe.training.batchSize) \(recipe.task == .dpo ? "pairs" : "rows") per batch shared among them" } ?? ""
-        let summaryLine = "\(recipe.task.rawValue): \(model.parameterCount) parameters, \(trainableCount) trainable; "
-            + "\(source.exampleCount) training \(recipe.task == .dpo ? "pairs" : "examples")\(templateNote); run directory \(runDirectory)\(placement)\n"
-        observer?.trainerDidReport(.note(String(summaryLine.dropLast())))
-        let summary = try trainer.train(resume: resume)
-        if isPrimary { try finish(summary) }
-        return summary
+        return (source, trainer)
     }
 
     /// The trainer of this recipe over `source` with `objective` and `hooks`: optimizer, schedule and the recipe's

@@ -30,4 +30,24 @@ enum RunDirectoryCheck {
             throw GLMError("\(path): is a \(d.boolValue ? "directory" : "file") where the run writes its \(name) \(wantDirectory ? "directory" : "file"); move it away or set output_dir")
         }
     }
+
+    /// Whether `directory` does not exist or holds nothing (hidden files aside).
+    static func isNewOrEmpty(_ directory: String) -> Bool {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: directory, isDirectory: &isDir) else { return true }
+        guard isDir.boolValue, let names = try? fm.contentsOfDirectory(atPath: directory) else { return false }
+        return names.allSatisfy { $0.hasPrefix(".") }
+    }
+
+    /// After a run that was new failed before step 1: removes its recipe.yaml, and the directory when the run made
+    /// it and nothing else is in it. Anything else the run wrote (a DPO reference's log-probabilities) stays, with
+    /// the recipe.yaml that makes the directory a run.
+    static func removeUnstartedRun(_ directory: String, madeDirectory: Bool) {
+        let fm = FileManager.default
+        let names = ((try? fm.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }
+        guard names == ["recipe.yaml"] else { return }
+        try? fm.removeItem(atPath: (directory as NSString).appendingPathComponent("recipe.yaml"))
+        if madeDirectory, ((try? fm.contentsOfDirectory(atPath: directory)) ?? ["?"]).isEmpty { try? fm.removeItem(atPath: directory) }
+    }
 }
