@@ -86,6 +86,7 @@ public final class RLTrainerRun {
         try run.prepareTrainable()
         let source = RolloutSource(directory: s.directory, microBatchSize: rl.microBatchSize, pad: run.padID, promptCount: s.prompts.count,
                                    vocabularySize: run.config.vocabSize, maxPositions: run.config.maxPositionEmbeddings)
+        source.expectedSamples = rl.samplesPerBatch
         let objective = GRPOObjective(rl: rl)
         let model = run.model!
         if rl.routingReplay { source.replayShape = try RoutingReplay.required(model).1 }

@@ -82,9 +82,38 @@ public struct RLRunDirectory: Sendable {
 
     public func readBatch(_ k: Int) throws -> RolloutBatch {
         let path = batchPath(k)
-        guard let data = FileManager.default.contents(atPath: path) else { throw GLMError("\(path): missing or unreadable") }
+        let data = try FileInput.read(path)
         do { return try JSONDecoder().decode(RolloutBatch.self, from: data) }
+        catch let e as DecodingError { throw GLMError("\(path): not a rollout batch (\(RLRunDirectory.describe(e)))") }
         catch { throw GLMError("\(path): not a rollout batch (\(error.localizedDescription))") }
+    }
+
+    /// A decoding error as "KEY PATH: what was wrong" (Foundation's own text names no key).
+    static func describe(_ e: DecodingError) -> String {
+        func path(_ c: [CodingKey]) -> String {
+            let p = c.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return p.hasPrefix(".") ? String(p.dropFirst()) : (p.isEmpty ? "the top level" : p)
+        }
+        switch e {
+        case .typeMismatch(let type, let c): return "\(path(c.codingPath)): expected \(typeName(type))"
+        case .valueNotFound(let type, let c): return "\(path(c.codingPath)): expected \(typeName(type)), found null"
+        case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])): missing"
+        case .dataCorrupted(let c):
+            return c.codingPath.isEmpty ? "not valid JSON" : "\(path(c.codingPath)): \(c.debugDescription)"
+        @unknown default: return "\(e)"
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int32.Type: return "an integer"
+        case is Double.Type, is Float.Type: return "a number"
+        case is String.Type: return "a string"
+        case is Array<Any>.Type: return "a list"
+        default:
+            let name = "\(type)"
+            return name.hasPrefix("Array") ? "a list" : name.hasPrefix("Dictionary") ? "an object" : name
+        }
     }
 
     public var isDone: Bool { FileManager.default.fileExists(atPath: doneMarker) }

@@ -28,6 +28,9 @@ public final class RolloutSource: BatchSource {
     /// Routing replay: every batch must carry the experts its rollout chose, for a model of this shape; they go
     /// into each micro-batch (`TrainingBatch.routedExperts`).
     var replayShape: RoutingReplay.Shape?
+    /// Samples every batch must hold (rl.prompts_per_batch × rl.n_samples_per_prompt): a step is that many samples'
+    /// micro-batches, so a batch of another size would end a step inside the next batch. nil: not checked.
+    var expectedSamples: Int?
 
     init(directory: RLRunDirectory, microBatchSize: Int, pad: Int32, promptCount: Int, vocabularySize: Int, maxPositions: Int) {
         self.directory = directory; self.microBatchSize = microBatchSize; self.pad = pad; exampleCount = promptCount
@@ -62,6 +65,9 @@ public final class RolloutSource: BatchSource {
         try b.validate(source: directory.batchPath(batchIndex), vocabularySize: vocabularySize, maxPositions: maxPositions,
                        trainerVersion: trainerVersion)
         if let replayShape { try RoutingReplay.validate(b, shape: replayShape, source: directory.batchPath(batchIndex)) }
+        if let expectedSamples, b.samples.count != expectedSamples {
+            throw GLMError("\(directory.batchPath(batchIndex)): \(b.samples.count) samples; the recipe's rl.prompts_per_batch × rl.n_samples_per_prompt is \(expectedSamples)")
+        }
         current = b
         slices = b.microBatches(microBatchSize)
     }

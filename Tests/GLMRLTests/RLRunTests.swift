@@ -347,7 +347,13 @@ final class RLRunTests: XCTestCase {
                                  (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "8").replacingOccurrences(of: "[-1,-2]", with: "[-1]") + #"],"stats":{},"warnings":[]}"#, "1 log-probs for 2 response tokens"),
                                  (#"{"index":3,"samples":[],"stats":{},"warnings":[]}"#, "holds batch 3 with 0 samples"),
                                  (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "8").replacingOccurrences(of: #""advantage":0.5"#, with: #""advantage":1e308"#) + #"],"stats":{},"warnings":[]}"#,
-                                  "sample 0: reward 1.0, advantage 1e+308; expected finite numbers of magnitude at most 1e16")] {
+                                  "sample 0: reward 1.0, advantage 1e+308; expected finite numbers of magnitude at most 1e16"),
+                                 (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: #""reward":1"#, with: #""reward":"high""#) + #"],"stats":{},"warnings":[]}"#,
+                                  "not a rollout batch (samples[0].reward: expected a number)"),
+                                 (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: #""group":0,"#, with: "") + #"],"stats":{},"warnings":[]}"#,
+                                  "not a rollout batch (samples[0].group: missing)"),
+                                 (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "8") + #"],"stats":{},"warnings":[]}"#,
+                                  "1 samples; the recipe's rl.prompts_per_batch × rl.n_samples_per_prompt is 8")] {
             try text.write(toFile: "\(run)/rollouts/batch-000000.json", atomically: true, encoding: .utf8)
             let r = try GLMTrainBinary.run(["rl", "train", "--run", run])
             XCTAssertEqual(r.status, 1, r.stderr)
