@@ -193,4 +193,33 @@ final class DPORunCommandTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("warning: \(dir)/skips.jsonl:41: the prompt"), r.stderr)
         XCTAssertTrue(r.stderr.contains("warning: \(dir)/skips.jsonl:42: chosen and rejected are the same"), r.stderr)
     }
+
+    /// A grpo recipe resuming the checkpoints of a dpo run in the same output_dir is refused (its data cursor,
+    /// objective and optimizer state belong to the other run), and data.packing in a dpo recipe is an error, not
+    /// silently ignored.
+    func testADPOCheckpointIsNotResumedByAGRPORunAndDPORowsAreNotPacked() throws {
+        let base = recipe(steps: 2).components(separatedBy: "eval:\n")[0] + "output_dir: \(dir)/out\n"
+        let first = try GLMTrainBinary.run(["run", try write(base, "dpo2.yaml")])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/out/checkpoints"), first.stderr)
+        try "{\"prompt\": \"1+1=\", \"answer\": \"2\"}\n{\"prompt\": \"2+2=\", \"answer\": \"4\"}\n"
+            .write(toFile: "\(dir)/prompts.jsonl", atomically: true, encoding: .utf8)
+        let grpo = try write("""
+            task: grpo
+            model: {path: \(model)}
+            data: {train: \(dir)/prompts.jsonl}
+            training: {steps: 4, seed: 3}
+            optimizer: {name: adamw, lr: 1.0e-3}
+            lora: {rank: 4, alpha: 8, dropout: 0, targets: [q_proj, v_proj, down_proj]}
+            rl: {mode: sync, prompts_per_batch: 2, n_samples_per_prompt: 2, max_new_tokens: 4, micro_batch_size: 2,
+                 reward: {type: exact_match}}
+            output_dir: \(dir)/out
+            """, "grpo.yaml")
+        let r = try GLMTrainBinary.run(["run", grpo, "--resume"])
+        XCTAssertNotEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("was written by a dpo run"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("is a grpo recipe, which cannot resume it"), r.stderr)
+        assertOneLineError(try GLMTrainBinary.run(["run", try write(recipe(steps: 2, output: "packed").replacingOccurrences(of: "shuffle: true}", with: "shuffle: true, packing: true}"), "packed.yaml")]),
+                           contains: ["packed.yaml", "data.packing", "dpo rows are one pair's sequences each and are not packed"])
+    }
 }

@@ -302,6 +302,10 @@ public struct Recipe {
         if case .blankInfilling = objective, data.packing {
             throw RecipeReader.error(file: file, node: node, key: "data.packing", "packing applies to the causal objective only")
         }
+        if data.packing && (task == .dpo || task == .grpo) {
+            throw RecipeReader.error(file: file, node: node, key: "data.packing",
+                                     "\(task.rawValue) rows are one \(task == .dpo ? "pair's sequences" : "sample") each and are not packed; leave data.packing out")
+        }
     }
 
     static func readChatTemplate(_ d: RecipeReader) throws -> ChatTemplate? {

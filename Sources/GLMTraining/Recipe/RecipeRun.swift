@@ -159,7 +159,7 @@ public final class RecipeRun {
         trainer.checkpointMetadata = ["recipe": try recipe.resolvedYAML(), "task": recipe.task.rawValue,
                                       "base_model": recipe.model.path ?? ""]
         trainer.exportModel = { [unowned self] dir in try self.saveModel(to: dir) }
-        trainer.resumeCheck = { [recipe] ckpt in RecipeRun.resumeDifferences(ckpt, recipe: recipe) }
+        trainer.resumeCheck = { [recipe] ckpt in try RecipeRun.resumeDifferences(ckpt, recipe: recipe) }
         if let lora {
             trainer.checkpointMetadata["adapter_config"] = try lora.peftAdapter(baseModel: recipe.model.path).config.jsonText
             let seed = recipe.training.seed
@@ -189,10 +189,15 @@ public final class RecipeRun {
         return MoEBalancer(model: m, options: MoEOptions(biasUpdateRate: rate, auxLossCoef: recipe.moe?.auxLossCoef ?? 0))
     }
 
-    /// Warnings for settings that change what a resumed run computes (the data order, the batches, the data).
-    static func resumeDifferences(_ ckpt: TrainingCheckpoint, recipe: Recipe) -> [String] {
+    /// Warnings for settings that change what a resumed run computes (the data order, the batches, the data); a
+    /// checkpoint of another task (a dpo run's, resumed by a grpo recipe) is refused: its data cursor, objective and
+    /// optimizer state belong to the other run.
+    static func resumeDifferences(_ ckpt: TrainingCheckpoint, recipe: Recipe) throws -> [String] {
         guard let text = ckpt.metadata["recipe"], let node = try? RecipeReader.document(text, file: "checkpoint"),
               let old = try? Recipe(node: node, file: "checkpoint") else { return [] }
+        guard old.task == recipe.task else {
+            throw GLMError("checkpoint step \(ckpt.step) was written by a \(old.task.rawValue) run; \(recipe.file) is a \(recipe.task.rawValue) recipe, which cannot resume it (set output_dir to a new directory, or pass --overwrite to start again)")
+        }
         let pairs: [(String, String, String)] = [
             ("training.batch_size", "\(old.training.batchSize)", "\(recipe.training.batchSize)"),
             ("training.seq_len", "\(old.training.seqLen)", "\(recipe.training.seqLen)"),

@@ -64,8 +64,9 @@ public final class Trainer {
     /// Saves the model (merged, for adapter runs) as an HF directory; used by command hooks.
     public var exportModel: (String) throws -> Void = { _ in throw GLMError("this run cannot export its model") }
     public var tokenizer: GLMTokenizer?
-    /// Compares a checkpoint being resumed with the run's settings; each string returned is printed as a warning.
-    public var resumeCheck: ((TrainingCheckpoint) -> [String])?
+    /// Compares a checkpoint being resumed with the run's settings; each string returned is printed as a warning, and
+    /// an error thrown refuses the checkpoint.
+    public var resumeCheck: ((TrainingCheckpoint) throws -> [String])?
     /// Receives progress, evaluations, checkpoints, warnings and notes (nothing is printed without one).
     public var observer: TrainerObserver?
     /// Combines gradients across data-parallel processes between backward and clipping (nil: one process).
@@ -246,7 +247,7 @@ public final class Trainer {
     }
 
     func restore(_ c: TrainingCheckpoint) throws {
-        for w in resumeCheck?(c) ?? [] { warn(w) }
+        for w in try resumeCheck?(c) ?? [] { warn(w) }
         for p in parameters {
             guard let t = c.tensors[p.name] else { throw GLMError("checkpoint step \(c.step): missing trained tensor '\(p.name)'") }
             guard t.shape == p.tensor.shape else {
