@@ -256,6 +256,11 @@ final class Glm4MoeModelTests: XCTestCase {
         w = weights
         w["model.layers.1.mlp.gate.e_score_correction_bias"] = Tensor(zeros: [5])
         XCTAssertEqual(error(w), "model.layers.1.mlp.gate.e_score_correction_bias: shape [5]; expected [4]")
+        for bad in [Float.nan, .infinity] {  // the selection bias only orders experts: nothing downstream would show it
+            w = weights
+            w["model.layers.1.mlp.gate.e_score_correction_bias"] = Tensor([0, 0.5, bad, 1], shape: [4])
+            XCTAssertEqual(error(w), "model.layers.1.mlp.gate.e_score_correction_bias: value 2 is \(bad); the router's selection bias must be finite")
+        }
         w = weights
         w["model.layers.0.mlp.gate.weight"] = Tensor(zeros: [4, 32])
         XCTAssertTrue(error(w).hasPrefix("model.layers.0.mlp.gate.weight: unexpected tensor"), "a dense layer has no router")

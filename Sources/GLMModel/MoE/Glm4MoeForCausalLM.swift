@@ -46,6 +46,15 @@ public final class Glm4MoeForCausalLM {
         try config.validate()
         self.config = config
         (parameters, mtpTensors) = try Glm4MoeWeights.validated(weights, config: config)
+        // The selection bias only orders experts: a NaN or infinity there routes every token by a broken comparison
+        // and no output or loss ever shows it, so it is refused here.
+        for l in 0..<config.numHiddenLayers {
+            guard let bias = parameters[Glm4MoeWeights.correctionBias(l)] else { continue }
+            let values = bias.widened()
+            if let i = (0..<values.count).first(where: { !values.pointer[$0].isFinite }) {
+                throw GLMError("\(Glm4MoeWeights.correctionBias(l)): value \(i) is \(values.pointer[i]); the router's selection bias must be finite")
+            }
+        }
         bindLayers()
     }
 
