@@ -173,7 +173,12 @@ final class DPORunCommandTests: XCTestCase {
         let beta = try write(recipe(dpo: "{beta: zero}"))
         assertOneLineError(try GLMTrainBinary.run(["run", beta]), contains: ["dpo.beta", "number"])
         let robust = try write(recipe(dpo: "{loss_type: robust, label_smoothing: 0.5}"))
-        assertOneLineError(try GLMTrainBinary.run(["run", robust]), contains: ["dpo.label_smoothing", "[0, 0.5)"])
+        assertOneLineError(try GLMTrainBinary.run(["run", robust]), contains: ["dpo.label_smoothing", "[0, 0.4999]"])
+        // Values the recipe once let through and that made the first loss infinite ("lower optimizer.lr" at step 1).
+        let nearHalf = try write(recipe(dpo: "{loss_type: robust, label_smoothing: 0.4999999999}"), "near-half.yaml")
+        assertOneLineError(try GLMTrainBinary.run(["run", nearHalf]), contains: ["dpo.label_smoothing", "divides by 1 − 2·label_smoothing"])
+        let tinyBeta = try write(recipe(dpo: "{loss_type: ipo, beta: 1.0e-300}"), "tiny-beta.yaml")
+        assertOneLineError(try GLMTrainBinary.run(["run", tinyBeta]), contains: ["dpo.beta", "at least 1e-12"])
         let sft = try write(recipe().replacingOccurrences(of: "task: dpo", with: "task: sft"))
         assertOneLineError(try GLMTrainBinary.run(["run", sft]), contains: ["\(sft):", "dpo", "only task: dpo"])
 

@@ -64,6 +64,11 @@ final class HostileInputCommandTests: XCTestCase {
                            contains: ["\(dir)/in.jsonl:1: log-probability 0 is nan", "NaN or Inf"])
         assertOneLineError(try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", "1,2", "--json", "--max-new-tokens", "2"]),
                            contains: ["prompt 1: a generated token's log-probability is nan"])
+        // Training on it: the loss is NaN before any update, which no learning rate causes.
+        let path = try recipe("nan-run") { $0.replacingOccurrences(of: "model: {path: \(self.tiny)}", with: "model: {path: \(m)}") }
+        let run = try GLMTrainBinary.run(["run", path])
+        assertOneLineError(run, contains: ["step 1: the loss is nan before any update"])
+        XCTAssertFalse(run.stderr.contains("lower optimizer.lr"), run.stderr)
     }
 
     func testTokenizerIdsBeyondTheModelVocabularyAreRefused() throws {

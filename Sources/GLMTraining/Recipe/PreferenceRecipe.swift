@@ -27,8 +27,13 @@ extension Recipe {
         if d.has("label_smoothing") && !smoothing.contains(kind) {
             throw d.fail("label_smoothing", d.node("label_smoothing"), "loss_type \(kind.rawValue) has no label smoothing (sigmoid, robust and simpo do)")
         }
-        if kind == .robust && loss.labelSmoothing >= 0.5 {
-            throw d.fail("label_smoothing", d.node("label_smoothing"), "the robust loss needs label_smoothing in [0, 0.5), got \(loss.labelSmoothing)")
+        // The robust loss divides by 1 − 2·label_smoothing, IPO's target is 1/(2·beta) squared: values that make the
+        // first loss infinite in f32 are refused here, not at step 1.
+        if kind == .robust && loss.labelSmoothing > 0.4999 {
+            throw d.fail("label_smoothing", d.node("label_smoothing"), "the robust loss divides by 1 − 2·label_smoothing and needs label_smoothing in [0, 0.4999], got \(loss.labelSmoothing)")
+        }
+        if kind == .ipo && loss.beta < 1e-12 {
+            throw d.fail("beta", d.node("beta"), "IPO's target 1/(2·beta) is squared and needs beta of at least 1e-12, got \(loss.beta)")
         }
         if d.has("gamma") && kind != .simpo { throw d.fail("gamma", d.node("gamma"), "gamma is SimPO's margin; it needs loss_type: simpo") }
         if d.has("lambda") && kind != .orpo { throw d.fail("lambda", d.node("lambda"), "lambda is ORPO's odds-ratio weight; it needs loss_type: orpo") }

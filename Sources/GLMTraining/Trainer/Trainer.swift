@@ -121,6 +121,10 @@ public final class Trainer {
             let loss = result.loss
             summary.lastLoss = loss
             guard loss.isFinite else {
+                // At step 1 no update has happened yet: the learning rate cannot be the cause.
+                if step == 1 {
+                    throw GLMError("step 1: the loss is \(loss) before any update; check the model's weights, the data and the objective's settings")
+                }
                 throw GLMError("step \(step): the loss is \(loss); lower optimizer.lr or check the data")
             }
             var record: [String: Any] = ["step": step, "loss": loss, "lr": lr, "grad_norm": Double(gradNorm),
