@@ -110,6 +110,13 @@ extension HostileInputCommandTests {
                 XCTAssertFalse(FileManager.default.fileExists(atPath: (output as NSString).deletingLastPathComponent), "\(format): \(output)")
             }
         }
+        // Applied to a model — generate, and a run that starts from it (model.adapter) — it is named the same way.
+        assertOneLineError(try GLMTrainBinary.run(["generate", "--model", tiny, "--adapter", adapter, "--prompt", "hi", "--max-new-tokens", "2"]),
+                           contains: ["\(weights): tensor ", "has a non-finite value", "cannot be applied"])
+        let start = try recipe("from-nan-adapter") {
+            $0.replacingOccurrences(of: "model: {path: \(self.tiny)}", with: "model: {path: \(self.tiny), adapter: \(adapter)}")
+        }
+        assertOneLineError(try GLMTrainBinary.run(["run", start]), contains: ["\(weights): tensor ", "cannot be applied"])
     }
 
     func testConfigFilesThatAreDevicesDirectoriesOrNotText() throws {

@@ -71,6 +71,8 @@ public struct PEFTAdapter {
         if let model {
             try config.validate(against: model, source: configPath)
             try adapter.validateTensors(against: model, source: weightsPath, keyPrefix: keyPrefix)
+            // Applied to a model (generate, eval, merge, a run's starting adapter): NaN would reach every output.
+            try adapter.checkFinite(source: weightsPath, refusing: "a diverged adapter cannot be applied to the model")
         } else {
             try adapter.validateTensors(against: nil, source: weightsPath, keyPrefix: keyPrefix)
         }
@@ -130,11 +132,11 @@ public struct PEFTAdapter {
 
     /// Throws when a matrix holds NaN or ±inf (a diverged run): exports refuse to write such an adapter. The
     /// error names `source` and the first such tensor and element.
-    public func checkFinite(source: String) throws {
+    public func checkFinite(source: String, refusing: String = "refusing to export a diverged adapter") throws {
         for name in tensors.keys.sorted() {
             let t = tensors[name]!
             if let i = UnsafeBufferPointer(start: t.pointer, count: t.count).firstIndex(where: { !$0.isFinite }) {
-                throw GLMError("\(source): tensor '\(name)' has a non-finite value (\(t.pointer[i]) at element \(i)); refusing to export a diverged adapter")
+                throw GLMError("\(source): tensor '\(name)' has a non-finite value (\(t.pointer[i]) at element \(i)); \(refusing)")
             }
         }
         guard config.scale.isFinite, config.effectiveAlpha.isFinite, config.effectiveAlpha > 0 else {
