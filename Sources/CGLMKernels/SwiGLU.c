@@ -1,5 +1,6 @@
 // SwiGLU's elementwise forward and backward on AVX-512: the same operations, in the same order and without fused
-// multiply-adds, as the Swift SIMD8 code (SwiGLU.swift with FastExp.exp), so the results are identical bit for bit;
+// multiply-adds, as the Swift SIMD8 code (SwiGLU.swift with FastExp.exp), so the results are identical bit for bit
+// (a NaN result's sign bit aside, which the Swift code itself gives differently in debug and release builds);
 // the package's baseline x86-64 target runs that Swift code on two SSE halves, four times slower per element.
 #include "CGLMKernels.h"
 
