@@ -22,11 +22,13 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
         .target(name: "CGLMKernels"),
+        // posix_spawn for external programs (reward commands, eval hooks): ExternalProgram.swift.
+        .target(name: "CSpawn"),
         // bf16 matrix products on oneDNN (Debian's libdnnl-dev): `training.precision: bf16`.
         .target(name: "CBF16GEMM", linkerSettings: [.linkedLibrary("dnnl")]),
         // Open MPI, loaded at run time (dlopen) so that the package builds and runs without it; data parallelism only.
         .target(name: "CMPIShim", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "GLMCore", dependencies: ["COpenBLAS", "CGLMKernels", "CBF16GEMM"]),
+        .target(name: "GLMCore", dependencies: ["COpenBLAS", "CGLMKernels", "CBF16GEMM", "CSpawn"]),
         .target(name: "GLMModel", dependencies: ["GLMCore"]),
         .target(name: "GLMIO", dependencies: ["GLMModel", "GLMCore", "CHDF5"]),
         .target(name: "GLMTraining", dependencies: ["GLMIO", "GLMModel", "GLMCore", "CMPIShim", .product(name: "Yams", package: "Yams")]),

@@ -12,7 +12,7 @@ order_text="C shims < GLMCore < GLMModel < GLMIO < GLMTraining < GLMRL < GLMTrai
 
 rank() {  # the layer of a module: 0 for the C shims, 1... for the Swift targets, empty for anything else
     case "$1" in
-        CGLMKernels|COpenBLAS|CHDF5|CMPIShim) echo 0; return ;;
+        CGLMKernels|COpenBLAS|CHDF5|CMPIShim|CBF16GEMM|CSpawn) echo 0; return ;;
     esac
     local i
     for i in "${!order[@]}"; do

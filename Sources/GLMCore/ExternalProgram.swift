@@ -1,8 +1,13 @@
-// Runs an external program (a reward command, an eval command hook) with bounds: its standard input written on a
-// thread of its own (so that a program that prints before reading cannot deadlock the run), at most
-// `FileInput.maxProgramOutputBytes` of standard output kept, and a time limit. A program past either bound is stopped
-// with its whole process group (Foundation's Process gives each child a group of its own), so that what it started —
-// a shell script's `sleep`, a Python child — neither keeps running nor keeps the output pipe open.
+// Runs an external program (a reward command, an eval command hook) with bounds, in one poll loop: its standard input
+// written as it reads it (a program that prints before reading cannot deadlock the run), at most
+// `FileInput.maxProgramOutputBytes` of standard output kept, and a time limit that holds whatever the program leaves
+// behind. It is started by posix_spawn (CSpawn) in a process group of its own with every other descriptor closed:
+// Foundation's Process hands its exit-watch socket to the child and to all it starts, so a daemon left behind kept
+// Process from ever reporting the exit. A program past a bound is stopped with its whole group (what it started: a
+// shell script's `sleep`, a Python child); once it has exited, output still held open by something it left running
+// is waited for one second more, then that group is stopped and the output taken as it is. (A descendant that starts
+// a session of its own is out of reach of the group; it no longer delays the return.)
+import CSpawn
 import Foundation
 
 public enum ExternalProgram {
@@ -17,52 +22,79 @@ public enum ExternalProgram {
         case cannotRun(String)
     }
 
-    /// Runs `command` (through `/usr/bin/env`, no shell) with `input` on standard input; standard error goes to ours.
+    /// How long output may stay open after the program exited (something it started holds it).
+    static let outputGrace = 1.0
+
+    /// Runs `command` (found on PATH, no shell) with `input` on standard input; standard error goes to ours.
     public static func run(_ command: [String], input: Data, timeout: Double) -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = command
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin; process.standardOutput = stdout
-        process.standardError = FileHandle.standardError
+        guard !command.isEmpty else { return .cannotRun("no command") }
         signal(SIGPIPE, SIG_IGN)  // a program that exits without reading must not take the run down
-        let exited = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in exited.signal() }
-        do { try process.run() } catch { return .cannotRun(error.localizedDescription) }
-        final class Box: @unchecked Sendable {
-            var data = Data(), overflowed = false, writeFailed = false
+        var pid: pid_t = 0, inFd: Int32 = -1, outFd: Int32 = -1
+        var cArgs: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        defer { for p in cArgs { free(p) } }
+        let rc = cArgs.withUnsafeMutableBufferPointer { glms_spawn($0.baseAddress!, &pid, &inFd, &outFd) }
+        guard rc == 0 else { return .cannotRun(String(cString: strerror(rc))) }
+        let start = Date()
+        var output = Data(), written = 0, inputUnread = false
+        var exitStatus: Int32? = nil, exitedAt: Date? = nil
+        defer {
+            if inFd >= 0 { close(inFd) }
+            if outFd >= 0 { close(outFd) }
         }
-        let box = Box(), done = DispatchSemaphore(value: 0), written = DispatchSemaphore(value: 0)
-        let writer = Thread {
-            do { try stdin.fileHandleForWriting.write(contentsOf: input) } catch { box.writeFailed = true }
-            try? stdin.fileHandleForWriting.close()
-            written.signal()
+        if input.isEmpty { close(inFd); inFd = -1 }
+        func reap(block: Bool) {
+            guard exitStatus == nil else { return }
+            var status: Int32 = 0
+            if waitpid(pid, &status, block ? 0 : WNOHANG) == pid { exitStatus = status; exitedAt = Date() }
         }
-        writer.start()
-        let reader = Thread { (box.data, box.overflowed) = FileInput.readOutput(stdout.fileHandleForReading); done.signal() }
-        reader.start()
-        let group = -process.processIdentifier
-        let deadline = DispatchTime.now() + timeout
-        func stop() {  // SIGTERM first (a chance to clean up), then SIGKILL to whatever of the group is left
-            kill(group, SIGTERM)
-            _ = exited.wait(timeout: .now() + 2)
-            kill(group, SIGKILL)
-            _ = done.wait(timeout: .now() + 2)
-            process.waitUntilExit()
-            _ = written.wait(timeout: .now() + 2)
+        /// SIGTERM to the group, up to 2 s for the program to go, then SIGKILL to whatever of the group is left.
+        func stop() {
+            kill(-pid, SIGTERM)
+            let until = Date().addingTimeInterval(2)
+            while exitStatus == nil && Date() < until { reap(block: false); if exitStatus == nil { usleep(10_000) } }
+            kill(-pid, SIGKILL)
+            reap(block: true)
         }
-        if done.wait(timeout: deadline) == .timedOut { stop(); return .timedOut }
-        if box.overflowed {
-            kill(group, SIGKILL)
-            process.waitUntilExit()
-            _ = written.wait(timeout: .now() + 2)
-            return .overflowed
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            if Date().timeIntervalSince(start) > timeout { stop(); return .timedOut }
+            var fds: [pollfd] = []
+            if outFd >= 0 { fds.append(pollfd(fd: outFd, events: Int16(POLLIN), revents: 0)) }
+            if inFd >= 0 { fds.append(pollfd(fd: inFd, events: Int16(POLLOUT), revents: 0)) }
+            if !fds.isEmpty { _ = poll(&fds, nfds_t(fds.count), 10) } else { usleep(10_000) }
+            // Output: read what is there; end of file closes it.
+            if outFd >= 0 {
+                while true {
+                    let n = read(outFd, &buffer, buffer.count)
+                    if n > 0 {
+                        guard n <= FileInput.maxProgramOutputBytes - output.count else {
+                            kill(-pid, SIGKILL); reap(block: true)
+                            return .overflowed
+                        }
+                        output.append(buffer, count: n)
+                        continue
+                    }
+                    if n == 0 || (errno != EAGAIN && errno != EINTR) { close(outFd); outFd = -1 }
+                    break
+                }
+            }
+            // Input: write what the pipe takes; a program that closed its input gets no more.
+            if inFd >= 0 {
+                let n = input.withUnsafeBytes { raw in write(inFd, raw.baseAddress! + written, raw.count - written) }
+                if n > 0 { written += n } else if n < 0 && errno != EAGAIN && errno != EINTR { inputUnread = true; close(inFd); inFd = -1 }
+                if written == input.count, inFd >= 0 { close(inFd); inFd = -1 }
+            }
+            reap(block: false)
+            guard let status = exitStatus else { continue }
+            if outFd >= 0 {
+                // Exited, output still open: something it started holds it.
+                guard Date().timeIntervalSince(exitedAt!) > outputGrace else { continue }
+                kill(-pid, SIGKILL)
+            }
+            if written < input.count { inputUnread = true }
+            let signalled = status & 0x7f != 0
+            return .finished(output: output, reason: signalled ? .uncaughtSignal : .exit,
+                             status: signalled ? status & 0x7f : (status >> 8) & 0xff, inputUnread: inputUnread)
         }
-        // Its output ended; it may still run (having closed its output): the same time limit holds.
-        if exited.wait(timeout: deadline) == .timedOut { stop(); return .timedOut }
-        process.waitUntilExit()
-        _ = written.wait(timeout: .now() + 2)
-        return .finished(output: box.data, reason: process.terminationReason, status: process.terminationStatus,
-                         inputUnread: box.writeFailed)
     }
 }

@@ -99,7 +99,9 @@ public struct RLRunDirectory: Sendable {
         case .valueNotFound(let type, let c): return "\(path(c.codingPath)): expected \(typeName(type)), found null"
         case .keyNotFound(let key, let c): return "\(path(c.codingPath + [key])): missing"
         case .dataCorrupted(let c):
-            return c.codingPath.isEmpty ? "not valid JSON" : "\(path(c.codingPath)): \(c.debugDescription)"
+            // Foundation reports a number that does not fit its type (2^31 as a token id) with no key path.
+            let why = (c.underlyingError.map { "\($0)" } ?? c.debugDescription).prefix(200)
+            return c.codingPath.isEmpty ? "not valid JSON or a number out of range: \(why)" : "\(path(c.codingPath)): \(why)"
         @unknown default: return "\(e)"
         }
     }

@@ -61,6 +61,7 @@ enum RLRunCommand {
         if started && !resuming && !overwrite {
             throw GLMError("\(dir): this run directory already holds an RL run; pass --resume to continue it, --overwrite to start again, or set output_dir")
         }
+        if started && resuming { try RunDirectoryCheck.checkResumedTask(dir, recipe: recipe) }
         // Everything the run reads is checked before the run directory is touched (an --overwrite removal, the
         // recipe.yaml) or a process starts.
         let syncTrainer = rl.mode == .sync ? try RLTrainerRun(recipe: recipe) : nil

@@ -352,6 +352,8 @@ final class RLRunTests: XCTestCase {
                                   "not a rollout batch (samples[0].reward: expected a number)"),
                                  (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: #""group":0,"#, with: "") + #"],"stats":{},"warnings":[]}"#,
                                   "not a rollout batch (samples[0].group: missing)"),
+                                 (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "2147483648") + #"],"stats":{},"warnings":[]}"#,
+                                  "not a rollout batch (not valid JSON or a number out of range"),
                                  (#"{"index":0,"samples":["# + sample.replacingOccurrences(of: "99999", with: "8") + #"],"stats":{},"warnings":[]}"#,
                                   "1 samples; the recipe's rl.prompts_per_batch × rl.n_samples_per_prompt is 8")] {
             try text.write(toFile: "\(run)/rollouts/batch-000000.json", atomically: true, encoding: .utf8)

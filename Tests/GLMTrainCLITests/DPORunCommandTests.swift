@@ -222,8 +222,10 @@ final class DPORunCommandTests: XCTestCase {
             """, "grpo.yaml")
         let r = try GLMTrainBinary.run(["run", grpo, "--resume"])
         XCTAssertNotEqual(r.status, 0, r.stderr)
-        XCTAssertTrue(r.stderr.contains("was written by a dpo run"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("\(dir)/out/recipe.yaml: this run directory holds a dpo run"), r.stderr)
         XCTAssertTrue(r.stderr.contains("is a grpo recipe, which cannot resume it"), r.stderr)
+        // The dpo run's recipe.yaml is left as it was.
+        XCTAssertTrue(try String(contentsOfFile: "\(dir)/out/recipe.yaml", encoding: .utf8).contains("task: dpo"))
         assertOneLineError(try GLMTrainBinary.run(["run", try write(recipe(steps: 2, output: "packed").replacingOccurrences(of: "shuffle: true}", with: "shuffle: true, packing: true}"), "packed.yaml")]),
                            contains: ["packed.yaml", "data.packing", "dpo rows are one pair's sequences each and are not packed"])
     }

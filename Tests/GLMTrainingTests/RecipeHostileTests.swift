@@ -149,6 +149,23 @@ final class RecipeHostileTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the hook's child outlived the hook")
     }
 
+    /// A hook that prints its metrics and exits but leaves processes running — in its group or in a session of its
+    /// own, holding its output or not — gives its metrics at once (within the 1 s grace for held output), not at the
+    /// timeout or never (Foundation's Process handed its exit-watch socket to them: the run hung; audit 3).
+    func testAHookThatLeavesProcessesBehindGivesItsMetrics() throws {
+        let context = EvaluationContext(model: try tinyModel(), tokenizer: nil, step: 1, runDirectory: NSTemporaryDirectory(),
+                                        exportModel: { _ in })
+        for (label, leftover) in [("same group, output closed", "sleep 8 >/dev/null 2>&1 </dev/null &"),
+                                  ("own session, output closed", "setsid sh -c 'trap \"\" TERM; sleep 8' >/dev/null 2>&1 </dev/null &"),
+                                  ("own session, output held", "setsid sh -c 'trap \"\" TERM; sleep 8' </dev/null &"),
+                                  ("same group, output held", "sleep 8 </dev/null &")] {
+            let hook = CommandHook(name: "bg", command: ["sh", "-c", "cat >/dev/null; \(leftover) echo '{\"score\": 2}'"], timeout: 30)
+            let start = Date()
+            XCTAssertEqual(try hook.evaluate(context), ["score": 2], label)
+            XCTAssertLessThan(Date().timeIntervalSince(start), 4, label)
+        }
+    }
+
     func testACommandHookTimeoutIsReadFromTheRecipe() throws {
         let yaml = """
         task: pretrain

@@ -202,6 +202,10 @@ public struct Recipe {
         guard let train = try d.string("train") else { throw d.fail("train", nil, "missing (a JSONL file)") }
         data = DataSection(train: train, eval: try d.string("eval"), shuffle: try d.bool("shuffle", default: true),
                            packing: try d.bool("packing", default: false), chatTemplate: try Recipe.readChatTemplate(d))
+        if data.packing && (task == .dpo || task == .grpo) {
+            throw d.fail("packing", d.node("packing"),
+                         "\(task.rawValue) rows are one \(task == .dpo ? "pair's sequences" : "sample") each and are not packed; leave data.packing out")
+        }
         try d.finish()
 
         objective = try Recipe.readObjective(r, task: task)
@@ -301,10 +305,6 @@ public struct Recipe {
 
         if case .blankInfilling = objective, data.packing {
             throw RecipeReader.error(file: file, node: node, key: "data.packing", "packing applies to the causal objective only")
-        }
-        if data.packing && (task == .dpo || task == .grpo) {
-            throw RecipeReader.error(file: file, node: node, key: "data.packing",
-                                     "\(task.rawValue) rows are one \(task == .dpo ? "pair's sequences" : "sample") each and are not packed; leave data.packing out")
         }
     }
 

@@ -71,6 +71,7 @@ public final class RecipeRun {
         if let dp = dataParallel, recipe.training.batchSize < dp.size {
             throw GLMError("\(recipe.file): training.batch_size \(recipe.training.batchSize) is less than the \(dp.size) data-parallel processes; each needs at least one \(recipe.task == .dpo ? "pair" : "row") of every batch")
         }
+        if resume && isPrimary { try RunDirectoryCheck.checkResumedTask(runDirectory, recipe: recipe) }
         // A run that fails its checks (model, data, hooks) leaves no run behind in a directory that was new or empty.
         let wasNew = isPrimary && RunDirectoryCheck.isNewOrEmpty(runDirectory), existed = fm.fileExists(atPath: runDirectory)
         if isPrimary {

@@ -4,7 +4,7 @@
 import Foundation
 import GLMCore
 
-enum RunDirectoryCheck {
+public enum RunDirectoryCheck {
     /// The names a run writes in its directory, and whether each is a directory.
     static let entries: [(name: String, isDirectory: Bool)] = [
         ("recipe.yaml", false), ("metrics.jsonl", false), ("checkpoints", true), ("adapter", true), ("model", true),
@@ -49,5 +49,16 @@ enum RunDirectoryCheck {
         guard names == ["recipe.yaml"] else { return }
         try? fm.removeItem(atPath: (directory as NSString).appendingPathComponent("recipe.yaml"))
         if madeDirectory, ((try? fm.contentsOfDirectory(atPath: directory)) ?? ["?"]).isEmpty { try? fm.removeItem(atPath: directory) }
+    }
+
+    /// Before a resume writes its recipe.yaml over the run's: a run directory whose recipe.yaml is another task's (a
+    /// dpo run's, resumed by a grpo recipe) is refused, leaving that file as it is. An unreadable old recipe is left
+    /// to the checkpoint's own check.
+    public static func checkResumedTask(_ directory: String, recipe: Recipe) throws {
+        let path = (directory as NSString).appendingPathComponent("recipe.yaml")
+        guard let data = try? FileInput.read(path, limit: FileLimits.maxConfigBytes), let text = String(data: data, encoding: .utf8),
+              let node = try? RecipeReader.document(text, file: path), let old = try? Recipe(node: node, file: path),
+              old.task != recipe.task else { return }
+        throw GLMError("\(path): this run directory holds a \(old.task.rawValue) run; \(recipe.file) is a \(recipe.task.rawValue) recipe, which cannot resume it (set output_dir to a new directory, or pass --overwrite to start again)")
     }
 }

@@ -25,6 +25,8 @@ public enum MetricsPlot {
         for key in series.keys.sorted() {
             var name = fileName(key)
             if used.contains(name) { name = fileName(key, tagged: true) }
+            var n = 2
+            while used.contains(name) { name = fileName(key, tagged: true) + "-\(n)"; n += 1 }  // a name made to meet a hash
             used.insert(name)
             let file = (directory as NSString).appendingPathComponent(name + ".svg")
             let points = series[key]!
