@@ -19,6 +19,7 @@ let parsers: [(target: String, dependencies: [Target.Dependency])] = [
     ("fuzz-adapter-config", [library("GLMIO"), library("GLMModel")]),
     ("fuzz-jsonl", [library("GLMIO"), library("GLMTraining")]),
     ("fuzz-recipe", [library("GLMTraining")]),
+    ("fuzz-rollout-batch", [library("GLMRL")]),
     ("fuzz-make-seeds", [library("GLMIO")]),
 ]
 

@@ -12,8 +12,8 @@ corpus=${FUZZ_CORPUS:-/tmp/glmtrain-fuzz}
 jobs=${FUZZ_JOBS:-2}
 # Each target with the input size it fuzzes up to (its seeds are smaller).
 declare -A max_len=([safetensors]=65536 [gguf]=65536 [checkpoint]=16384 [tokenizer]=16384 [config]=4096
-                    [adapter-config]=4096 [jsonl]=4096 [recipe]=4096)
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(safetensors gguf checkpoint tokenizer config adapter-config jsonl recipe)
+                    [adapter-config]=4096 [jsonl]=4096 [recipe]=4096 [rollout-batch]=8192)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(safetensors gguf checkpoint tokenizer config adapter-config jsonl recipe rollout-batch)
 # Swift's backtracer would hold a crashing process for seconds; libFuzzer reports the crash itself.
 export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1:symbolize=1}
@@ -25,7 +25,7 @@ run_target() {
     rm -f "$log"
     local common=(-rss_limit_mb=2048 -timeout=10 -max_len="${max_len[$t]}" -artifact_prefix="$corpus/artifacts/$t/"
                   -detect_leaks=0 ${FUZZ_FLAGS:-})
-    case $t in config|adapter-config|tokenizer|jsonl) common+=(-dict=Dictionaries/json.dict) ;; recipe) common+=(-dict=Dictionaries/yaml.dict) ;; esac
+    case $t in config|adapter-config|tokenizer|jsonl|rollout-batch) common+=(-dict=Dictionaries/json.dict) ;; recipe) common+=(-dict=Dictionaries/yaml.dict) ;; esac
     local regressions=(Regressions/"$t"/*)
     if [ -e "${regressions[0]}" ]; then
         "$exe" "${common[@]}" "${regressions[@]}" >>"$log" 2>&1 || status=$?
