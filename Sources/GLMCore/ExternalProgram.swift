@@ -30,13 +30,17 @@ public enum ExternalProgram {
         guard !command.isEmpty else { return .cannotRun("no command") }
         signal(SIGPIPE, SIG_IGN)  // a program that exits without reading must not take the run down
         var pid: pid_t = 0, inFd: Int32 = -1, outFd: Int32 = -1
-        var cArgs: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
+        // Through /usr/bin/env, as Process ran it: PATH lookup, a script without "#!" run by /bin/sh, leading
+        // NAME=value arguments set in its environment; env execs the program, which keeps env's pid and group.
+        var cArgs: [UnsafeMutablePointer<CChar>?] = (["/usr/bin/env"] + command).map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
         let rc = cArgs.withUnsafeMutableBufferPointer { glms_spawn($0.baseAddress!, &pid, &inFd, &outFd) }
         guard rc == 0 else { return .cannotRun(String(cString: strerror(rc))) }
-        let start = Date()
+        // Monotonic time: a clock step (NTP, a resumed VM) neither stops a healthy program nor extends the limit.
+        func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+        let start = now()
         var output = Data(), written = 0, inputUnread = false
-        var exitStatus: Int32? = nil, exitedAt: Date? = nil
+        var exitStatus: Int32? = nil, exitedAt: Double? = nil
         defer {
             if inFd >= 0 { close(inFd) }
             if outFd >= 0 { close(outFd) }
@@ -45,19 +49,20 @@ public enum ExternalProgram {
         func reap(block: Bool) {
             guard exitStatus == nil else { return }
             var status: Int32 = 0
-            if waitpid(pid, &status, block ? 0 : WNOHANG) == pid { exitStatus = status; exitedAt = Date() }
+            if waitpid(pid, &status, block ? 0 : WNOHANG) == pid { exitStatus = status; exitedAt = now() }
         }
         /// SIGTERM to the group, up to 2 s for the program to go, then SIGKILL to whatever of the group is left.
         func stop() {
             kill(-pid, SIGTERM)
-            let until = Date().addingTimeInterval(2)
-            while exitStatus == nil && Date() < until { reap(block: false); if exitStatus == nil { usleep(10_000) } }
+            let until = now() + 2
+            while exitStatus == nil && now() < until { reap(block: false); if exitStatus == nil { usleep(10_000) } }
             kill(-pid, SIGKILL)
             reap(block: true)
         }
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            if Date().timeIntervalSince(start) > timeout { stop(); return .timedOut }
+            // The limit applies while the program runs; once it has exited only the output grace remains.
+            if exitStatus == nil && now() - start > timeout { stop(); return .timedOut }
             var fds: [pollfd] = []
             if outFd >= 0 { fds.append(pollfd(fd: outFd, events: Int16(POLLIN), revents: 0)) }
             if inFd >= 0 { fds.append(pollfd(fd: inFd, events: Int16(POLLOUT), revents: 0)) }
@@ -88,7 +93,7 @@ public enum ExternalProgram {
             guard let status = exitStatus else { continue }
             if outFd >= 0 {
                 // Exited, output still open: something it started holds it.
-                guard Date().timeIntervalSince(exitedAt!) > outputGrace else { continue }
+                guard now() - exitedAt! > outputGrace else { continue }
                 kill(-pid, SIGKILL)
             }
             if written < input.count { inputUnread = true }

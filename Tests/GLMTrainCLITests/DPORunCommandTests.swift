@@ -223,7 +223,7 @@ final class DPORunCommandTests: XCTestCase {
         let r = try GLMTrainBinary.run(["run", grpo, "--resume"])
         XCTAssertNotEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("\(dir)/out/recipe.yaml: this run directory holds a dpo run"), r.stderr)
-        XCTAssertTrue(r.stderr.contains("is a grpo recipe, which cannot resume it"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("is a grpo recipe, which cannot resume its checkpoints"), r.stderr)
         // The dpo run's recipe.yaml is left as it was.
         XCTAssertTrue(try String(contentsOfFile: "\(dir)/out/recipe.yaml", encoding: .utf8).contains("task: dpo"))
         assertOneLineError(try GLMTrainBinary.run(["run", try write(recipe(steps: 2, output: "packed").replacingOccurrences(of: "shuffle: true}", with: "shuffle: true, packing: true}"), "packed.yaml")]),

@@ -166,6 +166,21 @@ final class RecipeHostileTests: XCTestCase {
         }
     }
 
+    /// Commands run as /usr/bin/env ran them: a script without "#!" through /bin/sh, leading NAME=value arguments as
+    /// its environment; a program that does not exist exits 127 through env.
+    func testCommandsRunAsEnvRunsThem() throws {
+        let context = EvaluationContext(model: try tinyModel(), tokenizer: nil, step: 1, runDirectory: NSTemporaryDirectory(),
+                                        exportModel: { _ in })
+        let script = NSTemporaryDirectory() + "no-shebang-\(getpid()).sh"
+        try "cat >/dev/null\necho \"{\\\"score\\\": $GLMT_SCORE}\"\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        XCTAssertEqual(try CommandHook(name: "s", command: ["GLMT_SCORE=3", script]).evaluate(context), ["score": 3])
+        XCTAssertThrowsError(try CommandHook(name: "none", command: ["no-such-program-glmtrain"]).evaluate(context)) { e in
+            XCTAssertTrue("\(e)".contains("exited with status 127"), "\(e)")
+        }
+    }
+
     func testACommandHookTimeoutIsReadFromTheRecipe() throws {
         let yaml = """
         task: pretrain

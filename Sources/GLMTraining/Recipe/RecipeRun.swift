@@ -197,7 +197,7 @@ public final class RecipeRun {
         guard let text = ckpt.metadata["recipe"], let node = try? RecipeReader.document(text, file: "checkpoint"),
               let old = try? Recipe(node: node, file: "checkpoint") else { return [] }
         guard old.task == recipe.task else {
-            throw GLMError("checkpoint step \(ckpt.step) was written by a \(old.task.rawValue) run; \(recipe.file) is a \(recipe.task.rawValue) recipe, which cannot resume it (set output_dir to a new directory, or pass --overwrite to start again)")
+            throw GLMError("checkpoint step \(ckpt.step) was written by a \(old.task.rawValue) run; \(recipe.file) is a \(recipe.task.rawValue) recipe, which cannot resume it (set output_dir to a new directory)")
         }
         let pairs: [(String, String, String)] = [
             ("training.batch_size", "\(old.training.batchSize)", "\(recipe.training.batchSize)"),

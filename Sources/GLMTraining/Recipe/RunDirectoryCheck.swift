@@ -51,14 +51,17 @@ public enum RunDirectoryCheck {
         if madeDirectory, ((try? fm.contentsOfDirectory(atPath: directory)) ?? ["?"]).isEmpty { try? fm.removeItem(atPath: directory) }
     }
 
-    /// Before a resume writes its recipe.yaml over the run's: a run directory whose recipe.yaml is another task's (a
-    /// dpo run's, resumed by a grpo recipe) is refused, leaving that file as it is. An unreadable old recipe is left
-    /// to the checkpoint's own check.
+    /// Before a resume writes its recipe.yaml over the run's: a run directory with checkpoints whose recipe.yaml is
+    /// another task's (a dpo run's, resumed by a grpo recipe) is refused, leaving that file as it is. An unreadable
+    /// old recipe is left to the checkpoint's own check.
     public static func checkResumedTask(_ directory: String, recipe: Recipe) throws {
+        // Only a run with a checkpoint to resume: without one, a resume starts afresh (and writes its recipe.yaml).
+        let checkpoints = (directory as NSString).appendingPathComponent("checkpoints")
+        guard ((try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []).contains(where: { $0.hasSuffix(".h5") }) else { return }
         let path = (directory as NSString).appendingPathComponent("recipe.yaml")
         guard let data = try? FileInput.read(path, limit: FileLimits.maxConfigBytes), let text = String(data: data, encoding: .utf8),
               let node = try? RecipeReader.document(text, file: path), let old = try? Recipe(node: node, file: path),
               old.task != recipe.task else { return }
-        throw GLMError("\(path): this run directory holds a \(old.task.rawValue) run; \(recipe.file) is a \(recipe.task.rawValue) recipe, which cannot resume it (set output_dir to a new directory, or pass --overwrite to start again)")
+        throw GLMError("\(path): this run directory holds a \(old.task.rawValue) run; \(recipe.file) is a \(recipe.task.rawValue) recipe, which cannot resume its checkpoints (set output_dir to a new directory)")
     }
 }
