@@ -5,11 +5,14 @@ import Foundation
 import FuzzSupport
 import GLMRL
 
-let run = RLRunDirectory(Fuzz.directory + "/run")
-try! FileManager.default.createDirectory(atPath: Fuzz.directory + "/run/rollouts", withIntermediateDirectories: true)
+let run: RLRunDirectory = {
+    try! FileManager.default.createDirectory(atPath: Fuzz.directory + "/run/rollouts", withIntermediateDirectories: true)
+    return RLRunDirectory(Fuzz.directory + "/run")
+}()
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let run = run  // made first: it makes the rollouts directory the input is written into
     _ = Fuzz.file(data, size, name: "run/rollouts/batch-000000.json")
     Fuzz.expectGLMError("rollout batch") {
         let batch = try run.readBatch(0)
