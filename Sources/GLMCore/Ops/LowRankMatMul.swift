@@ -60,7 +60,9 @@ public enum LowRankMatMul {
     }
 
     /// The transpose of `rows × cols` (leading dimension `ld`) into `dst` `[cols, rows]`.
+    /// (OpenBLAS's somatcopy, as attention transposes its keys: `AttentionRows.transpose`.)
     public static func transpose(_ src: UnsafePointer<Float>, rows: Int, cols: Int, ld: Int, into dst: UnsafeMutablePointer<Float>) {
-        for i in 0..<rows { for j in 0..<cols { dst[j * rows + i] = src[i * ld + j] } }
+        guard rows > 0, cols > 0 else { return }
+        AttentionRows.transpose(src, ld: ld, rows: rows, cols: cols, dst)
     }
 }
