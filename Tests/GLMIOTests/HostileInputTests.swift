@@ -154,6 +154,17 @@ final class HostileInputTests: XCTestCase {
         assertError([twice, "gives id 0 to both"]) { _ = try GLMTokenizer.load(tiktokenRanks: twice) }
     }
 
+    func testTiktokenRankFileOfVeryLongTokensIsRefusedQuickly() throws {
+        // One 64 KiB token: listing its splits would copy 2^32 bytes; the file is refused before that.
+        let long = Data(repeating: 0x61, count: 1 << 16).base64EncodedString()
+        let path = try temporary("tokenizer.model", Data("\(long) 0\nYQ== 1\n".utf8))
+        assertError([path, "tokens too long", "65536-byte token"]) { _ = try GLMTokenizer.load(tiktokenRanks: path) }
+        // Tokens of a few hundred bytes, as real rank files have, load.
+        let normal = (0..<200).map { "\(Data(repeating: UInt8(0x41 + $0 % 26), count: 1 + $0).base64EncodedString()) \($0)" }
+        let ok = try temporary("tokenizer.model", Data(normal.joined(separator: "\n").utf8))
+        XCTAssertEqual(try GLMTokenizer.load(tiktokenRanks: ok).vocabularySize, 200 + GLMTokenizer.glm4SpecialTokens.count)
+    }
+
     // MARK: adapter_config.json
 
     var adapterFixture: String { "\(Fixtures.repositoryRoot)/Tests/GLMIOTests/Fixtures/peft/glm-qv/adapter_config.json" }

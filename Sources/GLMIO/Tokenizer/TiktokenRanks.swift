@@ -4,6 +4,9 @@ import Foundation
 import GLMCore
 
 extension GLMTokenizer {
+    /// The bound on the sum of squared token lengths of a rank file (see `load(tiktokenRanks:)`).
+    static let maxSplitWork = 1 << 30
+
     /// Loads a tiktoken rank file. `addedTokens` nil means GLM-4's special tokens numbered from the number of
     /// ranks (as glm-4-9b-chat's `ChatGLM4Tokenizer` does). `addSpecialTokens` then prepends `[gMASK]` `<sop>`.
     public static func load(tiktokenRanks path: String, addedTokens: [GLMAddedToken]? = nil) throws -> GLMTokenizer {
@@ -37,6 +40,16 @@ extension GLMTokenizer {
             }
         }
         guard !ranks.isEmpty else { throw GLMError("\(path): empty; expected a tiktoken rank file") }
+        // Listing a token's splits below looks up every prefix and suffix: work grows with the square of its
+        // length. Real rank files (glm-4-9b-chat: 151,329 tokens of at most a few hundred bytes) stay far below
+        // this bound; a file of very long tokens would take hours.
+        var splitWork = 0
+        for token in ranks.keys {
+            splitWork += token.count * token.count
+            guard splitWork <= maxSplitWork else {
+                throw GLMError("\(path): tokens too long for a tiktoken rank file (the sum of squared token lengths exceeds \(maxSplitWork); a \(token.count)-byte token is ranked)")
+            }
+        }
 
         // tiktoken merges any adjacent pair whose concatenation is a rank, at that rank: list every split of
         // every token into two ranked parts.
