@@ -186,8 +186,7 @@ def main():
                 losses, cr, rr, ratio, log_odds = ORPOTrainer.odds_ratio_loss(stub, c, r)
                 loss = nll - losses.mean()
                 metrics.update({"nll_loss": nll.item(), "log_odds_ratio": ratio.item(), "log_odds_chosen": log_odds.item()})
-                # GLMTrain scales the logged rewards by beta (TRL's ORPOTrainer by its single beta, lambda here).
-                cr, rr = cr / case["lam"] * case["beta"], rr / case["lam"] * case["beta"]
+                # The logged rewards are TRL's: its single beta (lambda here) times the length-averaged log-probs.
             metrics.update({"rewards/chosen": cr.mean().item(), "rewards/rejected": rr.mean().item(),
                             "rewards/accuracies": (cr > rr).double().mean().item(),
                             "rewards/margins": (cr - rr).mean().item(),

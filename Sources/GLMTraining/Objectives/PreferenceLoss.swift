@@ -47,7 +47,7 @@ public struct PreferenceLoss: Equatable, Sendable {
     /// with gradients, `tokenCounts` the response tokens of each row, `reference` the reference policy's summed
     /// log-probabilities (required when `usesReference`). Metrics: `rewards/chosen`, `rewards/rejected`,
     /// `rewards/accuracies`, `rewards/margins`, `logps/chosen`, `logps/rejected` (means over the pairs; rewards are
-    /// β·log-ratio, or β·ℓ for the reference-free losses; logps are sums, or length averages for simpo and orpo, as
+    /// β·log-ratio, or β·ℓ for simpo and λ·ℓ for orpo; logps are sums, or length averages for simpo and orpo, as
     /// TRL logs them), plus `nll_loss` when an NLL term is in the loss and `log_odds_ratio`, `log_odds_chosen`
     /// for orpo.
     public func evaluate(policy: Tensor, tokenCounts: [Int], reference: [Float]?) -> (loss: Tensor, metrics: [String: Double]) {
@@ -97,7 +97,9 @@ public struct PreferenceLoss: Equatable, Sendable {
                 metrics["log_odds_chosen"] = mean(logOdds.scalars)
                 loss = nll - ratio.mean() * Float(lambda)
             }
-            chosenRewards = avgChosen.scalars.map { $0 * b }; rejectedRewards = avgRejected.scalars.map { $0 * b }
+            // TRL's CPO/ORPO trainers log their `beta` times ℓ; ORPO's `beta` is λ here.
+            let scale = kind == .orpo ? Float(lambda) : b
+            chosenRewards = avgChosen.scalars.map { $0 * scale }; rejectedRewards = avgRejected.scalars.map { $0 * scale }
         }
         if let alpha = rpoAlpha, alpha != 0 {
             let nll = chosenNLL(chosen, counts: tokenCounts, pairs: P)
