@@ -20,6 +20,10 @@ def read(rel):
         return f.read()
 
 
+def lines(rel, n):
+    return b"".join(read(rel).splitlines(keepends=True)[:n])
+
+
 def safetensors(tensors, metadata=None):
     """tensors: [(name, dtype, shape, raw bytes)] in data order."""
     header, offset = {}, 0
@@ -36,7 +40,7 @@ def safetensors(tensors, metadata=None):
 def main():
     if os.path.isdir(SEEDS):
         for t in os.listdir(SEEDS):
-            if t != "checkpoint":
+            if t not in ("checkpoint", "rollout-batch"):  # written by fuzz-make-seeds and by hand (see README)
                 shutil.rmtree(os.path.join(SEEDS, t))
 
     # safetensors: the small PEFT fixtures, plus every dtype, a scalar, an empty tensor and metadata.
@@ -94,6 +98,14 @@ def main():
         if os.path.exists(os.path.join(ROOT, p)):
             out("config", f"{d}.json", read(p))
     out("config", "glm-tiny.json", read("Checkpoints/glm-tiny/config.json"))
+    out("config", "glm-tiny-moe.json", read("Checkpoints/glm-tiny-moe/config.json"))
+    # The directory's other JSON files, which the config target also reads its input as.
+    out("config", "generation-config.json", read("Checkpoints/glm-tiny/generation_config.json"))
+    out("config", "tokenizer-config.json", read("Checkpoints/glm-tiny-moe/tokenizer_config.json"))
+    out("config", "safetensors-index.json", read("Tests/GLMModelTests/Fixtures/glm4-sharded/model.safetensors.index.json"))
+
+    # tokenizer.model (tiktoken ranks): the first lines of the fixture's rank file.
+    out("tiktoken", "ranks-300.model", lines("Tests/GLMIOTests/Fixtures/tokenizer/tokenizer.model", 300))
 
     # adapter_config.json: the PEFT fixtures.
     for case in ["glm-qv", "glm4-r8", "glm4-rslora-all-linear"]:
@@ -102,13 +114,13 @@ def main():
     out("adapter-config", "moe-a-lora.json", read("Tests/GLMModelTests/Fixtures/moe-a-lora/adapter_config.json"))
 
     # JSONL: a few lines of each data file (chat, prompt/completion, text, tokens, tools).
-    def lines(rel, n):
-        return b"".join(read(rel).splitlines(keepends=True)[:n])
     out("jsonl", "quickstart-train.jsonl", lines("Data/quickstart/train.jsonl", 3))
     out("jsonl", "quickstart-task.jsonl", lines("Data/quickstart/task.jsonl", 3))
     out("jsonl", "tiny-corpus.jsonl", lines("Data/tiny-corpus/eval.jsonl", 2))
     out("jsonl", "rl-prompts.jsonl", lines("Data/rl/prompts.jsonl", 2))
     out("jsonl", "preference.jsonl", lines("Data/preference/train.jsonl", 1))
+    out("jsonl", "metrics.jsonl", '{"step": 1, "loss": 2.5, "lr": 0.001}\n{"step": 2, "loss": 2.25, "lr": 0.001, "eval/loss": 2.4}\n'
+                                  '{"step": 3, "loss": NaN, "grad_norm": 1e308}\n{"step": 3, "lo')
     out("jsonl", "tokens.jsonl", '{"tokens": [1, 2, 3, 1999]}\n{"tokens": []}\n\n{"text": "a b\\u00e9\\ud83d\\ude00"}\n')
     tools = [l for l in read("Tests/GLMIOTests/Fixtures/tokenizer/chat_template_cases.jsonl").splitlines() if b'"tools"' in l and len(l) < 3000]
     for i, l in enumerate(tools[:2]):

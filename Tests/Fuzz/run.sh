@@ -11,9 +11,9 @@ bin=$1 seconds=$2; shift 2
 corpus=${FUZZ_CORPUS:-/tmp/glmtrain-fuzz}
 jobs=${FUZZ_JOBS:-2}
 # Each target with the input size it fuzzes up to (its seeds are smaller).
-declare -A max_len=([safetensors]=65536 [gguf]=65536 [checkpoint]=16384 [tokenizer]=16384 [config]=4096
+declare -A max_len=([safetensors]=65536 [gguf]=65536 [checkpoint]=16384 [tokenizer]=16384 [tiktoken]=8192 [config]=4096
                     [adapter-config]=4096 [jsonl]=4096 [recipe]=4096 [rollout-batch]=8192)
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(safetensors gguf checkpoint tokenizer config adapter-config jsonl recipe rollout-batch)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(safetensors gguf checkpoint tokenizer tiktoken config adapter-config jsonl recipe rollout-batch)
 # Swift's backtracer would hold a crashing process for seconds; libFuzzer reports the crash itself.
 export SWIFT_BACKTRACE=enable=no
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:handle_abort=1:symbolize=1}

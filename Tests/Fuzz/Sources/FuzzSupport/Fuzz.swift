@@ -21,6 +21,13 @@ public enum Fuzz {
         return dir
     }()
 
+    /// A model directory inside the scratch directory, for targets that read a directory's files.
+    public static let modelDirectory: String = {
+        let dir = "\(directory)/model"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }()
+
     /// Runs libFuzzer (its flags and corpus directories or input files in `argv`) on the target's
     /// `LLVMFuzzerTestOneInput`.
     public static func runDriver(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {

@@ -1,8 +1,9 @@
 // libFuzzer target: a JSONL data file read with JSONLines.read, each line's "tokens"/"text" read, each line
-// parsed as a chat conversation (ChatConversation, JSONValue), and the file read as pretraining and SFT data with
-// the bundled tiny tokenizer.
+// parsed as a chat conversation (ChatConversation, JSONValue), and the file read as pretraining, SFT, preference
+// (DPO) and RL prompt data with the bundled tiny tokenizer, and as a run's metrics.jsonl that `plot` draws.
 import FuzzSupport
 import GLMIO
+import GLMRL
 import GLMTraining
 
 let tokenizer = try! GLMTokenizer.load(tokenizerJSON: "\(Fuzz.repository)/Checkpoints/glm-tiny/tokenizer.json")
@@ -37,6 +38,16 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     Fuzz.expectGLMError("sft") {
         _ = try TokenizedDataset.sft(path: path, tokenizer: tokenizer, template: .glm4, vocabularySize: tokenizer.vocabularySize)
+    }
+    Fuzz.expectGLMError("preference") {
+        _ = try PreferenceData.read(path: path, tokenizer: tokenizer, template: .glm4, vocabularySize: tokenizer.vocabularySize, seqLen: 64)
+    }
+    Fuzz.expectGLMError("rl prompts") {
+        _ = try RLPrompts(file: path, tokenizer: tokenizer, template: .glm4, maxPromptTokens: 64, limit: 16)
+    }
+    Fuzz.expectGLMError("metrics plot") {
+        _ = try MetricsLog.read(path)
+        _ = try MetricsPlot.writeAll(metrics: path, to: "\(Fuzz.directory)/plots")
     }
     return 0
 }
