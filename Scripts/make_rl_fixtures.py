@@ -1,7 +1,7 @@
 """PyTorch transcription of GLMTrain's RL policy losses (Sources/GLMRL/PolicyLoss.swift), for RLPolicyLossTests.
 
-Writes Tests/GLMRLTests/Fixtures/policy_loss.safetensors: for one fixed random batch (B=4 rows, T=7 positions, a
-response mask, log-probs of the current policy, the ratio's denominator, rollout and reference log-probs, per-token
+Writes Tests/GLMRLTests/Fixtures/policy_loss.safetensors: for one fixed random batch (B=5 rows, T=7 positions, a
+response mask (the last row without response tokens: it adds 0 but counts as a row, as in TRL), log-probs of the current policy, the ratio's denominator, rollout and reference log-probs, per-token
 advantages) the loss and d loss / d logp of each configuration below, computed with torch autograd from the
 formulas as slime/verl write them:
 
@@ -9,7 +9,8 @@ formulas as slime/verl write them:
                 negated terms, as slime's compute_policy_loss), w = min(exp(prox - rollout), tis_cap) with TIS
   GSPO:         s_i = exp(mean_t(logp - old)) per sequence, the same clipped surrogate with the sequence advantage
   KL:           k1 = logp - ref, k2 = (logp - ref)^2 / 2, k3 = exp(ref - logp) - (ref - logp) - 1, times kl_coef
-  reduction:    token: sum(mask * l) / sum(mask); sequence: mean over rows of sum(mask * l) / sum_row(mask);
+  reduction:    token: sum(mask * l) / sum(mask); sequence: mean over all rows of sum(mask * l) / max(sum_row(mask), 1)
+                (TRL's `grpo`);
                 constant: sum(mask * l) / (B * max_completion_length), TRL's dr_grpo (grpo_trainer.py `loss_type ==
                 "dr_grpo"`), with max_completion_length 9 (GLMTrain: rl.max_new_tokens)
 
@@ -20,16 +21,16 @@ import torch
 from safetensors.torch import save_file
 
 torch.manual_seed(0)
-B, T = 4, 7
+B, T = 5, 7
 mask = torch.zeros(B, T)
-lengths = [5, 3, 7, 2]
+lengths = [5, 3, 7, 2, 0]
 for b, n in enumerate(lengths):
     mask[b, T - n:] = 1
 logp = (-torch.rand(B, T) * 3) * mask
 old = (logp + 0.3 * torch.randn(B, T)) * mask
 rollout = (logp + 0.2 * torch.randn(B, T)) * mask
 ref = (logp + 0.25 * torch.randn(B, T)) * mask
-seq_adv = torch.tensor([1.2, -0.7, 0.4, -1.5])
+seq_adv = torch.tensor([1.2, -0.7, 0.4, -1.5, 0.9])
 adv = seq_adv[:, None].expand(B, T) * mask
 
 configs = {
@@ -47,14 +48,14 @@ MAX_COMPLETION = 9
 
 def loss_of(c, lp):
     lp64, old64, roll64, ref64, adv64, m = lp.double(), old.double(), rollout.double(), ref.double(), adv.double(), mask.double()
-    counts = m.sum(1)
-    rows = (counts > 0).double()
+    counts = m.sum(1).clamp(min=1.0)
+    rows = (m.sum(1) > 0).double()
     if c["seq"]:
         s = torch.exp(((lp64 - old64) * m).sum(1) / counts)
         a = seq_adv.double()
         w = torch.clamp(torch.exp(((lp64.detach() - roll64) * m).sum(1) / counts), max=c["cap"]) if c["tis"] else torch.ones(B, dtype=torch.float64)
         pg = torch.maximum(-a * s, -a * torch.clamp(s, 1 - c["eps_low"], 1 + c["eps_high"])) * w
-        loss = (pg * rows).sum() / rows.sum()
+        loss = (pg * rows).sum() / B
     else:
         r = torch.exp(lp64 - old64)
         w = torch.clamp(torch.exp(lp64.detach() - roll64), max=c["cap"]) if c["tis"] else torch.ones_like(r)
@@ -64,7 +65,7 @@ def loss_of(c, lp):
         elif c["red"] == "constant":
             loss = (pg * m).sum() / (B * MAX_COMPLETION)
         else:
-            loss = (((pg * m).sum(1) / counts) * rows).sum() / rows.sum()
+            loss = ((pg * m).sum(1) / counts).sum() / B
     if c["kl"] > 0:
         d = lp64 - ref64
         k = {"k1": d, "k2": 0.5 * d * d, "k3": torch.exp(-d) + d - 1}[c["est"]]
@@ -73,7 +74,7 @@ def loss_of(c, lp):
         elif c["red"] == "constant":
             loss = loss + c["kl"] * (k * m).sum() / (B * MAX_COMPLETION)
         else:
-            loss = loss + c["kl"] * ((((k * m).sum(1) / counts) * rows).sum() / rows.sum())
+            loss = loss + c["kl"] * (((k * m).sum(1) / counts).sum() / B)
     return loss
 
 

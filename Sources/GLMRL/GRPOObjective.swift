@@ -20,9 +20,9 @@ public final class GRPOObjective: TrainingObjective {
     public init(rl: RLConfig) { self.rl = rl; options = PolicyLossOptions(rl) }
 
     public func weight(of b: TrainingBatch) -> Int {
-        // micro-batches combine by tokens (token) or by sequences (sequence, constant: each divides by its rows)
-        guard rl.reduction != .token else { return b.lossTokenCount }
-        return (0..<b.batch).filter { row in b.targets[(row * b.length)..<((row + 1) * b.length)].contains { $0 != ignoreLabel } }.count
+        // micro-batches combine by tokens (token) or by sequences (sequence, constant: each divides by its rows,
+        // a row without response tokens included, as TRL counts it)
+        rl.reduction == .token ? b.lossTokenCount : b.batch
     }
 
     public func loss(model: any CausalLanguageModel, batch b: TrainingBatch) throws -> ObjectiveResult {

@@ -63,7 +63,9 @@ public enum PolicyLoss {
         var grad = [Double](repeating: 0, count: n)
         var counts = [Int](repeating: 0, count: B)
         for i in 0..<n where x.mask[i] > 0 { counts[i / T] += 1 }
-        let rows = counts.filter { $0 > 0 }.count
+        // Every row counts in the sequence and constant reductions, one without response tokens too (it adds 0),
+        // as TRL's `grpo` (mean over rows of clamp(min=1) token means) and `dr_grpo` (rows · max_completion_length).
+        let rows = B
         let tokens = counts.reduce(0, +)
         guard tokens > 0 else {
             let zero = Tensor([0], shape: []).recorded(from: [x.logProbs]) { _ in }
