@@ -14,8 +14,8 @@ let parsers: [(target: String, dependencies: [Target.Dependency])] = [
     ("fuzz-safetensors", [library("GLMIO")]),
     ("fuzz-gguf", [library("GLMIO"), library("GLMModel")]),
     ("fuzz-checkpoint", [library("GLMIO")]),
-    ("fuzz-tokenizer", [library("GLMIO")]),
-    ("fuzz-tiktoken", [library("GLMIO")]),
+    ("fuzz-tokenizer", [library("GLMIO"), "FuzzTokenizerSupport"]),
+    ("fuzz-tiktoken", [library("GLMIO"), "FuzzTokenizerSupport"]),
     ("fuzz-config", [library("GLMIO"), library("GLMModel")]),
     ("fuzz-adapter-config", [library("GLMIO"), library("GLMModel")]),
     ("fuzz-jsonl", [library("GLMIO"), library("GLMTraining"), library("GLMRL")]),
@@ -30,6 +30,7 @@ let package = Package(
     targets: [
         .target(name: "CFuzzerDriver"),
         .target(name: "FuzzSupport", dependencies: ["CFuzzerDriver", library("GLMCore")]),
+        .target(name: "FuzzTokenizerSupport", dependencies: ["FuzzSupport", library("GLMIO")]),
     ] + parsers.map { p in
         .executableTarget(name: p.target, dependencies: ["FuzzSupport", library("GLMCore")] + p.dependencies,
                           path: "Sources/\(p.target)")

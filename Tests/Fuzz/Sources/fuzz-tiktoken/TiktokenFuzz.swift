@@ -2,6 +2,7 @@
 // with GLMTokenizer.load(tiktokenRanks:), with GLM-4's special tokens numbered after the ranks; then a few texts
 // encoded, decoded, and looked up token by token.
 import FuzzSupport
+import FuzzTokenizerSupport
 import GLMIO
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -9,14 +10,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let path = Fuzz.file(data, size, name: "tokenizer.model")
     Fuzz.expectGLMError("tokenizer.model") {
         let tok = try GLMTokenizer.load(tiktokenRanks: path)
-        for text in Fuzz.sampleTexts {
-            let ids = tok.encode(text, addSpecialTokens: true)
-            _ = tok.decode(ids)
-            _ = tok.decode(ids, skipSpecialTokens: true)
-            for id in ids.prefix(16) { _ = tok.token(id); _ = tok.isSpecial(id) }
-        }
-        let probe: [Int32] = [-1, 0, 1, Int32(truncatingIfNeeded: tok.vocabularySize - 1), Int32(truncatingIfNeeded: tok.vocabularySize), .max, .min]
-        _ = tok.decode(probe)
+        TokenizerExercise.run(tok)
     }
     return 0
 }

@@ -1,6 +1,7 @@
 // libFuzzer target: a tokenizer.json loaded with GLMTokenizer.load(tokenizerJSON:), then a few texts encoded,
 // decoded, and looked up token by token.
 import FuzzSupport
+import FuzzTokenizerSupport
 import GLMIO
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -8,15 +9,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let path = Fuzz.file(data, size, name: "tokenizer.json")
     Fuzz.expectGLMError("tokenizer.json") {
         let tok = try GLMTokenizer.load(tokenizerJSON: path)
-        for text in Fuzz.sampleTexts {
-            let ids = tok.encode(text, addSpecialTokens: true)
-            _ = tok.decode(ids)
-            _ = tok.decode(ids, skipSpecialTokens: true)
-            for id in ids.prefix(16) { _ = tok.token(id); _ = tok.isSpecial(id) }
-        }
-        let probe: [Int32] = [-1, 0, 1, Int32(truncatingIfNeeded: tok.vocabularySize - 1), Int32(truncatingIfNeeded: tok.vocabularySize), .max, .min]
-        _ = tok.decode(probe)
-        for t in tok.addedTokens.prefix(16) { _ = tok.tokenID(t.content) }
+        TokenizerExercise.run(tok)
     }
     return 0
 }
