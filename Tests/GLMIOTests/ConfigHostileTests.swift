@@ -87,4 +87,25 @@ final class ConfigHostileTests: XCTestCase {
             XCTAssertEqual((e as? GLMError)?.message, "m/config.json: nested deeper than \(FileLimits.maxNestingDepth) levels")
         }
     }
+    func testAnExplicitNullIsAnErrorWhereTransformersRefusesIt() throws {
+        // transformers 5 refuses these nulls (typed config fields); taking the default instead silently changed
+        // the model (rope_theta null ran at 10000 on weights trained at another base).
+        for key in ["rope_theta", "partial_rotary_factor", "hidden_size", "rms_norm_eps", "tie_word_embeddings", "attention_bias"] {
+            assertError("\"\(key)\": null", "key '\(key)' is null; expected a value")
+        }
+        for key in ["rope_theta", "partial_rotary_factor"] {
+            let text = config("").dropLast() + ", \"rope_parameters\": {\"rope_type\": \"default\", \"\(key)\": null}}"
+            XCTAssertThrowsError(try GLMConfig.decode(Data(text.utf8), source: "m/config.json")) { e in
+                XCTAssertEqual((e as? GLMError)?.message, "m/config.json: key 'rope_parameters.\(key)' is null; expected a value (transformers refuses null here; leave the key out for its default)")
+            }
+        }
+        // glm4_moe too, its MoE keys included; nulls transformers accepts still take the derived value.
+        let moe = #"{"model_type": "glm4_moe", "vocab_size": 64, "hidden_size": 32, "intermediate_size": 64, "moe_intermediate_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": null, "head_dim": 8, "n_routed_experts": 4, "num_experts_per_tok": 2, "n_group": 1, "topk_group": 1, "first_k_dense_replace": 1, "pad_token_id": 0"#
+        XCTAssertEqual((try ModelRegistry.decodeConfig(Data((moe + "}").utf8), source: "c") as? Glm4MoeConfig)?.numKeyValueHeads, 4)
+        for key in ["norm_topk_prob", "n_shared_experts", "routed_scaling_factor", "rope_theta"] {
+            XCTAssertThrowsError(try ModelRegistry.decodeConfig(Data((moe + ", \"\(key)\": null}").utf8), source: "m/config.json")) { e in
+                XCTAssertTrue("\(e)".contains("key '\(key)' is null"), "\(e)")
+            }
+        }
+    }
 }

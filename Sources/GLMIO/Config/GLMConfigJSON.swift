@@ -10,6 +10,11 @@ extension GLMConfig {
         try GLMConfig(reading: ConfigReader(parsing: JSONValue.parse(data, source: source), source: source))
     }
 
+    /// Keys whose explicit null transformers 5 refuses (GlmConfig / Glm4Config fields typed without None).
+    static let nonNullKeys = ["vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "hidden_act", "max_position_embeddings", "initializer_range", "rms_norm_eps", "use_cache", "tie_word_embeddings", "attention_bias", "rope_theta", "partial_rotary_factor"]
+    /// The same inside `rope_parameters`.
+    static let nonNullRopeKeys = ["rope_theta", "partial_rotary_factor", "rope_type", "type"]
+
     /// config.json text in the transformers-5 form (`rope_parameters`, `dtype`), keys sorted.
     public func jsonData() -> Data { Data((json.rendered() + "\n").utf8) }
 
@@ -25,6 +30,7 @@ extension GLMConfig {
             }
             self.init()
             modelType = t
+            try r.checkNotNull(GLMConfig.nonNullKeys)
             vocabSize = try r.int("vocab_size") ?? vocabSize
             hiddenSize = try r.int("hidden_size") ?? hiddenSize
             intermediateSize = try r.int("intermediate_size") ?? intermediateSize
@@ -48,6 +54,7 @@ extension GLMConfig {
             // Rotary: transformers 5 nests it in rope_parameters; 4.x had top-level keys (and rope_scaling).
             try r.checkRopeScalingBesideParameters()
             let rope = try r.object("rope_parameters") ?? r.object("rope_scaling")
+            try rope?.checkNotNull(GLMConfig.nonNullRopeKeys)
             ropeTheta = try rope?.double("rope_theta") ?? r.double("rope_theta") ?? ropeTheta
             partialRotaryFactor = try rope?.double("partial_rotary_factor") ?? r.double("partial_rotary_factor") ?? partialRotaryFactor
             ropeType = try rope?.string("rope_type") ?? rope?.string("type") ?? ropeType

@@ -35,6 +35,10 @@ extension Glm4MoeConfig {
             if let a, let b, a != b { throw GLMError("\(r.source): keys '\(key)' and its alias '\(alias)' disagree") }
             return a ?? b
         }
+        // Fields Glm4MoeConfig types without None: transformers 5 refuses an explicit null there.
+        try r.checkNotNull(GLMConfig.nonNullKeys + ["attention_dropout", "moe_intermediate_size", "num_experts_per_tok",
+                                                    "n_shared_experts", "n_routed_experts", "routed_scaling_factor", "n_group",
+                                                    "topk_group", "first_k_dense_replace", "norm_topk_prob", "use_qk_norm"])
         vocabSize = try r.int("vocab_size") ?? vocabSize
         hiddenSize = try r.int("hidden_size") ?? hiddenSize
         intermediateSize = try r.int("intermediate_size") ?? intermediateSize
@@ -72,6 +76,7 @@ extension Glm4MoeConfig {
         // partial_rotary_factor defaults to 0.5 (Glm4MoeConfig.__post_init__), rope_theta to 10000.
         try r.checkRopeScalingBesideParameters()
         let rope = try r.object("rope_parameters") ?? r.object("rope_scaling")
+        try rope?.checkNotNull(GLMConfig.nonNullRopeKeys)
         ropeTheta = try rope?.double("rope_theta") ?? r.double("rope_theta") ?? ropeTheta
         partialRotaryFactor = try rope?.double("partial_rotary_factor") ?? r.double("partial_rotary_factor") ?? partialRotaryFactor
         ropeType = try rope?.string("rope_type") ?? rope?.string("type") ?? ropeType

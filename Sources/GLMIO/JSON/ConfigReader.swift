@@ -29,6 +29,14 @@ public struct ConfigReader {
     /// Whether the key is present (null included).
     public func contains(_ key: String) -> Bool { object[key] != nil }
 
+    /// Refuses an explicit null for any of `keys`: fields transformers types without None (its strict config
+    /// classes reject null there), so null is not "the default".
+    public func checkNotNull(_ keys: [String]) throws {
+        if let key = keys.first(where: { object[$0]?.isNull == true }) {
+            throw GLMError("\(source): key '\(path)\(key)' is null; expected a value (transformers refuses null here; leave the key out for its default)")
+        }
+    }
+
     public func fail(_ key: String, _ expected: String) -> GLMError {
         let shown = object[key].map { String($0.rendered().replacingOccurrences(of: "\n", with: " ").prefix(80)) } ?? "nothing"
         return GLMError("\(source): key '\(path)\(key)' must be \(expected), got \(shown)")
