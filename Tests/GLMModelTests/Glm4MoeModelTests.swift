@@ -317,7 +317,14 @@ final class Glm4MoeModelTests: XCTestCase {
         XCTAssertEqual(error { $0.numExpertsPerTok = 5 }, "x/config.json: num_experts_per_tok 5 exceeds the 4 experts of the topk_group 2 groups kept (n_routed_experts / n_group = 2 each)")
         XCTAssertEqual(error { $0.firstKDenseReplace = 4 }, "x/config.json: first_k_dense_replace 4 must be in 0...num_hidden_layers (3)")
         XCTAssertEqual(error { $0.routedScalingFactor = 0 }, "x/config.json: routed_scaling_factor must be a positive finite number at most 1e6, got 0.0")
-        XCTAssertEqual(error { $0.partialRotaryFactor = 0.1 }, "x/config.json: rotary dims int(head_dim·partial_rotary_factor) = 0 must be at least 1")
+        // No rotary dims (int(head_dim·factor) = 0, or factor 0) rotate nothing, as in transformers.
+        XCTAssertEqual(error { $0.partialRotaryFactor = 0.1 }, "no error")
+        XCTAssertEqual(error { $0.partialRotaryFactor = 0 }, "no error")
+        XCTAssertEqual(error { $0.partialRotaryFactor = -0.1 }, "x/config.json: partial_rotary_factor must be in [0, 1], got -0.1")
+        let x = Tensor((0..<16).map { Float($0) * 0.37 - 2 }, shape: [1, 2, 8])
+        let none = RotaryConfig.partial(headDim: 4, dims: 0, theta: 10_000)
+        XCTAssertEqual(Tensor.rotary(x, config: none, positions: [3, 7]).scalars, x.scalars)
+        XCTAssertEqual(Tensor.rotaryHalfSplit(x, config: none, positions: [3, 7]).scalars, x.scalars)
         XCTAssertEqual(error { $0.partialRotaryFactor = 0.375 }, "no error")  // 3 dims: 4 turn
         XCTAssertEqual(error { $0.headDim = 7; $0.partialRotaryFactor = 1 },
                        "x/config.json: rotary dims int(head_dim·partial_rotary_factor) = 7 turn 2·⌈7/2⌉ = 8 dims, more than head_dim 7")

@@ -149,10 +149,9 @@ public struct Glm4MoeConfig: Equatable, Sendable {
         // Rotary angles reach max_position_embeddings · θ^(−(d−2)/d) < max_position_embeddings / θ for θ < 1.
         try need(Float(Double(maxPositionEmbeddings) / ropeTheta).isFinite,
                  "rope_theta \(ropeTheta) is too small: rotary angles up to max_position_embeddings / rope_theta overflow f32")
-        try need(partialRotaryFactor > 0 && partialRotaryFactor <= 1,
-                 "partial_rotary_factor must be in (0, 1], got \(partialRotaryFactor)")
+        try need(partialRotaryFactor >= 0 && partialRotaryFactor <= 1,
+                 "partial_rotary_factor must be in [0, 1], got \(partialRotaryFactor)")
         // transformers turns 2·⌈d/2⌉ dims for d = int(head_dim·partial_rotary_factor); more than head_dim fails there
-        try need(rotaryDim >= 1, "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) must be at least 1")
         try need(rotaryDim + rotaryDim % 2 <= headDim,
                  "rotary dims int(head_dim·partial_rotary_factor) = \(rotaryDim) turn 2·⌈\(rotaryDim)/2⌉ = \(rotaryDim + rotaryDim % 2) dims, more than head_dim \(headDim)")
         try need(rmsNormEps > 0 && rmsNormEps < 1, "rms_norm_eps must be in (0, 1), got \(rmsNormEps)")
