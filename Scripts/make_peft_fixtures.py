@@ -19,7 +19,8 @@ output), and saved with `save_pretrained`. Per adapter directory:
 
 Adapters: glm4-r8 (all six projections, r 8, alpha 16, dropout 0.05), glm4-rslora-all-linear (target
 "all-linear", rsLoRA, r 4, alpha 8), glm-qv (GlmForCausalLM, q_proj/v_proj, r 4, alpha 4,
-layers_to_transform [1]).
+layers_to_transform [1]), glm4-patterns (rank_pattern / alpha_pattern by suffix and by full module name; no
+adapter.gguf).
 
 Run:   .venv/bin/python Scripts/make_peft_fixtures.py --llama-cpp DIR
        DIR is a llama.cpp source tree (convert_lora_to_gguf.py, conversion/, gguf-py/); one comes inside the
@@ -56,7 +57,13 @@ ADAPTERS = {
                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"])),
     "glm4-rslora-all-linear": ("glm4", dict(r=4, lora_alpha=8, use_rslora=True, target_modules="all-linear")),
     "glm-qv": ("glm", dict(r=4, lora_alpha=4, target_modules=["q_proj", "v_proj"], layers_to_transform=[1])),
+    # per-module ranks and alphas (peft's first matching pattern key, by full module name); llama.cpp's converter
+    # ignores alpha_pattern, so this fixture has no adapter.gguf (GLMTrain folds each module's scale into B).
+    "glm4-patterns": ("glm4", dict(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"],
+                                   rank_pattern={"q_proj": 8, "model.layers.1.mlp.down_proj": 2, "layers.0.self_attn.v_proj": 6},
+                                   alpha_pattern={"o_proj": 3, "v_proj": 20})),
 }
+NO_GGUF = {"glm4-patterns"}
 
 
 def load_base(base):
@@ -101,7 +108,7 @@ def make(name, base, kwargs, llama_cpp):
     merged = model.merge_and_unload()
     ref["single.logprobs_merged"] = logprobs(merged, [SINGLE_IDS])[0]
     save_file({k: v.float().contiguous() for k, v in ref.items()}, os.path.join(path, "expected.safetensors"))
-    if llama_cpp:
+    if llama_cpp and name not in NO_GGUF:
         convert(llama_cpp, path, BASES[base], os.path.join(path, "adapter.gguf"))
     for f in ("README.md",):  # peft's model card: not needed by any reader
         if os.path.exists(os.path.join(path, f)):
@@ -148,6 +155,7 @@ def main():
     ap.add_argument("--check-merged", nargs="+", metavar="DIR", help="merged model directories to load with transformers")
     ap.add_argument("--fixture", help="fixture whose expected log-probs to compare with (default: DIR's basename)")
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--only", nargs="+", metavar="NAME", help="make only these fixtures")
     args = ap.parse_args()
     transformers.utils.logging.disable_progress_bar()
     os.chdir(ROOT)
@@ -158,11 +166,12 @@ def main():
         if args.check_merged:
             ok = check(args.check_merged, args.fixture, args.tolerance, merged=True) and ok
         sys.exit(0 if ok else 1)
-    if not args.llama_cpp:
+    if not args.llama_cpp and not (args.only and set(args.only) <= NO_GGUF):
         ap.error("--llama-cpp DIR is needed to make the fixtures (each includes llama.cpp's GGUF of the adapter)")
     os.makedirs(OUT, exist_ok=True)
     for name, (base, kwargs) in ADAPTERS.items():
-        make(name, base, kwargs, args.llama_cpp)
+        if not args.only or name in args.only:
+            make(name, base, kwargs, args.llama_cpp)
     json.dump({"torch": torch.__version__, "transformers": transformers.__version__,
                "peft": __import__("peft").__version__},
               open(os.path.join(OUT, "versions.json"), "w"), indent=2, sort_keys=True)

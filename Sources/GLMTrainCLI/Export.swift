@@ -96,7 +96,7 @@ struct Export: ParsableCommand {
             print("wrote PEFT adapter (\(summary)\(fused)) to \(output)")
         case .vllm:
             guard exported.vllmMaxLoRARank != nil else {
-                throw GLMError("\(source.label): r \(config.r) is above what vLLM serves (max_lora_rank at most \(PEFTAdapter.vllmMaxLoRARanks.last!)); export as peft, merged or gguf-lora")
+                throw GLMError("\(source.label): rank \(exported.largestRank) is above what vLLM serves (max_lora_rank at most \(PEFTAdapter.vllmMaxLoRARanks.last!)); export as peft, merged or gguf-lora")
             }
             try exported.saveVLLM(to: output, model: baseConfig!)
             let split = exported.modules(in: baseConfig!).filter { !$0.parts.isEmpty }

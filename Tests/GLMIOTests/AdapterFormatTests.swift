@@ -33,7 +33,7 @@ final class AdapterFormatTests: XCTestCase {
     // MARK: PEFT
 
     func testPEFTWriteReproducesWhatPeftSaved() throws {
-        for name in Self.names {
+        for name in Self.names + ["glm4-patterns"] {
             let (_, base) = try baseConfig(name)
             let adapter = try PEFTAdapter.load(directory: fixture(name), model: base)
             let out = temporary(name)

@@ -120,7 +120,7 @@ final class ExpertGGUFLoRATests: XCTestCase {
         }
         let cases: [([(String, [Int])], String)] = [
             ([("blk.1.ffn_gate_exps.weight.lora_a", [3, 4, 32]), ("blk.1.ffn_gate_exps.weight.lora_b", [3, 16, 4])], "not a stack of 4 experts"),
-            ([("blk.1.ffn_gate_exps.weight.lora_a", [4, 4, 32]), ("blk.1.ffn_gate_exps.weight.lora_b", [4, 16, 2])], "rank 2; other tensors have 4"),
+            ([("blk.1.ffn_gate_exps.weight.lora_a", [4, 4, 32]), ("blk.1.ffn_gate_exps.weight.lora_b", [4, 16, 2])], "lora_a [4, 4, 32] and lora_b [4, 16, 2] are not a stack"),
             ([("blk.1.ffn_gate_exps.weight.lora_a", [4, 4, 32])], "blk.1.ffn_gate_exps.weight.lora_b' is missing"),
             ([("blk.1.ffn_gate_exps.weight.lora_a", [128, 32]), ("blk.1.ffn_gate_exps.weight.lora_b", [4, 16, 4])], "expected a stack"),
             ([("blk.1.ffn_gate_exps.weight.lora_a", [4, 4, 33]), ("blk.1.ffn_gate_exps.weight.lora_b", [4, 16, 4])], "gate_proj"),

@@ -165,7 +165,7 @@ final class LoRATests: XCTestCase {
 
     func testPeftFixturesGivePeftsLogProbs() throws {
         let root = Fixtures.repositoryRoot
-        for name in ["glm4-r8", "glm4-rslora-all-linear", "glm-qv"] {
+        for name in ["glm4-r8", "glm4-rslora-all-linear", "glm-qv", "glm4-patterns"] {
             let dir = "\(root)/Tests/GLMIOTests/Fixtures/peft/\(name)"
             let expected = try SafetensorsFile(path: "\(dir)/expected.safetensors")
             let baseDir = "\(root)/\(try AdapterConfig.load(path: "\(dir)/adapter_config.json").baseModelNameOrPath!)"

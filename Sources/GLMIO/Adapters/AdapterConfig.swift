@@ -58,6 +58,9 @@ public struct AdapterConfig: Equatable, Sendable {
     public var useDora = false
     public var rankPattern: [String: AdapterJSON] = [:]
     public var alphaPattern: [String: AdapterJSON] = [:]
+    /// The keys of `rankPattern` / `alphaPattern` in the file's order (peft takes the first that matches).
+    public var rankPatternOrder: [String] = []
+    public var alphaPatternOrder: [String] = []
     public var inferenceMode = true
     public var initLoraWeights: AdapterJSON = .bool(true)
     public var revision: String? = nil
@@ -229,7 +232,9 @@ public struct AdapterConfig: Equatable, Sendable {
             case nil, .null?: break
             case .object(let p)?:
                 let d = Dictionary(p.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
-                if key == "rank_pattern" { c.rankPattern = d } else { c.alphaPattern = d }
+                var order: [String] = [], seen = Set<String>()
+                for (k, _) in p where seen.insert(k).inserted { order.append(k) }
+                if key == "rank_pattern" { c.rankPattern = d; c.rankPatternOrder = order } else { c.alphaPattern = d; c.alphaPatternOrder = order }
             default: throw fail(key, "expected an object")
             }
         }

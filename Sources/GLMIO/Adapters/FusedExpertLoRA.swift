@@ -65,6 +65,8 @@ public enum FusedExpertLoRA {
             }
         }
         guard !c.rankPattern.isEmpty || !c.alphaPattern.isEmpty else { return }
+        // Adapters of linear modules only: peft's per-module patterns (ModulePatterns.swift).
+        guard !c.targetParameters.isEmpty else { try AdapterConfig.checkModulePatterns(c, source: source); return }
         let gateUp = "model.layers.1.mlp.experts.gate_up_proj"
         let others = ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj",
                       "model.layers.0.self_attn.o_proj", "model.layers.0.mlp.gate_proj", "model.layers.0.mlp.up_proj",
@@ -103,6 +105,7 @@ public enum FusedExpertLoRA {
 
     /// Allowed ranks of a per-expert gate/up module's matrices under `c` (r, and the fused gate_up rank).
     static func allowedRanks(_ c: AdapterConfig, module: String) -> Set<Int> {
+        if c.hasModulePatterns { return [c.rank(forModule: module)] }
         guard let m = expertModule(module), m.fused == "gate_up_proj" else { return [c.r] }
         return [c.r, gateUpRank(c)]
     }
@@ -204,6 +207,9 @@ public enum FusedExpertLoRA {
         let modules = adapter.moduleNames
         let expertModules = modules.compactMap { m in expertModule(m).map { (m, $0) } }
         guard !expertModules.isEmpty else { return adapter }
+        guard !c.hasModulePatterns else {
+            throw GLMError("routed-expert LoRA with per-module rank_pattern/alpha_pattern cannot be written in peft's target_parameters layout (one rank and alpha per fused parameter)")
+        }
         if let mlp = modules.first(where: { expertModule($0) == nil && namesMLP($0) }) {
             throw GLMError("\(mlp): LoRA on a dense or shared-expert MLP projection cannot be written in peft's layout beside routed-expert LoRA (peft 0.21 on transformers 5 reads gate_proj/up_proj/down_proj targets of glm4_moe as the routed experts); export --format merged, or train attention-only (lora.targets [q_proj, k_proj, v_proj, o_proj])")
         }

@@ -102,7 +102,10 @@ public struct PEFTAdapter {
             }
             let rank = isB ? t.shape[1] : t.shape[0]
             let ranks = FusedExpertLoRA.allowedRanks(config, module: module)
-            guard ranks.contains(rank) else { throw fail(name, "rank mismatch: shape \(t.shape) has rank \(rank) but r is \(r) in \(PEFTAdapter.configFile)\(ranks.count > 1 ? " (gate_up_proj: \(FusedExpertLoRA.gateUpRank(config)))" : "")") }
+            guard ranks.contains(rank) else {
+                let expected = config.hasModulePatterns ? "its rank from r and rank_pattern is \(ranks.first!)" : "r is \(r)"
+                throw fail(name, "rank mismatch: shape \(t.shape) has rank \(rank) but \(expected) in \(PEFTAdapter.configFile)\(ranks.count > 1 ? " (gate_up_proj: \(FusedExpertLoRA.gateUpRank(config)))" : "")")
+            }
             let partnerRank = isB ? tensors[partner]!.shape[0] : tensors[partner]!.shape[1]
             guard partnerRank == rank else { throw fail(name, "rank \(rank) differs from its partner's \(partnerRank)") }
             guard config.targets(module: module) else {
@@ -189,19 +192,37 @@ public struct PEFTAdapter {
     }
 
     /// The smallest `--max-lora-rank` vLLM accepts for this adapter, or nil when r is above all of them.
-    public var vllmMaxLoRARank: Int? { PEFTAdapter.vllmMaxLoRARanks.first { $0 >= config.r } }
+    public var vllmMaxLoRARank: Int? { PEFTAdapter.vllmMaxLoRARanks.first { $0 >= largestRank } }
+
+    /// The largest rank of any module (r, or a rank_pattern value above it).
+    public var largestRank: Int {
+        moduleNames.compactMap { matrices(module: $0)?.a.shape[0] }.reduce(config.r, max)
+    }
 
     /// The vLLM flavour of the adapter: vLLM's GLM models pack `gate_proj`/`up_proj` and expect LoRAs on those
     /// two, so each gate_up_proj adapter becomes two sharing A, with B split by rows (gate rows first).
     /// `target_modules` lists the module kinds present. Errors when vLLM cannot serve the rank.
     public func vllmAdapter(model: any CausalLMConfig) throws -> (config: AdapterConfig, tensors: [String: Tensor]) {
         guard vllmMaxLoRARank != nil else {
-            throw GLMError("rank \(config.r) is above what vLLM serves (max_lora_rank at most \(PEFTAdapter.vllmMaxLoRARanks.last!))")
+            throw GLMError("rank \(largestRank) is above what vLLM serves (max_lora_rank at most \(PEFTAdapter.vllmMaxLoRARanks.last!))")
+        }
+        // vLLM scales every module by its config's lora_alpha / r and reads no rank_pattern/alpha_pattern: with
+        // patterns, r becomes the largest module rank and each module's scale ratio is folded into its B.
+        var c = config
+        if c.hasModulePatterns {
+            c.r = largestRank
+            c.rankPattern = [:]; c.alphaPattern = [:]; c.rankPatternOrder = []; c.alphaPatternOrder = []
+        }
+        func scaledB(_ b: Tensor, _ module: String) -> Tensor {
+            guard config.hasModulePatterns else { return b }
+            let factor = config.scale(forModule: module) / c.scale
+            return factor == 1 ? b : Autograd.noGrad { b.scaled(Float(factor)) }
         }
         var out: [String: Tensor] = [:]
         var kinds: [String] = []
         for m in modules(in: model) {
-            let (a, b) = matrices(module: m.module)!
+            let (a, unscaled) = matrices(module: m.module)!
+            let b = scaledB(unscaled, m.module)
             if m.parts.isEmpty {
                 out[LoRATensorName.name(module: m.module, isB: false)] = a
                 out[LoRATensorName.name(module: m.module, isB: true)] = b
@@ -221,7 +242,6 @@ public struct PEFTAdapter {
                 if !kinds.contains(part.target) { kinds.append(part.target) }
             }
         }
-        var c = config
         c.targetModules = .list(kinds)
         c.excludeModules = nil
         return (c, out)
@@ -243,8 +263,8 @@ public struct PEFTAdapter {
     /// `weights` with every adapted W replaced by W + scale·B·A (computed in f32; the inputs are not modified).
     public func merged(into weights: [String: Tensor]) throws -> [String: Tensor] {
         var out = weights
-        let s = Float(config.scale)
         for module in moduleNames {
+            let s = Float(config.scale(forModule: module))
             let name = module + ".weight"
             guard let w = weights[name] else { throw GLMError("\(name): not in the base model weights") }
             let (a, b) = matrices(module: module)!

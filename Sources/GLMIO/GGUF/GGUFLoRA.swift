@@ -38,6 +38,9 @@ public enum GGUFLoRA {
         let modules = adapter.modules(in: model).sorted { $0.module < $1.module }
         var stacks: [String: [AdaptableLinear]] = [:], lastStacked: [Int: String] = [:]
         for m in modules where m.gguf == nil {
+            if adapter.config.hasModulePatterns {
+                throw GLMError("\(name): \(m.module): rank_pattern/alpha_pattern on routed experts cannot be written for llama.cpp (its stacked expert tensors take one rank and alpha)")
+            }
             guard let slot = m.ggufStack else {
                 throw GLMError("\(name): \(m.module): llama.cpp has no LoRA tensor for this module (\(model.ggufArchitecture))")
             }
@@ -49,7 +52,7 @@ public enum GGUFLoRA {
             if m.gguf != nil {
                 let (a, b) = adapter.matrices(module: m.module)!
                 w.add(tensor: a, name: tensorName(m, isB: false)!, type: type)
-                w.add(tensor: b, name: tensorName(m, isB: true)!, type: type)
+                w.add(tensor: patternScaled(b, module: m.module, rank: a.shape[0], adapter.config), name: tensorName(m, isB: true)!, type: type)
                 totalParameters += b.shape[0] * a.shape[1]
             } else if lastStacked[m.layer] == m.module {
                 for tensor in stacks.keys.filter({ stacks[$0]![0].layer == m.layer }).sorted() {
@@ -83,6 +86,14 @@ public enum GGUFLoRA {
         return w
     }
 
+    /// lora_B as llama.cpp needs it: llama.cpp scales every module by adapter.lora.alpha / (its tensors' rank), so a
+    /// module whose rank_pattern/alpha_pattern scale differs gets the ratio folded into B (others unchanged).
+    static func patternScaled(_ b: Tensor, module: String, rank: Int, _ c: AdapterConfig) -> Tensor {
+        guard c.hasModulePatterns else { return b }
+        let factor = c.scale(forModule: module) / (c.effectiveAlpha / Double(rank))
+        return factor == 1 ? b : Autograd.noGrad { b.scaled(Float(factor)) }
+    }
+
     /// Writes the GGUF adapter file to `path` (atomically).
     public static func write(adapter: PEFTAdapter, model: any CausalLMConfig, to path: String, name: String, type: GGMLType = .f32) throws {
         try writer(adapter: adapter, model: model, name: name, type: type).write(to: path)
@@ -107,7 +118,6 @@ public enum GGUFLoRA {
         }
         var tensors: [String: Tensor] = [:]
         var stacked: [String: (a: Tensor?, b: Tensor?)] = [:]
-        var rank: Int?
         for info in file.tensors {
             let t: Tensor, isB: Bool
             if let (module, b) = byName[info.name] {
@@ -123,19 +133,26 @@ public enum GGUFLoRA {
                 throw GLMError("\(path): tensor '\(info.name)' is not a LoRA matrix of a linear module of the base model")
             }
             let r = isB ? t.shape.last! : t.shape[t.rank - 2]
-            if let rank, rank != r { throw GLMError("\(path): tensor '\(info.name)' has rank \(r); other tensors have \(rank)") }
-            rank = r
+            guard r >= 1, r <= AdapterConfig.maxRank else { throw GLMError("\(path): tensor '\(info.name)': LoRA rank \(r) is outside 1...\(AdapterConfig.maxRank)") }
         }
         for (base, pair) in stacked.sorted(by: { $0.key < $1.key }) {
             guard let a = pair.a, let b = pair.b else { throw GLMError("\(path): tensor '\(base).lora_\(pair.a == nil ? "a" : "b")' is missing beside its partner") }
             tensors.merge(try GGUFStackedLoRA.unstack(a: a, b: b, name: base, slots: stacks[base]!, source: path)) { $1 }
         }
-        guard let r = rank else { throw GLMError("\(path): no LoRA tensors") }
+        // Ranks may differ between modules: llama.cpp scales each by alpha / its own rank, which is peft's
+        // rank_pattern with one alpha. r is the most common rank; the others are listed by full module name.
+        var ranks: [String: Int] = [:]
+        for (name, t) in tensors { if let (module, isB) = LoRATensorName.parse(name), !isB { ranks[module] = t.shape[0] } }
+        let counts = Dictionary(ranks.values.map { ($0, 1) }, uniquingKeysWith: +)
+        guard let r = counts.max(by: { ($0.value, -$0.key) < ($1.value, -$1.key) })?.key else { throw GLMError("\(path): no LoRA tensors") }
         let alpha = Double(file.value("adapter.lora.alpha").flatMap { if case .float32(let a) = $0 { return a }; return nil } ?? Float(r))
-        guard r >= 1, r <= AdapterConfig.maxRank else { throw GLMError("\(path): LoRA rank \(r) is outside 1...\(AdapterConfig.maxRank)") }
         try AdapterConfig.checkAlpha(alpha, "\(path): adapter.lora.alpha")
         let names = Set(tensors.keys.compactMap { LoRATensorName.parse($0)?.module })
-        let config = AdapterConfig(r: r, loraAlpha: alpha, targetModules: .list(names.sorted()))
+        var config = AdapterConfig(r: r, loraAlpha: alpha, targetModules: .list(names.sorted()))
+        for (module, rank) in ranks.sorted(by: { $0.key < $1.key }) where rank != r {
+            let key = NSRegularExpression.escapedPattern(for: module)
+            config.rankPattern[key] = .int(rank); config.rankPatternOrder.append(key)
+        }
         let adapter = PEFTAdapter(config: config, tensors: tensors)
         try adapter.validate(against: model, source: path)
         return adapter

@@ -85,11 +85,15 @@ public struct LoRAConfig: Equatable, Sendable {
     }
 }
 
-/// One adapted module: its trainable A `[r, in]` and B `[out, r]`.
+/// One adapted module: its trainable A `[r, in]` and B `[out, r]`, and the factor on B·A (the config's, or the
+/// module's own from an adapter's rank_pattern/alpha_pattern).
 public struct LoRAPair {
     public let linear: AdaptableLinear
     public let a: Tensor
     public let b: Tensor
+    public var scale: Float
+    /// The module's rank.
+    public var rank: Int { a.shape[0] }
     public var layer: Int { linear.layer }
     /// "model.layers.N.self_attn.q_proj" (the `CausalLanguageModel.adaptedLinears` key).
     public var moduleName: String { linear.module }
@@ -123,7 +127,7 @@ public final class LoRA {
             let bound = 1 / Float(m.shape[1]).squareRoot()
             let a = Tensor.randomUniform([config.rank, m.shape[1]], low: -bound, high: bound, generator: &gen, requiresGrad: true)
             let b = Tensor(zeros: [m.shape[0], config.rank], requiresGrad: true)
-            return LoRAPair(linear: m, a: a, b: b)
+            return LoRAPair(linear: m, a: a, b: b, scale: config.scale)
         }
         training = true
         dropoutGenerator = SeededGenerator(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
@@ -132,13 +136,15 @@ public final class LoRA {
     /// Adapters from a PEFT adapter (copied, trainable), checked against the model.
     public init(adapter: PEFTAdapter, modelConfig: any CausalLMConfig, seed: UInt64 = 0) throws {
         try adapter.validate(against: modelConfig)
-        config = LoRAConfig(adapter, model: modelConfig)
+        let config = LoRAConfig(adapter, model: modelConfig)
+        self.config = config
         modelLinears = modelConfig.adaptableLinears
         pairs = adapter.modules(in: modelConfig).map { m in
             let (a, b) = adapter.matrices(module: m.module)!
             let ca = a.copy(), cb = b.copy()
             ca.setRequiresGrad(true); cb.setRequiresGrad(true)
-            return LoRAPair(linear: m, a: ca, b: cb)
+            let scale = adapter.config.hasModulePatterns ? Float(adapter.config.scale(forModule: m.module)) : config.scale
+            return LoRAPair(linear: m, a: ca, b: cb, scale: scale)
         }
         training = false
         dropoutGenerator = SeededGenerator(seed: seed ^ 0x9E37_79B9_7F4A_7C15)
@@ -170,7 +176,7 @@ public final class LoRA {
         if training && config.dropout > 0 && Autograd.isTrainingForward {
             input = x * Tensor(shape: x.shape, storage: dropoutMask(count: x.count).storage)
         }
-        let down = Tensor.matmul(input, pair.a, transposeB: true).scaled(config.scale)
+        let down = Tensor.matmul(input, pair.a, transposeB: true).scaled(pair.scale)
         return Tensor.matmul(down, pair.b, transposeB: true)
     }
 
@@ -180,7 +186,7 @@ public final class LoRA {
     /// dropout mask, never the base output or the adapter output. Backward: dB = s·gᵀ·(x·Aᵀ), g·B → dA, and
     /// dx = g·W + (s·g·B)·A in one buffer; a frozen W gets no weight-gradient product, a frozen bias no sum.
     public func linear(_ pair: LoRAPair, _ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
-        let inDim = x.shape.last!, outDim = weight.shape[0], r = config.rank, s = config.scale
+        let inDim = x.shape.last!, outDim = weight.shape[0], r = pair.rank, s = pair.scale
         precondition(pair.a.shape == [r, inDim] && pair.b.shape == [outDim, r],
                      "LoRA \(pair.moduleName): A \(pair.a.shape), B \(pair.b.shape) do not fit \(x.shape) · \(weight.shape)ᵀ")
         let rows = x.count / max(inDim, 1)
