@@ -17,6 +17,7 @@ struct Score: ParsableCommand {
     var output: String?
 
     func run() throws {
+        if let output { try Score.checkOutput(output, input: input, reads: [("model", modelOptions.model), ("adapter", adapterOptions.adapter)]) }
         let lines = try JSONLines.read(input)
         let needsText = lines.contains { $0.object["text"] != nil }
         let (model, tokenizer) = try modelOptions.load(needTokenizer: needsText)
@@ -48,5 +49,19 @@ struct Score: ParsableCommand {
         try JSONLines.write(try zip(sequences, scores).map { tokens, lp in
             try JSONLines.encode(["tokens": tokens.map(Int.init), "logprobs": lp.map(Double.init)])
         }, to: output)
+    }
+
+    /// Refuses an --output that is the input file or a file inside a directory the command reads (it would be
+    /// replaced: a score line over model.safetensors destroyed the model).
+    static func checkOutput(_ output: String, input: String, reads: [(String, String?)]) throws {
+        if Export.samePath(output, input) { throw GLMError("--output \(output) is the --input file; write the scores somewhere else") }
+        func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        let out = canonical(output)
+        for case let (what, directory?) in reads {
+            let dir = canonical(directory)
+            if out == dir || out.hasPrefix(dir.hasSuffix("/") ? dir : dir + "/") {
+                throw GLMError("--output \(output) is inside the \(what) directory \(directory) the command reads; write the scores somewhere else")
+            }
+        }
     }
 }

@@ -70,6 +70,38 @@ extension HostileInputCommandTests {
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/init/checkpoints"))
     }
 
+    func testScoreRefusesAnOutputThatIsItsInputOrInsideTheModel() throws {
+        let m = "\(dir)/model"
+        try FileManager.default.copyItem(atPath: tiny, toPath: m)
+        let input = "\(dir)/in.jsonl"
+        try "{\"tokens\": [1, 2]}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        let before = try Data(contentsOf: URL(fileURLWithPath: "\(m)/model.safetensors"))
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", m, "--input", input, "--output", "\(m)/model.safetensors"]),
+                           contains: ["--output \(m)/model.safetensors is inside the model directory \(m) the command reads"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(m)/model.safetensors")), before, "the model is untouched")
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", m, "--input", input, "--output", input]),
+                           contains: ["is the --input file"])
+        let ok = try GLMTrainBinary.run(["score", "--model", m, "--input", input, "--output", "\(dir)/scores.jsonl"])
+        XCTAssertEqual(ok.status, 0, ok.stderr)
+    }
+
+    func testAnUnknownModelInitKeyIsAnErrorWithTheNearestName() throws {
+        let path = "\(dir)/init.yaml"
+        try """
+        task: pretrain
+        model:
+          init: {model_type: glm, vocab_size: 2048, hiden_size: 64, num_hidden_layers: 1, num_attention_heads: 2, pad_token_id: 0, eos_token_id: [0]}
+          tokenizer: \(tiny)
+        data: {train: \(Fixtures.repositoryRoot)/Data/tiny-corpus/train.jsonl, shuffle: false}
+        training: {steps: 1, batch_size: 1, seq_len: 32, seed: 0}
+        optimizer: {name: adamw, lr: 1.0e-4}
+        output_dir: \(dir)/init
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["run", path]),
+                           contains: ["\(path): model.init.hiden_size: not a glm config key (did you mean 'hidden_size'?)"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/init"))
+    }
+
     func testGGUFMetadataArraysAreBoundedInAll() throws {
         func gguf(_ name: String, arrays: [Int]) throws -> String {
             var d = Data("GGUF".utf8)

@@ -23,6 +23,22 @@ final class BlankInfillingTests: XCTestCase {
         return try BlankInfillingObjective(tokens: Self.special, seqLen: seqLen, twoDimensionalPositions: twoD, options: o)
     }
 
+    func testAHugePoissonLambdaPutsTheMassOnTheLongestSpans() throws {
+        // Every pmf underflows for λ ≥ ~1000 (this trapped); the truncated distribution is then computed from
+        // shifted log-weights: at λ = 1e6 it is all on the longest length.
+        var rng = SeededGenerator(seed: 7)
+        for lambda in [1e3, 1e6, 1e9] {
+            let o = try objective { $0.poissonLambda = lambda }
+            let lengths = o.sampleSpanLengths(covering: 200, rng: &rng)
+            XCTAssertFalse(lengths.isEmpty)
+            XCTAssertTrue(lengths.allSatisfy { $0 >= 1 && $0 <= o.options.maxSpanLength - 1 }, "\(lambda)")
+            if lambda >= 1e6 { XCTAssertTrue(lengths.allSatisfy { $0 == o.options.maxSpanLength - 1 }, "\(lengths)") }
+        }
+        // An ordinary λ keeps its weights as before: mean near 3 for λ = 3.
+        let lengths = try objective().sampleSpanLengths(covering: 30_000, rng: &rng)
+        XCTAssertEqual(Double(lengths.reduce(0, +)) / Double(lengths.count), 3.16, accuracy: 0.1)
+    }
+
     /// x = [CLS] x1..x6 with xi = i.
     let x: [Int32] = [46, 1, 2, 3, 4, 5, 6]
 

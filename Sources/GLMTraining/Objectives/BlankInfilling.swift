@@ -129,6 +129,18 @@ public struct BlankInfillingObjective: Sendable, Equatable {
             total += Foundation.exp(Double(k) * Foundation.log(options.poissonLambda) - options.poissonLambda - logFactorial)
             cw.append(total)
         }
+        if !(total > 0 && total.isFinite) {
+            // A large λ puts the mass beyond the longest span and every pmf underflows: the same truncated
+            // distribution, its log-weights shifted by their maximum before exp.
+            var logWeights: [Double] = [], lf = 0.0
+            for k in 1..<options.maxSpanLength {
+                lf += Foundation.log(Double(k))
+                logWeights.append(Double(k) * Foundation.log(options.poissonLambda) - lf)
+            }
+            let top = logWeights.max()!
+            total = 0
+            cw = logWeights.map { total += Foundation.exp($0 - top); return total }
+        }
         spanLengthCumulativeWeights = cw
     }
 

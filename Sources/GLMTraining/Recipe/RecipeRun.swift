@@ -278,6 +278,7 @@ public final class RecipeRun {
         } else if let initConfig = recipe.model.initConfig {
             let data = try JSONSerialization.data(withJSONObject: initConfig, options: [.sortedKeys])
             config = try ModelRegistry.decodeConfig(data, source: "\(recipe.file): model.init")
+            try RecipeRun.checkInitKeys(initConfig, config: config, file: recipe.file)
             // Training from scratch holds f32 weights, their gradients and the optimizer's two moments: 16 bytes a
             // parameter before any activation. Refused before allocating when that alone passes the machine's memory.
             let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
