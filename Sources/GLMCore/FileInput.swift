@@ -3,8 +3,9 @@
 import Foundation
 
 public enum FileInput {
-    /// Bytes a data file (JSONL) may hold: half of this machine's memory, since it is read whole.
-    public static let maxDataBytes = Int(clamping: ProcessInfo.processInfo.physicalMemory / 2)
+    /// Bytes a data file (JSONL) may hold: a quarter of the memory this process may use (`MemoryBudget`), since it
+    /// is read whole and then parsed.
+    public static let maxDataBytes = MemoryBudget.available / 4
 
     /// The bytes of `path`, at most `limit` of them (a device such as /dev/zero never ends); `hint` (e.g. "a model
     /// directory needs config.json") follows the reason in errors.
@@ -20,6 +21,13 @@ public enum FileInput {
         }
         defer { try? handle.close() }
         var data = Data()
+        // A regular file's size is known: one allocation of its size (appending 1 MiB chunks doubles the buffer,
+        // which can need twice the file's size at once).
+        var info = stat()
+        if stat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG {
+            guard Int(info.st_size) <= limit else { throw GLMError("\(path): more than \(limit) bytes; not read\(suffix)") }
+            data.reserveCapacity(Int(info.st_size))
+        }
         do {
             while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
                 guard chunk.count <= limit - data.count else {

@@ -9,8 +9,9 @@ public enum FileLimits {
     public static let maxTensorElements = 1 << 36
     /// Dimensions of one tensor.
     public static let maxTensorRank = 8
-    /// Bytes of a safetensors JSON header (the reference implementation's own limit is 100 MB).
-    public static let maxHeaderBytes = 100_000_000
+    /// Bytes of a safetensors JSON header: 32 MB (the reference implementation allows 100 MB, but parsing takes
+    /// ~65× the header in memory: an 89 MB header of 1.5M empty tensors needed 5.9 GB; real headers are a few MB).
+    public static let maxHeaderBytes = 32_000_000
     /// A model dimension (hidden size, heads, head_dim, intermediate size, vocabulary): 2^24.
     public static let maxModelDimension = 1 << 24
     /// Transformer layers in one model.
@@ -22,8 +23,9 @@ public enum FileLimits {
     /// Nesting depth of a JSON or YAML document.
     public static let maxNestingDepth = 64
     /// Bytes of a configuration file read whole (config.json, generation_config.json, adapter_config.json, a
-    /// shard index, tokenizer.json, a recipe): 256 MiB, far beyond any real one (GLM-4's tokenizer.json is 7 MB).
-    public static let maxConfigBytes = 1 << 28
+    /// shard index, tokenizer.json, a recipe): 64 MiB, far beyond any real one (GLM-4's tokenizer.json is 7 MB; the
+    /// largest in common use are ~35 MB), and a bound on the memory the parse takes (~45× the file for tokenizer.json).
+    public static let maxConfigBytes = 1 << 26
     /// Tokens in one training micro-batch (batch_size · seq_len).
     public static let maxBatchTokens = 1 << 24
 }

@@ -90,9 +90,9 @@ struct Generate: ParsableCommand {
         // The KV cache holds every position of every row: refuse one that cannot fit in memory.
         let cacheBytes = try Checked.multiply(try Checked.multiply(prompts.count, longest + maxNewTokens, "KV cache"),
                                               model.configuration.cacheBytesPerPosition, "KV cache")
-        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        let memory = MemoryBudget.available
         guard cacheBytes <= memory / 2 else {
-            throw GLMError("the KV cache for \(prompts.count) prompts of up to \(longest + maxNewTokens) positions needs \(cacheBytes >> 20) MiB, more than half of this machine's \(memory >> 20) MiB; lower --max-new-tokens or the batch")
+            throw GLMError("the KV cache for \(prompts.count) prompts of up to \(longest + maxNewTokens) positions needs \(cacheBytes >> 20) MiB, more than half of the \(memory >> 20) MiB this process may use; lower --max-new-tokens or the batch")
         }
         let stops = try GenerationStops.forModel(directory: modelOptions.model, config: model.configuration)
         var stats: SpeculativeStats?

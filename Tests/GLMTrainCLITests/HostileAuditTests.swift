@@ -66,7 +66,7 @@ extension HostileInputCommandTests {
         output_dir: \(dir)/init
         """.write(toFile: path, atomically: true, encoding: .utf8)
         assertOneLineError(try GLMTrainBinary.run(["run", path]),
-                           contains: ["\(path): model.init has 8619491520 parameters", "16 bytes each), more than this machine's"])
+                           contains: ["\(path): model.init has 8619491520 parameters", "16 bytes each), more than the", "MiB this process may use"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/init/checkpoints"))
     }
 
@@ -100,6 +100,38 @@ extension HostileInputCommandTests {
         assertOneLineError(try GLMTrainBinary.run(["run", path]),
                            contains: ["\(path): model.init.hiden_size: not a glm config key (did you mean 'hidden_size'?)"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/init"))
+    }
+
+    func testMemoryBoundsFollowTheProcessLimitNotTheMachine() throws {
+        // Under ulimit -v 3 GB, reading /dev/zero or a 7 GB sparse file stops at a quarter of it with an error
+        // (the bound was half the machine's memory: the read died in an allocation).
+        let sparse = "\(dir)/sparse.jsonl"
+        FileManager.default.createFile(atPath: sparse, contents: nil)
+        let h = FileHandle(forWritingAtPath: sparse)!
+        try h.truncate(atOffset: 7 << 30); try h.close()
+        for input in ["/dev/zero", sparse] {
+            let r = try GLMTrainBinary.run(["tokenize", "--model", tiny, "--input", input], addressSpaceKiB: 3_000_000)
+            assertOneLineError(r, contains: ["\(input): more than", "bytes; not read"])
+        }
+        // A KV cache beyond half of what the process may use is refused, not allocated.
+        let prompts = (0..<400).flatMap { _ in ["--prompt-tokens", "5"] }
+        assertOneLineError(try GLMTrainBinary.run(["generate", "--model", tiny, "--max-new-tokens", "1000"] + prompts, addressSpaceKiB: 3_000_000),
+                           contains: ["the KV cache for 400 prompts", "MiB this process may use"])
+    }
+
+    func testAMicroBatchWhoseActivationsCannotFitIsRefusedBeforeStepOne() throws {
+        let path = "\(dir)/big.yaml"
+        try """
+        task: pretrain
+        model: {path: \(tiny)}
+        data: {train: \(Fixtures.repositoryRoot)/Data/tiny-corpus/train.jsonl}
+        training: {steps: 1, batch_size: 65536, seq_len: 64, seed: 0}
+        optimizer: {name: adamw, lr: 1.0e-4}
+        output_dir: \(dir)/big
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["run", path]),
+                           contains: ["\(path): training.batch_size × seq_len puts 4194304 tokens in a micro-batch", "72 KiB a token", "gradient_checkpointing: true"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/big"))
     }
 
     func testGGUFMetadataArraysAreBoundedInAll() throws {

@@ -34,10 +34,16 @@ public enum GLMTrainBinary {
     }
 
     /// Runs `glm-train args` to the end and captures its output; `environment` adds to (or replaces) variables.
-    public static func run(_ args: [String], environment: [String: String] = [:]) throws -> Result {
+    /// With `addressSpaceKiB`, under that `ulimit -v` (through /bin/sh).
+    public static func run(_ args: [String], environment: [String: String] = [:], addressSpaceKiB: Int? = nil) throws -> Result {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: try path())
-        p.arguments = args
+        if let kib = addressSpaceKiB {
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", "ulimit -v \(kib) && exec \"$0\" \"$@\"", try path()] + args
+        } else {
+            p.executableURL = URL(fileURLWithPath: try path())
+            p.arguments = args
+        }
         if !environment.isEmpty { p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err

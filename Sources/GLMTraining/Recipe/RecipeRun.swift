@@ -97,6 +97,8 @@ public final class RecipeRun {
     /// Everything a run checks and builds before step 1: the model, the data, the hooks, the trainer.
     func prepareTraining() throws -> (BatchSource, Trainer) {
         try loadModel()
+        // A DPO micro-batch holds batch_size chosen and batch_size rejected rows.
+        try checkActivationMemory(rows: recipe.training.batchSize * (recipe.task == .dpo ? 2 : 1), length: recipe.training.seqLen)
         let source: BatchSource, hooks: [EvaluationHook]
         if recipe.task == .dpo {
             try prepareTrainable()
@@ -281,10 +283,10 @@ public final class RecipeRun {
             try RecipeRun.checkInitKeys(initConfig, config: config, file: recipe.file)
             // Training from scratch holds f32 weights, their gradients and the optimizer's two moments: 16 bytes a
             // parameter before any activation. Refused before allocating when that alone passes the machine's memory.
-            let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+            let memory = MemoryBudget.available
             let (bytes, overflow) = config.parameterCount.multipliedReportingOverflow(by: 16)
             guard !overflow && bytes <= memory else {
-                throw GLMError("\(recipe.file): model.init has \(config.parameterCount) parameters; weights, gradients and AdamW state need \(overflow ? "more than 2^63" : "\(bytes >> 20)") MiB (16 bytes each), more than this machine's \(memory >> 20) MiB")
+                throw GLMError("\(recipe.file): model.init has \(config.parameterCount) parameters; weights, gradients and AdamW state need \(overflow ? "more than 2^63" : "\(bytes >> 20)") MiB (16 bytes each), more than the \(memory >> 20) MiB this process may use")
             }
             model = try ModelRegistry.randomModel(config: config, seed: recipe.model.initSeed ?? recipe.training.seed)
         }
