@@ -132,7 +132,8 @@ public final class RLTrainerRun {
         let communication = trainer.stepMetrics
         trainer.stepMetrics = { source.stats.merging(communication?() ?? [:]) { a, _ in a } }
         source.onWait = { [weak self] k, seconds in
-            self?.observer?.trainerDidReport(.note(String(format: "waiting for rollout batch %d (%.0f s); is a rollout process running?", k, seconds)))
+            let holder = s.directory.claimHolder(batch: k).map { "; it is claimed by \($0): is that rollout process still working?" } ?? "; is a rollout process running?"
+            self?.observer?.trainerDidReport(.note(String(format: "waiting for rollout batch %d (%.0f s)", k, seconds) + holder))
         }
         if generate {
             let worker = s.worker()

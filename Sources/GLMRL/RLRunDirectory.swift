@@ -124,7 +124,9 @@ public struct RLRunDirectory: Sendable {
     // MARK: claims
 
     /// Who holds a claim: host, pid and, for a prompt position, the batch it is for.
-    struct Claim { var host: String; var pid: Int32; var batch: Int; var modified: Date }
+    /// A claim's holder: host, pid, the batch, and (written since claims carry it) the holder's start time in clock
+    /// ticks after boot, which tells a reused pid from the holder.
+    struct Claim { var host: String; var pid: Int32; var batch: Int; var modified: Date; var start: UInt64? = nil }
 
     static var host: String { ProcessInfo.processInfo.hostName }
 
@@ -141,7 +143,7 @@ public struct RLRunDirectory: Sendable {
         let temporary = claims + "/.tmp-\(getpid())-\(UUID().uuidString)"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
         if fd < 0 { throw GLMError("\(temporary): cannot create the claim (\(String(cString: strerror(errno))))") }
-        let text = "\(RLRunDirectory.host) \(getpid()) \(batch)\n"
+        let text = "\(RLRunDirectory.host) \(getpid()) \(batch)\(ProcessStart.ticks(getpid()).map { " \($0)" } ?? "")\n"
         let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
         fsync(fd); close(fd)
         defer { unlink(temporary) }
@@ -155,6 +157,23 @@ public struct RLRunDirectory: Sendable {
         return true
     }
 
+    /// A claim name held by something other than a regular file (a directory, a device) can be neither read nor
+    /// replaced: an error naming it, instead of a batch nobody ever makes.
+    func checkClaimIsAFile(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw GLMError("\(path): not a regular file; a claim is a file a rollout process writes (remove it)")
+        }
+    }
+
+    /// Who holds batch `k`'s claim, for the trainer's waiting message ("pid 123 on host since 12:00:00"), if anyone.
+    public func claimHolder(batch k: Int) -> String? {
+        guard let c = readClaim(claimPath(batch: k)) else { return nil }
+        let f = DateFormatter(); f.dateFormat = "HH:mm:ss"
+        return "pid \(c.pid) on \(c.host) since \(f.string(from: c.modified))"
+    }
+
     /// A claim file that exists but does not hold "host pid batch": `create` never leaves one (the content is
     /// complete before the name appears), so it is damage, and nobody holds the batch (else rollouts wait forever).
     func unreadableClaim(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) && readClaim(path) == nil }
@@ -164,7 +183,7 @@ public struct RLRunDirectory: Sendable {
         let f = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard f.count >= 3, let pid = Int32(f[1]), let batch = Int(f[2]) else { return nil }
         let modified = (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date) ?? Date()
-        return Claim(host: String(f[0]), pid: pid, batch: batch, modified: modified)
+        return Claim(host: String(f[0]), pid: pid, batch: batch, modified: modified, start: f.count >= 4 ? UInt64(f[3]) : nil)
     }
 
     /// Whether the holder of a claim is gone: a process of this host that no longer runs (or this very process
@@ -173,7 +192,11 @@ public struct RLRunDirectory: Sendable {
     func isAbandoned(_ c: Claim) -> Bool {
         if c.host == RLRunDirectory.host {
             if c.pid == getpid() { return true }
-            return kill(c.pid, 0) != 0 && errno == ESRCH
+            if kill(c.pid, 0) != 0 && errno == ESRCH { return true }
+            // The pid runs, but perhaps as another process (pids are reused): the holder's start time is in the
+            // claim, or (older claims) a process that started after the claim was written cannot be its holder.
+            if let start = c.start { return ProcessStart.ticks(c.pid).map { $0 != start } ?? false }
+            return ProcessStart.date(c.pid).map { $0 > c.modified.addingTimeInterval(1) } ?? false
         }
         return Date().timeIntervalSince(c.modified) > RLRunDirectory.staleClaimSeconds
     }
@@ -181,6 +204,7 @@ public struct RLRunDirectory: Sendable {
     /// Claims batch `k` for this process: true when it is now ours (fresh, or taken over from a dead holder).
     public func claimBatch(_ k: Int) throws -> Bool {
         let path = claimPath(batch: k)
+        try checkClaimIsAFile(path)
         if try create(path, batch: k) { return true }
         guard unreadableClaim(path) || readClaim(path).map(isAbandoned) == true else { return false }
         unlink(path)
@@ -192,6 +216,7 @@ public struct RLRunDirectory: Sendable {
     public func abandonedBatch(below k: Int, from: Int = 0) -> Int? {
         (from..<max(from, k)).first { j in
             guard !hasBatch(j) else { return false }
+            if (try? checkClaimIsAFile(claimPath(batch: j))) == nil { return true }  // claimBatch reports it
             guard let c = readClaim(claimPath(batch: j)) else { return true }  // missing, or unreadable (see unreadableClaim)
             return c.pid != getpid() && isAbandoned(c)
         }

@@ -218,9 +218,51 @@ final class RLRunTests: XCTestCase {
             try damage.write(toFile: d.claims + "/batch-000005", atomically: true, encoding: .utf8)
             XCTAssertEqual(d.abandonedBatch(below: 6, from: 5), 5, "'\(damage)'")
             XCTAssertTrue(try d.claimBatch(5), "'\(damage)'")
-            XCTAssertEqual(try String(contentsOfFile: d.claims + "/batch-000005", encoding: .utf8), "\(host) \(getpid()) 5\n")
+            XCTAssertEqual(try String(contentsOfFile: d.claims + "/batch-000005", encoding: .utf8), "\(host) \(getpid()) 5 \(selfStart)\n")
             d.releaseBatch(5)
         }
+    }
+
+    /// This process's start (field 22 of /proc/self/stat), which claims record.
+    var selfStart: String {
+        let text = (try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8)) ?? ""
+        return String(text[text.index(after: text.lastIndex(of: ")")!)...].split(separator: " ")[19])
+    }
+
+    /// A reused pid does not hold a claim: a live process whose start time differs from the one in the claim, or
+    /// (claims without one) that started after the claim was written. A claim name that is not a regular file is
+    /// an error naming it, not a batch nobody makes.
+    func testAClaimOfAReusedPidIsTakenOverAndANonFileClaimIsAnError() throws {
+        let d = RLRunDirectory("\(dir)/reused")
+        try FileManager.default.createDirectory(atPath: d.claims, withIntermediateDirectories: true)
+        let host = ProcessInfo.processInfo.hostName
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        try sleeper.run()
+        defer { sleeper.terminate() }
+        let pid = sleeper.processIdentifier
+        // its own start: the holder runs
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let start = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")[19]
+        try "\(host) \(pid) 0 \(start)\n".write(toFile: d.claims + "/batch-000000", atomically: true, encoding: .utf8)
+        XCTAssertNil(d.abandonedBatch(below: 1), "the holder runs")
+        XCTAssertFalse(try d.claimBatch(0))
+        // another start time: the pid was reused
+        try "\(host) \(pid) 0 1\n".write(toFile: d.claims + "/batch-000000", atomically: true, encoding: .utf8)
+        XCTAssertEqual(d.abandonedBatch(below: 1), 0)
+        XCTAssertTrue(try d.claimBatch(0), "taken over")
+        // an older claim without a start time, written before that process started
+        let old = d.claims + "/batch-000001"
+        try "\(host) \(pid) 1\n".write(toFile: old, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: -3600)], ofItemAtPath: old)
+        XCTAssertTrue(try d.claimBatch(1), "its process started after the claim: not the holder")
+        // a directory where a claim goes
+        try FileManager.default.createDirectory(atPath: d.claims + "/batch-000002", withIntermediateDirectories: true)
+        XCTAssertThrowsError(try d.claimBatch(2)) { e in
+            XCTAssertEqual("\(e)", "\(d.claims)/batch-000002: not a regular file; a claim is a file a rollout process writes (remove it)")
+        }
+        XCTAssertTrue(d.claimHolder(batch: 0)!.hasPrefix("pid \(getpid()) on \(host) since "))
     }
 
     /// A claim appears with its holder already in it (made whole under a private name, then hard-linked), so
@@ -238,7 +280,7 @@ final class RLRunTests: XCTestCase {
         let host = ProcessInfo.processInfo.hostName
         for name in ["pos-00000000", "pos-00000001", "batch-000004"] {
             let text = try String(contentsOfFile: d.claims + "/" + name, encoding: .utf8)
-            XCTAssertEqual(text, "\(host) \(getpid()) 4\n", name)
+            XCTAssertEqual(text, "\(host) \(getpid()) 4 \(selfStart)\n", name)
         }
         XCTAssertEqual(try d.inheritedPositions(batch: 4), [0, 1])
         let left = try FileManager.default.contentsOfDirectory(atPath: d.claims).filter { $0.hasPrefix(".tmp-") }
