@@ -6,6 +6,7 @@ public enum AtomicFile {
     /// Creates the directory `path` (and its parents) unless it exists; a file in the way or a directory that
     /// cannot be written is a one-line error naming the path.
     public static func makeDirectory(_ path: String) throws {
+        guard !path.isEmpty else { throw GLMError("an empty directory name; expected a path") }
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw GLMError("\(path): exists and is not a directory") }
@@ -16,7 +17,14 @@ public enum AtomicFile {
         catch {
             var parent = (path as NSString).deletingLastPathComponent
             while !parent.isEmpty && !FileManager.default.fileExists(atPath: parent) { parent = (parent as NSString).deletingLastPathComponent }
-            let why = parent.isEmpty || access(parent, W_OK) == 0 ? "cannot create directory" : "cannot create directory (\(parent) is not writable)"
+            var parentIsDir: ObjCBool = false
+            let parentExists = !parent.isEmpty && FileManager.default.fileExists(atPath: parent, isDirectory: &parentIsDir)
+            var link = stat()
+            let why: String
+            if parentExists && !parentIsDir.boolValue { why = "cannot create directory (\(parent) is a file)" }
+            else if lstat(path, &link) == 0 && link.st_mode & S_IFMT == S_IFLNK { why = "cannot create directory (it is a symbolic link to a missing target)" }
+            else if parentExists && access(parent, W_OK) != 0 { why = "cannot create directory (\(parent) is not writable)" }
+            else { why = "cannot create directory (\((error as NSError).localizedFailureReason ?? error.localizedDescription))" }
             throw GLMError("\(path): \(why)")
         }
     }

@@ -110,16 +110,23 @@ struct Export: ParsableCommand {
         case .ggufLoRA:
             // The whole file is assembled (and checked) before any directory is made for it.
             let writer = try GGUFLoRA.writer(adapter: exported, model: baseConfig!, name: name ?? defaultName, type: ggmlType)
-            let path: String
+            let path: String, directory: String
             if output.hasSuffix(".gguf") {
                 path = output
-                let parent = (output as NSString).deletingLastPathComponent
-                if !parent.isEmpty { try AtomicFile.makeDirectory(parent) }
+                directory = (output as NSString).deletingLastPathComponent
             } else {
-                try AtomicFile.makeDirectory(output)
                 path = "\(output)/adapter.gguf"
+                directory = output
             }
-            try writer.write(to: path)
+            // A directory made here is removed again when the write fails (a full disk), so nothing is left half-done.
+            var made: String?  // the outermost directory this makes
+            var d = directory
+            while !d.isEmpty && !FileManager.default.fileExists(atPath: d) { made = d; d = (d as NSString).deletingLastPathComponent }
+            if !directory.isEmpty { try AtomicFile.makeDirectory(directory) }
+            do { try writer.write(to: path) } catch {
+                if let made { try? FileManager.default.removeItem(atPath: made) }
+                throw error
+            }
             print("wrote GGUF LoRA adapter (\(summary), arch \(baseConfig!.ggufArchitecture), adapter.lora.alpha \(Export.number(config.effectiveAlpha))) to \(path)")
         }
     }

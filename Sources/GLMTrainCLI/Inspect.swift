@@ -66,7 +66,8 @@ struct Inspect: ParsableCommand {
         }
         if let configText { print(configText.trimmingCharacters(in: .whitespacesAndNewlines)) }
         let width = min(90, (rows.map { $0.0.count }.max() ?? 10) + 2)
-        for (name, shape, dtype) in rows {
+        for (raw, shape, dtype) in rows {
+            let name = Inspect.shown(raw)
             print(name.padding(toLength: max(width, name.count + 1), withPad: " ", startingAt: 0)
                   + "\(shape)".padding(toLength: 18, withPad: " ", startingAt: 0) + dtype.rawValue)
         }
@@ -88,7 +89,7 @@ struct Inspect: ParsableCommand {
         print("training checkpoint \(path) (checksums verified)")
         print("step: \(c.step)   data cursor: \(c.dataCursor)   scalars: \(c.scalars)")
         print("metadata: \(c.metadata.keys.sorted().joined(separator: ", "))")
-        for (group, name, shape) in rows { print("\(group.padding(toLength: 10, withPad: " ", startingAt: 0))\(name)  \(shape)") }
+        for (group, name, shape) in rows { print("\(group.padding(toLength: 10, withPad: " ", startingAt: 0))\(Inspect.shown(name))  \(shape)") }
         print("\(rows.count) tensors, \(rows.reduce(0) { $0 + $1.2.reduce(1, *) }) values")
     }
 }
@@ -118,14 +119,16 @@ extension Inspect {
         }
         print("GGUF v\(file.version) \(path): \(file.metadata.count) metadata keys, \(file.tensors.count) tensors, alignment \(file.alignment)")
         let keyWidth = min(48, (file.metadata.map { $0.key.count }.max() ?? 10) + 2)
-        for (key, value) in file.metadata {
+        for (rawKey, value) in file.metadata {
+            let key = Inspect.shown(rawKey)
             print("  " + key.padding(toLength: max(keyWidth, key.count + 1), withPad: " ", startingAt: 0)
                   + GGUFSummary.typeName(value).padding(toLength: 16, withPad: " ", startingAt: 0) + "= " + GGUFSummary.text(value))
         }
         if let adapter { print(adapter.text) }
         let width = min(70, (file.tensors.map { $0.name.count }.max() ?? 10) + 2)
         for t in file.tensors {
-            print(t.name.padding(toLength: max(width, t.name.count + 1), withPad: " ", startingAt: 0)
+            let name = Inspect.shown(t.name)
+            print(name.padding(toLength: max(width, name.count + 1), withPad: " ", startingAt: 0)
                   + "\(t.shape)".padding(toLength: 18, withPad: " ", startingAt: 0)
                   + "ne={\(t.dimensions.map(String.init).joined(separator: ", "))}".padding(toLength: 20, withPad: " ", startingAt: 0)
                   + GGUFSummary.ggmlTypeName(t.typeID))
@@ -247,5 +250,13 @@ enum GGUFSummary {
         var json: [String: Any] = ["type": kind, "pairs": pairs, "ranks": ranks.sorted(), "modules": modules.sorted(), "layers": layers.sorted()]
         if let alpha { json["alpha"] = alpha }
         return Adapter(text: text, json: json)
+    }
+}
+
+extension Inspect {
+    /// A name from a file as one table cell: control characters (a NUL, a newline) escaped as \u{..}.
+    static func shown(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else { return s }
+        return s.unicodeScalars.map { $0.properties.generalCategory == .control ? "\\u{\(String($0.value, radix: 16))}" : String($0) }.joined()
     }
 }

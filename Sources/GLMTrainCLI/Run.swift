@@ -46,7 +46,9 @@ struct Plot: ParsableCommand {
         let run = runDirectory
         let metrics = (run as NSString).appendingPathComponent("metrics.jsonl")
         guard FileManager.default.fileExists(atPath: metrics) else { throw GLMError("\(run): no metrics.jsonl in this directory") }
-        let files = try MetricsPlot.writeAll(metrics: metrics, to: output ?? (run as NSString).appendingPathComponent("plots"))
+        let files = try MetricsPlot.writeAll(metrics: metrics, to: output ?? (run as NSString).appendingPathComponent("plots")) {
+            FileHandle.standardError.write(Data("warning: \($0)\n".utf8))
+        }
         for f in files { print(f) }
     }
 }

@@ -21,6 +21,20 @@ final class MetricsPlotTests: XCTestCase {
         return out
     }
 
+    func testAtMostMaxPlotsAreWrittenAndBadLinesAreCounted() throws {
+        let dir = NSTemporaryDirectory() + "metrics-plot-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let names = (0..<(MetricsPlot.maxPlots + 5)).map { "\"m\($0)\": 1" }.joined(separator: ", ")
+        try "{\"step\": 1, \(names)}\nnot json\n{\"step\": 2, \"m0\": 2}\n{\"step\": 3, \"m".write(toFile: "\(dir)/metrics.jsonl", atomically: true, encoding: .utf8)
+        var warnings: [String] = []
+        let files = try MetricsPlot.writeAll(metrics: "\(dir)/metrics.jsonl", to: "\(dir)/plots") { warnings.append($0) }
+        XCTAssertEqual(files.count, MetricsPlot.maxPlots)
+        XCTAssertEqual(warnings, ["\(dir)/metrics.jsonl: 1 line is not a JSON object; skipped",
+                                  "\(dir)/metrics.jsonl: \(MetricsPlot.maxPlots + 5) metric names; plotting the first \(MetricsPlot.maxPlots) in order"],
+                       "the torn last line is not counted")
+    }
+
     func testValuesAFewULPsApartArePlottedWithFewTicks() throws {
         for (a, b) in [("5000.0", "5000.000000000001"), ("4096.0", "4096.000000000001"), ("65536.0", "65536.00000000001"),
                        ("1e+22", "1.0000000000000004e+22"), ("-8192.0", "-8192.000000000002")] {

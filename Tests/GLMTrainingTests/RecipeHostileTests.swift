@@ -40,6 +40,12 @@ final class RecipeHostileTests: XCTestCase {
         XCTAssertEqual(try load(base).training.steps, 2)
     }
 
+    func testAnEmptyOrNullOutputDirIsAnError() throws {
+        XCTAssertEqual(try load(base).outputDir, "Checkpoints/runs/r")
+        assertError(base + "\noutput_dir: \"\"", "output_dir: is empty; expected a directory path")
+        assertError(base + "\noutput_dir: null", "output_dir: is null; give a value, or leave the key out for the default (Checkpoints/runs/r)")
+    }
+
     func testDeepNestingIsRefusedBeforeTheYAMLParserRecurses() {
         let blocks = "a:\n" + (0..<2_000).map { String(repeating: " ", count: $0 + 1) + "k\($0):\n" }.joined()
         assertError(blocks, "nested deeper than \(FileLimits.maxNestingDepth) levels")

@@ -296,7 +296,8 @@ public struct Recipe {
         } else { mtp = nil }
         dpo = try Recipe.readPreference(r, task: task)
         eval = try Recipe.readEval(try r.section("eval"))
-        outputDir = try r.string("output_dir") ?? "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+        outputDir = try r.string("output_dir", default: "Checkpoints/runs/" + ((file as NSString).lastPathComponent as NSString).deletingPathExtension)
+        guard !outputDir.isEmpty else { throw r.fail("output_dir", r.raw("output_dir"), "is empty; expected a directory path") }
         rl = r.node("rl")
         if rl != nil && task != .grpo {
             throw RecipeReader.error(file: file, node: rl, key: "rl", "only grpo recipes have an rl section")

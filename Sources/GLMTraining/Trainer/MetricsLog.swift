@@ -40,11 +40,18 @@ public final class MetricsLog {
     }
 
     /// Reads a metrics file into its records (skipping a torn last line).
-    public static func read(_ path: String) throws -> [[String: Any]] {
+    public static func read(_ path: String) throws -> [[String: Any]] { try readCounting(path).records }
+
+    /// The records and how many lines other than a torn last one are not JSON objects.
+    public static func readCounting(_ path: String) throws -> (records: [[String: Any]], bad: Int) {
         let data = try FileInput.read(path)
-        return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap {
-            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n")
+        var records: [[String: Any]] = [], bad = 0
+        for (i, line) in lines.enumerated() {
+            if let r = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] { records.append(r) }
+            else if i < lines.count - 1 || data.last == 0x0A { bad += 1 }
         }
+        return (records, bad)
     }
 
     deinit { try? handle?.close() }

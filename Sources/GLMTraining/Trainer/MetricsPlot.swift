@@ -7,10 +7,15 @@ public enum MetricsPlot {
     /// Metrics not worth a plot of their own.
     static let skipped: Set<String> = ["step", "epoch", "truncated", "loss_tokens"]
 
-    /// Writes `<metric>.svg` for every numeric metric of `metrics` into `directory`; returns the files written.
+    /// Plots written at most (metric names come from eval hook programs too: 20,000 names took minutes).
+    public static let maxPlots = 1000
+
+    /// Writes `<metric>.svg` for every numeric metric of `metrics` into `directory` (the first `maxPlots` names in
+    /// order; `warn` says so when there are more, and how many lines were not JSON records); returns the files.
     @discardableResult
-    public static func writeAll(metrics: String, to directory: String) throws -> [String] {
-        let records = try MetricsLog.read(metrics)
+    public static func writeAll(metrics: String, to directory: String, warn: (String) -> Void = { _ in }) throws -> [String] {
+        let (records, bad) = try MetricsLog.readCounting(metrics)
+        if bad > 0 { warn("\(metrics): \(bad) line\(bad == 1 ? " is" : "s are") not a JSON object; skipped") }
         var series: [String: [(Double, Double)]] = [:]
         for r in records {
             guard let step = (r["step"] as? NSNumber)?.doubleValue else { continue }
@@ -22,7 +27,10 @@ public enum MetricsPlot {
         do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         catch { throw GLMError("\(directory): cannot create (\(error.localizedDescription))") }
         var written: [String] = [], used: Set<String> = []
-        for key in series.keys.sorted() {
+        if series.count > maxPlots {
+            warn("\(metrics): \(series.count) metric names; plotting the first \(maxPlots) in order")
+        }
+        for key in series.keys.sorted().prefix(maxPlots) {
             var name = fileName(key)
             if used.contains(name) { name = fileName(key, tagged: true) }
             var n = 2
