@@ -15,7 +15,20 @@ public enum RecipeOverride {
         do { value = try Yams.compose(yaml: text) ?? Node("", .implicit, .plain) } catch {
             throw GLMError("--set \(key): the value '\(text)' is not valid YAML")
         }
-        return try set(parts[...], value, in: node, key: key)
+        return try set(parts[...], withoutMarks(value), in: node, key: key)
+    }
+
+    /// The value without source positions: it comes from the command line, so an error about it must not point at
+    /// line 1 of the recipe (the YAML parser numbers the `--set` text's own lines).
+    static func withoutMarks(_ node: Node) -> Node {
+        switch node {
+        case .scalar(var s): s.mark = nil; return .scalar(s)
+        case .sequence(var q):
+            q = Node.Sequence(q.map(withoutMarks), q.tag, q.style, nil)
+            return .sequence(q)
+        case .mapping(let m):
+            return .mapping(Node.Mapping(m.map { (withoutMarks($0.key), withoutMarks($0.value)) }, m.tag, m.style, nil))
+        }
     }
 
     static func set(_ parts: ArraySlice<String>, _ value: Node, in node: Node, key: String) throws -> Node {
