@@ -25,20 +25,30 @@ public enum MemoryBudget {
     }()
 
     /// The memory limit of this process's cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), when set.
+    /// The least limit over this process's cgroup and its ancestors (v2), or its v1 memory cgroup and the root.
     static func cgroupLimit() -> Int? {
         var paths = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
-        // The cgroup of this process (v2: one line "0::/path").
-        if let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8),
-           let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) {
-            let path = line.dropFirst(3)
-            if path != "/" { paths.insert("/sys/fs/cgroup\(path)/memory.max", at: 0) }
+        if let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                let f = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+                guard f.count == 3 else { continue }
+                var path = String(f[2])
+                if f[0] == "0" && f[1].isEmpty {  // v2: "0::/path", limited by every ancestor too
+                    while path != "/" && !path.isEmpty {
+                        paths.append("/sys/fs/cgroup\(path)/memory.max")
+                        path = (path as NSString).deletingLastPathComponent
+                    }
+                } else if f[1].split(separator: ",").contains("memory"), path != "/" {  // v1
+                    paths.append("/sys/fs/cgroup/memory\(path)/memory.limit_in_bytes")
+                }
+            }
         }
+        var least: Int?
         for p in paths {
             guard let text = try? String(contentsOfFile: p, encoding: .utf8) else { continue }
             let value = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if value == "max" { continue }
-            if let n = Int(value), n > 0, n < (1 << 62) { return n }
+            if let n = Int(value), n > 0, n < (1 << 62) { least = min(least ?? n, n) }  // "max" and v1's huge "no limit" skipped
         }
-        return nil
+        return least
     }
 }

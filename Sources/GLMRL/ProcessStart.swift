@@ -9,8 +9,10 @@ import Glibc
 enum ProcessStart {
     /// Field 22 (starttime) of /proc/PID/stat, or nil when the process does not exist (or /proc is not there).
     static func ticks(_ pid: Int32) -> UInt64? {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = text.lastIndex(of: ")") else { return nil }
+        // read as bytes: the command name in it need not be UTF-8
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
         // after "pid (comm)" come fields 3, 4, ...: starttime (22) is the 20th of them
         let fields = text[text.index(after: close)...].split(separator: " ")
         return fields.count > 19 ? UInt64(fields[19]) : nil

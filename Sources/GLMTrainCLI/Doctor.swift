@@ -12,6 +12,7 @@ struct Doctor: ParsableCommand {
         let cpu = CPUInfo.current()
         print("cpu:               \(cpu.modelName)")
         print("logical cores:     \(cpu.logicalCores)")
+        print("memory limit:      \(MemoryBudget.available >> 20) MiB this process may use (least of RAM, ulimit -v/-d, cgroup)")
         print("simd features:     \(cpu.simdFeatures.joined(separator: " "))")
         print("openblas core:     \(BLAS.coreName)")
         print("OPENBLAS_CORETYPE: \(BLASCoreSelection.explanation)")

@@ -56,10 +56,15 @@ struct Score: ParsableCommand {
     static func checkOutput(_ output: String, input: String, reads: [(String, String?)]) throws {
         if Export.samePath(output, input) { throw GLMError("--output \(output) is the --input file; write the scores somewhere else") }
         func canonical(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
-        let out = canonical(output)
+        func standardized(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
+        // The output's directory resolved and its own name kept (a snapshot's model.safetensors is a link into
+        // blobs/: resolving it would hide that it is the model's file), and the output resolved whole.
+        let name = (output as NSString).lastPathComponent
+        let outs = [(canonical((output as NSString).deletingLastPathComponent.isEmpty ? "." : (output as NSString).deletingLastPathComponent) as NSString).appendingPathComponent(name),
+                    standardized(output), canonical(output)]
         for case let (what, directory?) in reads {
-            let dir = canonical(directory)
-            if out == dir || out.hasPrefix(dir.hasSuffix("/") ? dir : dir + "/") {
+            for dir in Set([canonical(directory), standardized(directory)]) {
+                guard outs.contains(where: { $0 == dir || $0.hasPrefix(dir.hasSuffix("/") ? dir : dir + "/") }) else { continue }
                 throw GLMError("--output \(output) is inside the \(what) directory \(directory) the command reads; write the scores somewhere else")
             }
         }

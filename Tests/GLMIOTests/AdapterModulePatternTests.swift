@@ -90,6 +90,30 @@ final class AdapterModulePatternTests: XCTestCase {
         }
     }
 
+    func testFileOrderSurvivesWritingWithSortedKeys() throws {
+        // "v_proj" first in the file: v_proj modules take alpha 20, though "self_attn.v_proj" (7) sorts before it.
+        let (_, base, _) = try load()
+        let copy = NSTemporaryDirectory() + "glmtrain-order-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        try FileManager.default.copyItem(atPath: "\(dir)/adapter_model.safetensors", toPath: "\(copy)/adapter_model.safetensors")
+        let text = try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8)
+        let from = "\"alpha_pattern\": {\n    \"o_proj\": 3,\n    \"v_proj\": 20\n  }"
+        XCTAssertTrue(text.contains(from))
+        try text.replacingOccurrences(of: from, with: "\"alpha_pattern\": {\"v_proj\": 20, \"o_proj\": 3, \"self_attn.v_proj\": 7}")
+            .write(toFile: "\(copy)/adapter_config.json", atomically: true, encoding: .utf8)
+        let adapter = try PEFTAdapter.load(directory: copy, model: base)
+        let v = "model.layers.1.self_attn.v_proj"
+        XCTAssertEqual(adapter.config.alpha(forModule: v), 20)
+        let out = copy + "/saved"
+        try adapter.save(to: out)
+        let back = try PEFTAdapter.load(directory: out, model: base)
+        for m in adapter.moduleNames {
+            XCTAssertEqual(back.config.scale(forModule: m), adapter.config.scale(forModule: m), m)
+            XCTAssertEqual(back.config.rank(forModule: m), adapter.config.rank(forModule: m), m)
+        }
+    }
+
     func testBadPatternsAreOneLineErrors() throws {
         let text = try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8)
         for (from, to, expected) in [("\"q_proj\": 8", "\"q_proj\": 0", "key 'rank_pattern': 'q_proj': expected a positive integer rank"),

@@ -81,6 +81,17 @@ extension HostileInputCommandTests {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(m)/model.safetensors")), before, "the model is untouched")
         assertOneLineError(try GLMTrainBinary.run(["score", "--model", m, "--input", input, "--output", input]),
                            contains: ["is the --input file"])
+        // A Hugging Face cache snapshot links its files into blobs/: the link is the model's file all the same.
+        let blobs = "\(dir)/blobs", snapshot = "\(dir)/snapshot"
+        try FileManager.default.createDirectory(atPath: blobs, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: m) {
+            try FileManager.default.copyItem(atPath: "\(m)/\(name)", toPath: "\(blobs)/\(name)")
+            try FileManager.default.createSymbolicLink(atPath: "\(snapshot)/\(name)", withDestinationPath: "\(blobs)/\(name)")
+        }
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", snapshot, "--input", input, "--output", "\(snapshot)/model.safetensors"]),
+                           contains: ["is inside the model directory"])
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: "\(blobs)/model.safetensors")), before)
         let ok = try GLMTrainBinary.run(["score", "--model", m, "--input", input, "--output", "\(dir)/scores.jsonl"])
         XCTAssertEqual(ok.status, 0, ok.stderr)
     }
@@ -130,7 +141,7 @@ extension HostileInputCommandTests {
         output_dir: \(dir)/big
         """.write(toFile: path, atomically: true, encoding: .utf8)
         assertOneLineError(try GLMTrainBinary.run(["run", path]),
-                           contains: ["\(path): training.batch_size × seq_len puts 4194304 tokens in a micro-batch", "72 KiB a token", "gradient_checkpointing: true"])
+                           contains: ["\(path): training.batch_size × seq_len puts 65536 rows × 64 tokens in a micro-batch", "72 KiB a token", "gradient_checkpointing: true"])
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/big"))
     }
 

@@ -44,6 +44,27 @@ extension AdapterConfig {
         return useRslora ? alpha / rank.squareRoot() : alpha / rank
     }
 
+    /// This config with patterns that give `modules` the same ranks and alphas when tried in sorted key order, the
+    /// order every writer leaves them in (adapter_config.json is written with sorted keys, as peft writes it): itself
+    /// when the file's order already resolves the same, else one key per module that differs from r / lora_alpha,
+    /// by its full name.
+    public func withPatternsResolvingInSortedOrder(modules: [String]) -> AdapterConfig {
+        guard hasModulePatterns else { return self }
+        var sorted = self
+        sorted.rankPatternOrder = []; sorted.alphaPatternOrder = []
+        guard modules.contains(where: { sorted.rank(forModule: $0) != rank(forModule: $0) || sorted.alpha(forModule: $0) != alpha(forModule: $0) }) else {
+            return self
+        }
+        var out = sorted
+        out.rankPattern = [:]; out.alphaPattern = [:]
+        for m in modules.sorted() {
+            let key = NSRegularExpression.escapedPattern(for: m)
+            if rank(forModule: m) != r { out.rankPattern[key] = .int(rank(forModule: m)) }
+            if alpha(forModule: m) != loraAlpha { out.alphaPattern[key] = AdapterJSON.number(alpha(forModule: m)) }
+        }
+        return out
+    }
+
     /// Decode-time checks of module patterns: every key a valid regular expression, ranks positive integers up
     /// to `maxRank`, alphas positive numbers up to `maxAlpha`.
     static func checkModulePatterns(_ c: AdapterConfig, source: String) throws {

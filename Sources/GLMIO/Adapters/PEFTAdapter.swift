@@ -67,7 +67,8 @@ public struct PEFTAdapter {
         }
         // peft's target_parameters layout (fused routed experts) becomes per-expert modules
         tensors = try FusedExpertLoRA.unfuse(config: config, tensors: tensors, source: weightsPath, keyPrefix: keyPrefix)
-        let adapter = PEFTAdapter(config: config, tensors: tensors)
+        let modules = Set(tensors.keys.compactMap { LoRATensorName.parse($0)?.module })
+        let adapter = PEFTAdapter(config: config.withPatternsResolvingInSortedOrder(modules: Array(modules)), tensors: tensors)
         if let model {
             try config.validate(against: model, source: configPath)
             try adapter.validateTensors(against: model, source: weightsPath, keyPrefix: keyPrefix)

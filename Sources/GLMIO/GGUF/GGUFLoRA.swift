@@ -145,13 +145,16 @@ public enum GGUFLoRA {
         for (name, t) in tensors { if let (module, isB) = LoRATensorName.parse(name), !isB { ranks[module] = t.shape[0] } }
         let counts = Dictionary(ranks.values.map { ($0, 1) }, uniquingKeysWith: +)
         guard let r = counts.max(by: { ($0.value, -$0.key) < ($1.value, -$1.key) })?.key else { throw GLMError("\(path): no LoRA tensors") }
-        let alpha = Double(file.value("adapter.lora.alpha").flatMap { if case .float32(let a) = $0 { return a }; return nil } ?? Float(r))
+        let written = file.value("adapter.lora.alpha").flatMap { v -> Float? in if case .float32(let a) = v { return a }; return nil }
+        let alpha = Double(written ?? Float(r))
         try AdapterConfig.checkAlpha(alpha, "\(path): adapter.lora.alpha")
         let names = Set(tensors.keys.compactMap { LoRATensorName.parse($0)?.module })
         var config = AdapterConfig(r: r, loraAlpha: alpha, targetModules: .list(names.sorted()))
         for (module, rank) in ranks.sorted(by: { $0.key < $1.key }) where rank != r {
             let key = NSRegularExpression.escapedPattern(for: module)
             config.rankPattern[key] = .int(rank); config.rankPatternOrder.append(key)
+            // without adapter.lora.alpha llama.cpp scales every module by 1: alpha = the module's rank
+            if written == nil { config.alphaPattern[key] = .int(rank); config.alphaPatternOrder.append(key) }
         }
         let adapter = PEFTAdapter(config: config, tensors: tensors)
         try adapter.validate(against: model, source: path)

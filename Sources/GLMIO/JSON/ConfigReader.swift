@@ -29,11 +29,11 @@ public struct ConfigReader {
     /// Whether the key is present (null included).
     public func contains(_ key: String) -> Bool { object[key] != nil }
 
-    /// Refuses an explicit null for any of `keys`: fields transformers types without None (its strict config
-    /// classes reject null there), so null is not "the default".
+    /// Refuses an explicit null for any of `keys`: fields transformers 5 types without None (its strict config
+    /// classes reject null for most of them, others then fail in the model), so null is never silently "the default".
     public func checkNotNull(_ keys: [String]) throws {
         if let key = keys.first(where: { object[$0]?.isNull == true }) {
-            throw GLMError("\(source): key '\(path)\(key)' is null; expected a value (transformers refuses null here; leave the key out for its default)")
+            throw GLMError("\(source): key '\(path)\(key)' is null; expected a value (leave the key out for its default)")
         }
     }
 

@@ -97,8 +97,13 @@ public final class RecipeRun {
     /// Everything a run checks and builds before step 1: the model, the data, the hooks, the trainer.
     func prepareTraining() throws -> (BatchSource, Trainer) {
         try loadModel()
-        // A DPO micro-batch holds batch_size chosen and batch_size rejected rows.
-        try checkActivationMemory(rows: recipe.training.batchSize * (recipe.task == .dpo ? 2 : 1), length: recipe.training.seqLen)
+        // Rows of pretraining and packed SFT are always seq_len long: check their activations before anything runs
+        // (the trainer checks every micro-batch's real shape; unpacked rows are padded only to the batch's longest).
+        if recipe.task == .pretrain || recipe.data.packing {
+            try ActivationMemory.check(rows: recipe.training.batchSize / max(dataParallel?.size ?? 1, 1), length: recipe.training.seqLen,
+                                       config: config, recompute: recipe.training.gradientCheckpointing,
+                                       what: "\(recipe.file): training.batch_size × seq_len")
+        }
         let source: BatchSource, hooks: [EvaluationHook]
         if recipe.task == .dpo {
             try prepareTrainable()

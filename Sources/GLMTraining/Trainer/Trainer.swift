@@ -190,6 +190,8 @@ public final class Trainer {
         let weights = micro.map { objective.weight(of: $0) }
         let stepWeight = weights.reduce(0, +)
         for (i, (b, w)) in zip(micro, weights).enumerated() {
+            try ActivationMemory.check(rows: b.batch, length: b.length, config: model.configuration,
+                                       recompute: model.recomputesActivations, what: "step \(step): this micro-batch")
             let result = try objective.loss(model: model, batch: b)
             let weight = stepWeight > 0 ? Float(w) / Float(stepWeight) : 1 / Float(options.gradAccum)
             lossSum += Double(result.loss.pointer[0]) * Double(weight)
