@@ -89,7 +89,15 @@ public indirect enum RewardSpec: Sendable {
             }
         case .format(let pattern):
             let re = try! NSRegularExpression(pattern: "^(?:" + pattern + ")$", options: [.dotMatchesLineSeparators])
-            return inputs.map { i in re.firstMatch(in: i.response, range: NSRange(i.response.startIndex..., in: i.response)) != nil ? 1 : 0 }
+            return inputs.map { i in
+                switch BoundedRegex.firstMatch(re, in: i.response) {
+                case .match: return 1
+                case .noMatch: return 0
+                case .timedOut:
+                    warnings.append("format reward: the pattern took more than \(BoundedRegex.budget) s on a reply; scored 0 (simplify the pattern)")
+                    return 0
+                }
+            }
         case .command(let command, let timeout):
             return RewardCommand(command: command, timeout: timeout).score(inputs, warnings: &warnings)
         case .weighted(let terms):

@@ -114,6 +114,30 @@ final class AdapterModulePatternTests: XCTestCase {
         }
     }
 
+    func testARegexThatBacktracksWithoutEndIsRefusedQuickly() throws {
+        // (.*.*.*.*)*X backtracks exponentially on a module name: reading the file must not hang on it.
+        let text = try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8)
+        let start = Date()
+        for (from, to, key) in [("\"q_proj\": 8", "\"(.*.*.*.*)*X\": 8", "rank_pattern"),
+                                ("\"o_proj\": 3", "\"(.*.*.*.*)*X\": 3", "alpha_pattern")] {
+            XCTAssertThrowsError(try AdapterConfig.decode(Data(text.replacingOccurrences(of: from, with: to).utf8), source: "a.json")) { e in
+                XCTAssertTrue("\(e)".hasPrefix("a.json: key '\(key)': '(.*.*.*.*)*X': the regular expression takes more than"), "\(e)")
+            }
+        }
+        var c = try AdapterConfig.decode(Data(text.utf8), source: "a.json")
+        c.targetModules = .regex("(.*.*.*.*)*X")
+        let json = c.jsonText
+        XCTAssertThrowsError(try AdapterConfig.decode(Data(json.utf8), source: "b.json")) { e in
+            XCTAssertTrue("\(e)".contains("key 'target_modules'"), "\(e)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 10)
+        // A real pattern matches as before.
+        let re = try NSRegularExpression(pattern: "^(?:.*\\.(q_proj|v_proj))$")
+        XCTAssertEqual(BoundedRegex.firstMatch(re, in: "model.layers.0.self_attn.q_proj"), .match)
+        XCTAssertEqual(BoundedRegex.firstMatch(re, in: "model.layers.0.self_attn.k_proj"), .noMatch)
+        XCTAssertEqual(BoundedRegex.firstMatch(try NSRegularExpression(pattern: "^(?:(.*.*.*.*)*X)$"), in: "model.layers.0.self_attn.q_proj_abcdefgh"), .timedOut)
+    }
+
     func testBadPatternsAreOneLineErrors() throws {
         let text = try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8)
         for (from, to, expected) in [("\"q_proj\": 8", "\"q_proj\": 0", "key 'rank_pattern': 'q_proj': expected a positive integer rank"),

@@ -29,9 +29,24 @@ public enum AdapterTargets: Equatable, Sendable {
         }
     }
 
+    /// Whether `pattern` matches all of `s` (false when the match runs out of `BoundedRegex.budget`; patterns are
+    /// probed when a file is read, see `checkRegexSpeed`).
     static func fullMatch(_ pattern: String, _ s: String) -> Bool {
         guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") else { return false }
-        return re.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)) != nil
+        return BoundedRegex.firstMatch(re, in: s) == .match
+    }
+
+    /// Module names a pattern is tried on when a file is read: a pattern that takes longer than the budget on any
+    /// of them (nested repetition backtracks exponentially) is refused then, rather than stalling every match.
+    static let probeNames = ["model.layers.0.self_attn.q_proj", "model.layers.4095.mlp.experts.65535.gate_proj",
+                             "model.layers.10.mlp.shared_experts.down_proj", "model.layers.1.self_attn.query_key_value_x"]
+
+    /// Throws when `pattern` (as `fullMatch` runs it) runs out of the time budget on a probe name.
+    static func checkRegexSpeed(_ pattern: String, _ what: @autoclosure () -> String) throws {
+        guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") else { return }
+        for name in probeNames where BoundedRegex.firstMatch(re, in: name) == .timedOut {
+            throw GLMError("\(what()): the regular expression takes more than \(BoundedRegex.budget) s to match the module name '\(name)' (nested repetition such as (a*)* backtracks without end); simplify it")
+        }
     }
 }
 
@@ -159,6 +174,7 @@ public struct AdapterConfig: Equatable, Sendable {
             case .string(let s)?:
                 if s == "all-linear" { return .allLinear }
                 guard (try? NSRegularExpression(pattern: s)) != nil else { throw fail(key, "'\(s)' is not a valid regular expression") }
+                try AdapterTargets.checkRegexSpeed(s, "\(source): key '\(key)': '\(s)'")
                 return .regex(s)
             case .array(let a)?:
                 return .list(try a.map { v -> String in

@@ -73,6 +73,7 @@ extension AdapterConfig {
                 guard (try? NSRegularExpression(pattern: "(.*\\.)?(" + k + ")")) != nil else {
                     throw GLMError("\(source): key '\(key)': '\(k)' is not a valid regular expression")
                 }
+                try AdapterTargets.checkRegexSpeed("(.*\\.)?(" + k + ")", "\(source): key '\(key)': '\(k)'")
                 if key == "rank_pattern" {
                     guard let rank = v.intValue, rank >= 1, rank <= maxRank else {
                         throw GLMError("\(source): key 'rank_pattern': '\(k)': expected a positive integer rank up to \(maxRank)")
