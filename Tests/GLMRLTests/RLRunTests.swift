@@ -434,6 +434,21 @@ final class RLRunTests: XCTestCase {
         XCTAssertTrue(RewardSpec.weighted([(1, .format("x")), (1, .numeric)]).checksAnswer)
     }
 
+    /// A format pattern that backtracks without end on a reply scores 0 with a warning instead of stalling rollouts.
+    func testAFormatRewardThatBacktracksWithoutEndScoresZero() {
+        var warnings: [String] = []
+        let inputs = [RewardInput(prompt: "p", response: "the answer is 42, the answer is 42!", answer: nil),
+                      RewardInput(prompt: "p", response: "42", answer: nil)]
+        let start = Date()
+        XCTAssertEqual(RewardSpec.format("(.*.*.*.*)*X").score(inputs, warnings: &warnings), [0, 0])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        XCTAssertEqual(warnings.count, 1, "\(warnings)")
+        XCTAssertTrue(warnings[0].hasPrefix("format reward: the pattern took more than"), warnings[0])
+        warnings = []
+        XCTAssertEqual(RewardSpec.format(".*[0-9].*").score(inputs, warnings: &warnings), [1, 1])
+        XCTAssertTrue(warnings.isEmpty)
+    }
+
     /// A version directory without its LATEST pointer (a trainer killed between the two): the trainer's start sets
     /// the pointer instead of skipping the version, so the rollouts can begin. Before, both sides waited forever.
     func testAVersionPublishedWithoutItsPointerIsPointedAtOnStart() throws {
