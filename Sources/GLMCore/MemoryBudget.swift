@@ -8,6 +8,11 @@ import Glibc
 #endif
 
 public enum MemoryBudget {
+    /// The least `available` glm-train starts with: below it a tiny model's first products no longer fit (measured
+    /// under `ulimit -v`: aborts at 185–400 MB). Below ~350 MB OpenBLAS hangs while it initialises, before this check
+    /// can run: a limit of the library.
+    public static let minimumToRun = 512 << 20
+
     /// Bytes this process may use (computed once).
     public static let available: Int = {
         var limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)

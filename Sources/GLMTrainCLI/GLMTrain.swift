@@ -26,6 +26,11 @@ struct GLMTrain: ParsableCommand {
         BLASCoreSelection.reexecIfUseful()
         do {
             var command = try parseAsRoot()
+            // Under a very small `ulimit -v` OpenBLAS retries its buffer allocation forever, and allocations fail
+            // where no check can see them coming: refuse to start instead (doctor still runs, to show the limit).
+            if !(command is Doctor), MemoryBudget.available < MemoryBudget.minimumToRun {
+                throw GLMError("this process may use only \(MemoryBudget.available >> 20) MiB (ulimit -v / -d or its cgroup); glm-train needs at least \(MemoryBudget.minimumToRun >> 20) MiB")
+            }
             try command.run()
             MPIProcessGroup.finalizeIfActive()
         } catch let error as GLMError {

@@ -138,6 +138,22 @@ final class AdapterModulePatternTests: XCTestCase {
         XCTAssertEqual(BoundedRegex.firstMatch(try NSRegularExpression(pattern: "^(?:(.*.*.*.*)*X)$"), in: "model.layers.0.self_attn.q_proj_abcdefgh"), .timedOut)
     }
 
+    func testPatternKeysHavePythonsMeaning() throws {
+        // peft matches with Python's re: `[[:alpha:]]_proj` is the class [[:alph] then "]_proj" (matches no module),
+        // not ICU's POSIX class; `(?P<n>…)` is a named group; a global flag group inside peft's pattern is an error.
+        let text = try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8)
+        func config(_ key: String) throws -> AdapterConfig {
+            try AdapterConfig.decode(Data(text.replacingOccurrences(of: "\"o_proj\": 3", with: "\"\(key)\": 3").utf8), source: "a.json")
+        }
+        XCTAssertEqual(try config("[[:alpha:]]_proj").alpha(forModule: "model.layers.0.self_attn.o_proj"), 8)
+        XCTAssertEqual(try config("[[:alpha:]]_proj").alpha(forModule: "model.layers.0.self_attn.a]_proj"), 3, "Python's reading")
+        XCTAssertEqual(try config("(?P<n>o_proj)").alpha(forModule: "model.layers.0.self_attn.o_proj"), 3)
+        XCTAssertEqual(try config("(?P<n>o)_(?P=n)_proj").alpha(forModule: "model.layers.0.self_attn.o_o_proj"), 3)
+        XCTAssertThrowsError(try config("(?i)O_PROJ")) { e in XCTAssertTrue("\(e)".contains("inline flag group"), "\(e)") }
+        XCTAssertEqual(try config("(?i:O_PROJ)").alpha(forModule: "model.layers.0.self_attn.o_proj"), 3)
+        XCTAssertEqual(PythonRegex.icu("[]a[&&b]x"), "[\\]a\\[\\&\\&b]x")
+    }
+
     func testBadPatternsAreOneLineErrors() throws {
         let text = try String(contentsOfFile: "\(dir)/adapter_config.json", encoding: .utf8)
         for (from, to, expected) in [("\"q_proj\": 8", "\"q_proj\": 0", "key 'rank_pattern': 'q_proj': expected a positive integer rank"),

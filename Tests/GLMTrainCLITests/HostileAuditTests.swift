@@ -130,6 +130,17 @@ extension HostileInputCommandTests {
                            contains: ["the KV cache for 400 prompts", "MiB this process may use"])
     }
 
+    func testAProcessLimitTooSmallToRunIsRefusedAtStart() throws {
+        // Under ulimit -v of 250-500 MB score hung or aborted in allocations no check saw coming; now: one line
+        // (below ~350 MB OpenBLAS itself hangs while it initialises, before glm-train runs: a library limit).
+        let input = "\(dir)/in.jsonl"
+        try "{\"tokens\": [1, 2, 3]}\n".write(toFile: input, atomically: true, encoding: .utf8)
+        assertOneLineError(try GLMTrainBinary.run(["score", "--model", tiny, "--input", input], addressSpaceKiB: 400_000),
+                           contains: ["MiB (ulimit -v / -d or its cgroup); glm-train needs at least 512 MiB"])
+        let doctor = try GLMTrainBinary.run(["doctor"], addressSpaceKiB: 400_000)
+        XCTAssertTrue(doctor.stdout.contains("memory limit:"), doctor.stdout + doctor.stderr)
+    }
+
     func testAMicroBatchWhoseActivationsCannotFitIsRefusedBeforeStepOne() throws {
         let path = "\(dir)/big.yaml"
         try """

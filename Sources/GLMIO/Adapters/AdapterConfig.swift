@@ -32,7 +32,7 @@ public enum AdapterTargets: Equatable, Sendable {
     /// Whether `pattern` matches all of `s` (false when the match runs out of `BoundedRegex.budget`; patterns are
     /// probed when a file is read, see `checkRegexSpeed`).
     static func fullMatch(_ pattern: String, _ s: String) -> Bool {
-        guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") else { return false }
+        guard let re = try? NSRegularExpression(pattern: "^(?:" + PythonRegex.icu(pattern) + ")$") else { return false }
         return BoundedRegex.firstMatch(re, in: s) == .match
     }
 
@@ -43,7 +43,7 @@ public enum AdapterTargets: Equatable, Sendable {
 
     /// Throws when `pattern` (as `fullMatch` runs it) runs out of the time budget on a probe name.
     static func checkRegexSpeed(_ pattern: String, _ what: @autoclosure () -> String) throws {
-        guard let re = try? NSRegularExpression(pattern: "^(?:" + pattern + ")$") else { return }
+        guard let re = try? NSRegularExpression(pattern: "^(?:" + PythonRegex.icu(pattern) + ")$") else { return }
         for name in probeNames where BoundedRegex.firstMatch(re, in: name) == .timedOut {
             throw GLMError("\(what()): the regular expression takes more than \(BoundedRegex.budget) s to match the module name '\(name)' (nested repetition such as (a*)* backtracks without end); simplify it")
         }
@@ -173,7 +173,7 @@ public struct AdapterConfig: Equatable, Sendable {
             case nil, .null?: return nil
             case .string(let s)?:
                 if s == "all-linear" { return .allLinear }
-                guard (try? NSRegularExpression(pattern: s)) != nil else { throw fail(key, "'\(s)' is not a valid regular expression") }
+                guard (try? NSRegularExpression(pattern: PythonRegex.icu(s))) != nil else { throw fail(key, "'\(s)' is not a valid regular expression") }
                 try AdapterTargets.checkRegexSpeed(s, "\(source): key '\(key)': '\(s)'")
                 return .regex(s)
             case .array(let a)?:

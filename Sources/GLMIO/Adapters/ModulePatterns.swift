@@ -70,8 +70,11 @@ extension AdapterConfig {
     static func checkModulePatterns(_ c: AdapterConfig, source: String) throws {
         for (key, pattern) in [("rank_pattern", c.rankPattern), ("alpha_pattern", c.alphaPattern)] {
             for (k, v) in pattern.sorted(by: { $0.key < $1.key }) {
-                guard (try? NSRegularExpression(pattern: "(.*\\.)?(" + k + ")")) != nil else {
+                guard (try? NSRegularExpression(pattern: PythonRegex.icu("(.*\\.)?(" + k + ")"))) != nil else {
                     throw GLMError("\(source): key '\(key)': '\(k)' is not a valid regular expression")
+                }
+                guard !PythonRegex.hasInlineGlobalFlags(k) else {
+                    throw GLMError("\(source): key '\(key)': '\(k)' has an inline flag group such as (?i), which peft (Python's re) refuses inside its pattern; use a scoped group (?i:...)")
                 }
                 try AdapterTargets.checkRegexSpeed("(.*\\.)?(" + k + ")", "\(source): key '\(key)': '\(k)'")
                 if key == "rank_pattern" {
