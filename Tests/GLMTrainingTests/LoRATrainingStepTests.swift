@@ -122,4 +122,39 @@ final class LoRATrainingStepTests: XCTestCase {
             }
         }
     }
+
+    /// With bf16 products active, the six rank-r products take bf16 operands (the low-rank bf16 kernels) as the
+    /// plain formulation's matrix products do under bf16 (oneDNN): the base weight is zero so only the adapter
+    /// term shows, and the scale is a power of two so rounding before or after it is the same. Against the f32
+    /// run the values differ by rounding only.
+    func testFusedLinearUnderBF16RoundsTheAdapterProductsAsThePlainFormulation() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available && LowRankMatMul.bf16Available, "no AVX512_BF16 here: the products stay f32")
+        defer { MixedPrecision.requested = .f32 }
+        var config = tinyConfig()
+        config.hiddenSize = 40
+        let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 5, alpha: 10, targets: ["gate_up_proj"]), seed: 3)
+        let pair = lora.pairs[0]
+        var gen = SeededGenerator(seed: 5)
+        for i in 0..<pair.b.count { pair.b.pointer[i] = 0.5 * gen.nextNormal() }
+        let (inDim, outDim) = (pair.a.shape[1], pair.b.shape[0])
+        let x = Tensor.randomNormal([4, 12, inDim], generator: &gen, requiresGrad: true)  // 48 rows: past the few-row paths
+        let w = Tensor(zeros: [outDim, inDim])
+        let weights = Tensor.randomNormal([4, 12, outDim], generator: &gen)
+        func run(_ fused: Bool, _ precision: ComputePrecision) -> [[Float]] {
+            MixedPrecision.requested = precision
+            for t in [x, pair.a, pair.b] { t.zeroGrad() }
+            let y = fused ? lora.linear(pair, x, weight: w, bias: nil) : Tensor.linear(x, weight: w, bias: nil) + lora.delta(pair, x)
+            let values = y.scalars
+            (y * weights).sum().backward()
+            return [values] + [x, pair.a, pair.b].map { $0.grad!.scalars }
+        }
+        let fused = run(true, .bf16), plain = run(false, .bf16), f32 = run(true, .f32)
+        for (i, name) in ["y", "dx", "dA", "dB"].enumerated() {
+            let a = Tensor(fused[i], shape: [fused[i].count])
+            XCTAssertLessThan(Fixtures.relativeError(a, Tensor(plain[i], shape: [plain[i].count])), 1e-2, "\(name): bf16 fused vs plain")
+            let toF32 = Fixtures.relativeError(a, Tensor(f32[i], shape: [f32[i].count]))
+            XCTAssertLessThan(toF32, 2e-2, "\(name): bf16 vs f32")
+            XCTAssertGreaterThan(toF32, 1e-5, "\(name): the bf16 run rounds nothing")
+        }
+    }
 }

@@ -48,6 +48,24 @@ void glmk_lowrank_tn(int isa, long r, long n, long m, float alpha, const float *
 void glmk_lowrank_nn(int isa, long m, long n, long r, float alpha, const float *d, long ldd, const float *w, long ldw,
                      float beta, float *c, long ldc);
 
+/// The same three products with bf16 operands (rounded to nearest even) and f32 sums, on AVX512_BF16 (LowRankBF16.c).
+/// Each returns 0, or −1 where the CPU has no AVX512_BF16 (C untouched; the caller takes the f32 kernels). The small operand comes packed by `glmk_pack_bf16_pairs` as pairs along the summed dimension.
+int glmk_has_avx512_bf16(void);
+/// dst[kk · N + n] = bf16(src[2kk, n]) | bf16(src[2kk + 1, n]) << 16 for kk < (K + 1) / 2 (an odd K's last high half
+/// is 0), where src[k, n] = src[k · sk + n · sn].
+void glmk_pack_bf16_pairs(long K, long N, const float *src, long sk, long sn, uint32_t *dst);
+/// C[i, j] = alpha · Σ_p X[i, p] · W[p, j] (X `[m, k]` f32; `wp` = W `[k, r]` packed: [(k + 1) / 2, r]).
+/// `scratch`: 8 · ((k + 1) / 2) words (X's rows rounded, 8 at a time).
+int glmk_lowrank_nt_bf16(long m, long r, long k, float alpha, const float *x, long ldx, const uint32_t *wp,
+                         float *c, long ldc, uint32_t *scratch);
+/// C[i, q] = beta · C[i, q] + alpha · Σ_j D[i, j] · W[j, q] (D `[m, r]` f32; `wp` = W `[r, n]` packed: [(r + 1) / 2, n]).
+/// `scratch`: 8 · ((r + 1) / 2) words. beta 0: C not read.
+int glmk_lowrank_nn_bf16(long m, long n, long r, float alpha, const float *d, long ldd, const uint32_t *wp,
+                         float beta, float *c, long ldc, uint32_t *scratch);
+/// C[j, q] = alpha · Σ_i P[i, j] · Q[i, q] (`pp` = P `[m, r]` packed: [(m + 1) / 2, r]; Q `[m, n]` f32).
+int glmk_lowrank_tn_bf16(long r, long n, long m, float alpha, const uint32_t *pp, const float *q, long ldq,
+                         float *c, long ldc);
+
 /// SwiGLU over n elements on AVX-512, bit for bit as the Swift code (SwiGLU.c): out = silu(gate) · up; the
 /// backward writes d(gate) and d(up) (either may be NULL). Return 0, doing nothing, without AVX-512.
 int glmk_swiglu_forward(long n, const float *gate, const float *up, float *out);

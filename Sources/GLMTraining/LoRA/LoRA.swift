@@ -193,58 +193,34 @@ public final class LoRA {
         let mask = training && config.dropout > 0 && Autograd.isTrainingForward ? dropoutMask(count: x.count) : nil
         let input = mask.map { m in Autograd.noGrad { x * Tensor(shape: x.shape, storage: m.storage) } } ?? x
         // The base product off the tape (its buffer is fresh), then += s·(input·Aᵀ)·Bᵀ in place. The rank-r products
-        // run in f32 on the low-rank kernels (LowRankMatMul) in both precisions: they are a small part of the
-        // multiply-adds but streams over [rows, in/out] activations, which bf16 rounding would only add to.
+        // run on the low-rank kernels (LoRAProducts): bf16 operands when bf16 products are active, as PyTorch's
+        // autocast runs PEFT's layers, else f32.
         let y = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
         let down = Tensor(uninitialized: Array(x.shape.dropLast()) + [r])
         let (a, b) = (pair.a, pair.b)
+        let products = LoRAProducts(rows: rows, inDim: inDim, outDim: outDim, rank: r)
         StepProfile.time(.adapterProducts) {
-            let aT = Tensor(uninitialized: [inDim, r])  // Aᵀ
-            LowRankMatMul.transpose(a.pointer, rows: r, cols: inDim, ld: inDim, into: aT.pointer)
-            LowRankMatMul.nt(m: rows, r: r, k: inDim, x: input.pointer, ldx: inDim, wt: aT.pointer, ldwt: r,
-                             c: down.pointer, ldc: r)
-            let bT = Tensor(uninitialized: [r, outDim])  // Bᵀ
-            LowRankMatMul.transpose(b.pointer, rows: outDim, cols: r, ld: r, into: bT.pointer)
-            LowRankMatMul.nn(m: rows, n: outDim, r: r, alpha: s, d: down.pointer, ldd: r, w: bT.pointer, ldw: outDim,
-                             beta: 1, c: y.pointer, ldc: outDim)
+            products.down(x: input.pointer, a: a.pointer, into: down.pointer)
+            products.addUp(down: down.pointer, b: b.pointer, scale: s, into: y.pointer)
         }
         return y.recorded(from: bias.map { [x, weight, a, b, $0] } ?? [x, weight, a, b]) { g in
             let gp = g.pointer
             var gDown: Tensor?  // s·g·B  [rows, r]
             StepProfile.time(.adapterProducts) {
-                if b.requiresGrad {  // dB = s·gᵀ·down  [out, r], made as its transpose
-                    let dbT = Tensor(uninitialized: [r, outDim])
-                    LowRankMatMul.tn(r: r, n: outDim, m: rows, alpha: s, p: down.pointer, ldp: r, q: gp, ldq: outDim,
-                                     c: dbT.pointer, ldc: outDim)
-                    let db = Tensor(uninitialized: b.shape)
-                    LowRankMatMul.transpose(dbT.pointer, rows: r, cols: outDim, ld: outDim, into: db.pointer)
-                    b.accumulateGrad(db, fresh: true)
-                }
-                if a.requiresGrad || x.requiresGrad {
-                    let t = Tensor(uninitialized: [rows, r])
-                    LowRankMatMul.nt(m: rows, r: r, k: outDim, alpha: s, x: gp, ldx: outDim, wt: b.pointer, ldwt: r,
-                                     c: t.pointer, ldc: r)
-                    gDown = t
-                }
-                if a.requiresGrad, let gDown {  // dA = gDownᵀ·input  [r, in]
-                    let da = Tensor(uninitialized: a.shape)
-                    LowRankMatMul.tn(r: r, n: inDim, m: rows, p: gDown.pointer, ldp: r, q: input.pointer, ldq: inDim,
-                                     c: da.pointer, ldc: inDim)
-                    a.accumulateGrad(da, fresh: true)
-                }
+                if b.requiresGrad { b.accumulateGrad(products.gradB(g: gp, down: down.pointer, scale: s), fresh: true) }
+                if a.requiresGrad || x.requiresGrad { gDown = products.gradDown(g: gp, b: b.pointer, scale: s) }
+                if a.requiresGrad, let gDown { a.accumulateGrad(products.gradA(gDown: gDown.pointer, x: input.pointer), fresh: true) }
             }
             if x.requiresGrad, let gDown {  // dx = g·W + (gDown·A) ⊙ mask
                 let dx = Autograd.noGrad { Tensor.matmul(g, weight) }
                 StepProfile.time(.adapterProducts) {
                     if let mask {
                         let t = Tensor(uninitialized: [rows, inDim])
-                        LowRankMatMul.nn(m: rows, n: inDim, r: r, d: gDown.pointer, ldd: r, w: a.pointer, ldw: inDim,
-                                         c: t.pointer, ldc: inDim)
+                        products.inputTerm(gDown: gDown.pointer, a: a.pointer, beta: 0, into: t.pointer)
                         let dp = dx.pointer, tp = t.pointer, mp = mask.pointer
                         for i in 0..<x.count { dp[i] += tp[i] * mp[i] }
                     } else {
-                        LowRankMatMul.nn(m: rows, n: inDim, r: r, d: gDown.pointer, ldd: r, w: a.pointer, ldw: inDim,
-                                         beta: 1, c: dx.pointer, ldc: inDim)
+                        products.inputTerm(gDown: gDown.pointer, a: a.pointer, beta: 1, into: dx.pointer)
                     }
                 }
                 x.accumulateGrad(dx, fresh: true)
