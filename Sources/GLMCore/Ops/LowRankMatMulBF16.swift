@@ -3,10 +3,13 @@
 // strides and packed once per call into bf16 pairs along the summed dimension; the big one (an activation or a
 // gradient, f32) is rounded inside the kernels. Callers check `bf16Available` first.
 import CGLMKernels
+import Foundation
 
 extension LowRankMatMul {
-    /// Whether the bf16 kernels run here: AVX512_BF16 present and the C kernels not turned off.
-    public static var bf16Available: Bool { glmk_has_avx512_bf16() != 0 && BF16Kernels.useCKernels }
+    /// Whether the bf16 kernels run here: AVX512_BF16 present, the C kernels not turned off, and the environment
+    /// does not set `GLMTRAIN_LORA_BF16=0` (for A/B measurements: LoRA's products then stay f32 under bf16).
+    public static var bf16Available: Bool { glmk_has_avx512_bf16() != 0 && BF16Kernels.useCKernels && bf16Allowed }
+    static let bf16Allowed = ProcessInfo.processInfo.environment["GLMTRAIN_LORA_BF16"] != "0"
 
     /// `src` (element (k, n) at `src[k·sk + n·sn]`, k < K, n < N) packed as bf16 pairs along k.
     static func packedPairs(_ K: Int, _ N: Int, _ src: UnsafePointer<Float>, sk: Int, sn: Int) -> [UInt32] {
