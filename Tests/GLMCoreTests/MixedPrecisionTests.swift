@@ -94,6 +94,35 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertLessThan(zip(got.scalars, want.scalars).map { abs($0 - $1) }.max()!, 1e-4)
     }
 
+    /// The output projection and its gradient with a frozen bf16 weight (a bf16 checkpoint's lm_head) run on the bf16
+    /// products under bf16, as the same weight widened to f32 does: the loss and the hidden states' gradient equal
+    /// those of the widened weight, and differ from f32's (the hidden states are rounded). Likewise the log-probs.
+    func testFrozenBF16OutputProjectionUsesBF16Products() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
+        var gen = SeededGenerator(seed: 8)
+        let (rows, h, vocab) = (80, 48, 90)  // chunks of 40 rows: past the few-row (decode) kernels
+        let bits = Tensor.randomNormal([vocab, h], std: 0.3, generator: &gen).roundedToBF16()
+        let wide = bits.widened()
+        let hidden = Tensor.randomNormal([rows, h], generator: &gen)
+        let targets = (0..<rows).map { Int32(($0 * 7) % vocab) }
+        func run(_ w: Tensor, _ precision: ComputePrecision) -> (loss: Float, grad: [Float], logProbs: [Float]) {
+            MixedPrecision.requested = precision
+            defer { MixedPrecision.requested = .f32 }
+            let x = hidden.copy()
+            x.setRequiresGrad(true)
+            let loss = Tensor.linearCrossEntropy(hidden: x, weight: w, targets: targets, chunkRows: 40)
+            loss.backward()
+            let lp = Tensor.linearLogProbs(hidden: hidden, weight: w, targets: targets, chunkRows: 40).logProbs.scalars
+            return (loss.item, x.grad!.scalars, lp)
+        }
+        let fromBits = run(bits, .bf16), fromWide = run(wide, .bf16), f32 = run(bits, .f32)
+        XCTAssertEqual(fromBits.loss, fromWide.loss, accuracy: 1e-6)
+        XCTAssertLessThan(zip(fromBits.grad, fromWide.grad).map { abs($0 - $1) }.max()!, 1e-6)
+        XCTAssertLessThan(zip(fromBits.logProbs, fromWide.logProbs).map { abs($0 - $1) }.max()!, 1e-5)
+        XCTAssertGreaterThan(abs(fromBits.loss - f32.loss), 1e-6, "the bf16 weight's product rounded nothing")
+        XCTAssertGreaterThan(zip(fromBits.logProbs, f32.logProbs).map { abs($0 - $1) }.max()!, 1e-5)
+    }
+
     func testInactiveIsPlainSgemm() {
         let a = Tensor((0..<12).map { Float($0) * 0.37 }, shape: [3, 4]), b = Tensor((0..<8).map { Float($0) * 0.11 }, shape: [4, 2])
         let want = Tensor(zeros: [3, 2]), got = Tensor(zeros: [3, 2])

@@ -53,6 +53,16 @@ public enum BF16Kernels {
         }
     }
 
+    /// `gemm` for a product whose bf16 matrix is a frozen weight: on oneDNN's bf16 kernels when bf16 products are
+    /// active and there are more than `fewRows` rows (A rounded to bf16, as every product under
+    /// `training.precision: bf16`; the weight's bits are already the operand), otherwise `gemm` (widened, f32 sums).
+    public static func product(transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                               b: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m > fewRows && MixedPrecision.gemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bBits: b,
+                                              ldb: ldb, beta: beta, c: c, ldc: ldc) { return }
+        gemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
     static func gemmBody(transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
                          b: UnsafePointer<UInt16>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if m == 0 || n == 0 { return }

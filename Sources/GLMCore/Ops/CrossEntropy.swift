@@ -88,7 +88,7 @@ extension Tensor {
         while r0 < rows {
             let n = min(chunk, rows - r0)
             if let wbits {
-                BF16Kernels.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab)
+                BF16Kernels.product(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab)
             } else {
                 MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wp!, ldb: h, c: logits, ldc: vocab)
             }
@@ -112,8 +112,8 @@ extension Tensor {
             total += partial.reduce(0, +)
             if let dHidden {
                 if let wbits {
-                    BF16Kernels.gemm(transB: false, m: n, n: h, k: vocab, a: logits, lda: vocab, b: wbits, ldb: h,
-                                     c: dHidden.pointer + r0 * h, ldc: h)
+                    BF16Kernels.product(transB: false, m: n, n: h, k: vocab, a: logits, lda: vocab, b: wbits, ldb: h,
+                                        c: dHidden.pointer + r0 * h, ldc: h)
                 } else {
                     MixedPrecision.gemm(m: n, n: h, k: vocab, a: logits, lda: vocab, b: wp!, ldb: h, c: dHidden.pointer + r0 * h, ldc: h)
                 }

@@ -37,8 +37,8 @@ extension Tensor {
         /// Logits of rows r0 ..< r0+n into `logits`.
         func project(_ r0: Int, _ n: Int, into buffer: UnsafeMutablePointer<Float>) {
             if let wbits {
-                BF16Kernels.gemm(transB: true, m: n, n: vocab, k: h, a: hidden.pointer + r0 * h, lda: h, b: wbits, ldb: h,
-                                 c: buffer, ldc: vocab)
+                BF16Kernels.product(transB: true, m: n, n: vocab, k: h, a: hidden.pointer + r0 * h, lda: h, b: wbits, ldb: h,
+                                    c: buffer, ldc: vocab)
             } else {
                 MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hidden.pointer + r0 * h, lda: h, b: weight.pointer, ldb: h,
                           c: buffer, ldc: vocab)
@@ -95,8 +95,8 @@ extension Tensor {
                 }
                 if let dHidden {
                     if let wbits {
-                        BF16Kernels.gemm(transB: false, m: n, n: h, k: vocab, a: buffer, lda: vocab, b: wbits, ldb: h,
-                                         c: dHidden.pointer + r0 * h, ldc: h)
+                        BF16Kernels.product(transB: false, m: n, n: h, k: vocab, a: buffer, lda: vocab, b: wbits, ldb: h,
+                                            c: dHidden.pointer + r0 * h, ldc: h)
                     } else {
                         MixedPrecision.gemm(m: n, n: h, k: vocab, a: buffer, lda: vocab, b: weight.pointer, ldb: h,
                                   c: dHidden.pointer + r0 * h, ldc: h)

@@ -98,20 +98,14 @@ extension Tensor {
         let out = Tensor(uninitialized: Array(a.shape.dropLast()) + [n])
         let ldb = b.shape[1]
         // bf16 compute: the weight's bits are already the operand (many rows; few-row decode keeps its kernels).
-        if !(m > BF16Kernels.fewRows && MixedPrecision.gemm(transB: transposeB, m: m, n: n, k: k, a: a.pointer, lda: k,
-                                                            bBits: bits, ldb: ldb, c: out.pointer, ldc: n)) {
-            BF16Kernels.gemm(transB: transposeB, m: m, n: n, k: k, a: a.pointer, lda: k, b: bits, ldb: ldb,
-                             c: out.pointer, ldc: n)
-        }
+        BF16Kernels.product(transB: transposeB, m: m, n: n, k: k, a: a.pointer, lda: k, b: bits, ldb: ldb,
+                            c: out.pointer, ldc: n)
         withExtendedLifetime(b) {}
         return out.recorded(from: [a]) { g in
             let da = Tensor(uninitialized: a.shape)
             if let bits = b.bf16Bits {  // re-read: something may have widened b since the forward pass
-                if !(m > BF16Kernels.fewRows && MixedPrecision.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n,
-                                                                    bBits: bits, ldb: ldb, c: da.pointer, ldc: k)) {
-                    BF16Kernels.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n, b: bits, ldb: ldb,
-                                     c: da.pointer, ldc: k)
-                }
+                BF16Kernels.product(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n, b: bits, ldb: ldb,
+                                    c: da.pointer, ldc: k)
             } else {
                 MixedPrecision.gemm(transB: !transposeB, m: m, n: k, k: n, a: g.pointer, lda: n, b: b.pointer, ldb: ldb,
                           c: da.pointer, ldc: k)

@@ -119,7 +119,7 @@ extension Tensor {
     static func gemmWeight(_ w: Tensor, transB: Bool, m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
         if let bits = w.bf16Bits {
-            BF16Kernels.gemm(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: bits, ldb: w.shape[1], beta: beta, c: c, ldc: ldc)
+            BF16Kernels.product(transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: bits, ldb: w.shape[1], beta: beta, c: c, ldc: ldc)
             withExtendedLifetime(w) {}
         } else {
             BLAS.gemm(transA: false, transB: transB, m: m, n: n, k: k, a: a, lda: lda, b: w.pointer, ldb: w.shape[1],
