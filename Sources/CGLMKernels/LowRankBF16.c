@@ -7,7 +7,6 @@
 // Compiled per function for AVX512_BF16; callers check `glmk_has_avx512_bf16()` first (no fallback here).
 #include "CGLMKernels.h"
 
-#include <string.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -26,15 +25,6 @@ int glmk_has_avx512_bf16(void) {
 #else
     return 0;
 #endif
-}
-
-/// f32 → bf16 bits, round to nearest even; a NaN stays a quiet NaN (as vcvtneps2bf16 and glmb_round).
-static inline uint32_t glmk_bf16_bits(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40;
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return u >> 16;
 }
 
 #ifdef GLMK_BF_X86
@@ -67,7 +57,7 @@ void glmk_pack_bf16_pairs(long K, long N, const float *src, long sk, long sn, ui
         const float *lo = src + 2 * kk * sk, *hi = lo + sk;
         const int hasHi = 2 * kk + 1 < K;
         for (long n = 0; n < N; n++)
-            dst[kk * N + n] = glmk_bf16_bits(lo[n * sn]) | (hasHi ? glmk_bf16_bits(hi[n * sn]) << 16 : 0u);
+            dst[kk * N + n] = glmk_bf16_round(lo[n * sn]) | (hasHi ? glmk_bf16_round(hi[n * sn]) << 16 : 0u);
     }
 }
 

@@ -4,6 +4,16 @@
 #define CGLMKERNELS_H
 
 #include <stdint.h>
+#include <string.h>
+
+/// f32 → bf16 bits, round to nearest even; a NaN stays a quiet NaN (as vcvtneps2bf16 and CBF16GEMM's rounding).
+static inline uint32_t glmk_bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return u >> 16;
+}
 
 #ifdef __cplusplus
 extern "C" {
@@ -85,5 +95,15 @@ void glmk_pool_set_spin(long nanoseconds);
 #ifdef __cplusplus
 }
 #endif
+
+/// Small products on bf16 pairs for the attention tiles (PackedBF16GEMM.c; AVX512_BF16, else −1 and nothing done).
+/// Rows of `src` as bf16 pairs: dst[i · ldd + w] = (src[i, 2w − shift], src[i, 2w + 1 − shift]) (nearest even, low
+/// half first), w < (n + shift + 1) / 2, with src[i, −1] and src[i, n] taken as 0 (`shift` 0 or 1: pairs that start
+/// one element early, for a key range beginning at an odd key).
+int glmk_bf16_round_pairs(long rows, long n, const float *src, long lds, int shift, uint32_t *dst, long ldd);
+/// C[i, q] = beta · C[i, q] + alpha · Σ_kk A[i, kk] · B[kk, q] over bf16 pairs, f32 sums: A's pair (i, kk) at
+/// a[i · sam + kk · sak], B's at b[kk · ldb + q]; i < m, q < n, kk < k2. beta 0: C not read.
+int glmk_bf16_gemm_packed(long m, long n, long k2, float alpha, const uint32_t *a, long sam, long sak, const uint32_t *b,
+                          long ldb, float beta, float *c, long ldc);
 
 #endif

@@ -174,8 +174,13 @@ enum AttentionKernel {
 }
 
 extension Tensor {
+    /// Whether `attention` of this shape now runs its tile products in bf16 (bf16 products active, AVX512_BF16,
+    /// several query tiles per KV head).
+    public static func attentionUsesBF16(_ shape: AttentionShape) -> Bool { AttentionKernelBF16.applies(shape) }
+
     /// Scaled dot-product attention with grouped-query heads. `q` is `[B, T, heads·headDim]`, `k` and `v`
-    /// are `[B, S, kvHeads·headDim]`; query head h reads KV head h / (heads/kvHeads). Softmax in f32.
+    /// are `[B, S, kvHeads·headDim]`; query head h reads KV head h / (heads/kvHeads). Softmax in f32; the tile
+    /// products take bf16 operands when bf16 products are active (AttentionBF16.swift).
     /// Only the output and one log-sum-exp per (batch, head, query) are kept for the backward.
     public static func attention(q: Tensor, k: Tensor, v: Tensor, shape: AttentionShape, mask: AttentionMask,
                                  scale: Float? = nil) -> Tensor {
@@ -188,16 +193,29 @@ extension Tensor {
         let scale = scale ?? 1 / Float(s.headDim).squareRoot()
         let out = Tensor(uninitialized: [s.batch, s.queries, s.heads * s.headDim])
         let lse = Tensor(uninitialized: [s.batch, s.kvHeads, s.queries, s.heads / s.kvHeads])
+        // bf16 products when active (AttentionBF16.swift), decided once for the forward and its backward.
+        let bf16 = AttentionKernelBF16.applies(s)
         StepProfile.time(.attention) {
-            AttentionKernel.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer,
-                                    shape: s, mask: mask, scale: scale)
+            if bf16 {
+                AttentionKernelBF16.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer,
+                                            shape: s, mask: mask, scale: scale)
+            } else {
+                AttentionKernel.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer,
+                                        shape: s, mask: mask, scale: scale)
+            }
         }
         return out.recorded(from: [q, k, v]) { g in
             let dq = Tensor(uninitialized: q.shape), dk = Tensor(uninitialized: k.shape), dv = Tensor(uninitialized: v.shape)
             StepProfile.time(.attention) {
-                AttentionKernel.backward(q: q.pointer, k: k.pointer, v: v.pointer, dOut: g.pointer,
-                                         lse: lse.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer,
-                                         shape: s, mask: mask, scale: scale)
+                if bf16 {
+                    AttentionKernelBF16.backward(q: q.pointer, k: k.pointer, v: v.pointer, dOut: g.pointer,
+                                                 lse: lse.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer,
+                                                 shape: s, mask: mask, scale: scale)
+                } else {
+                    AttentionKernel.backward(q: q.pointer, k: k.pointer, v: v.pointer, dOut: g.pointer,
+                                             lse: lse.pointer, dq: dq.pointer, dk: dk.pointer, dv: dv.pointer,
+                                             shape: s, mask: mask, scale: scale)
+                }
             }
             q.accumulateGrad(dq, fresh: true)
             k.accumulateGrad(dk, fresh: true)
