@@ -157,4 +157,45 @@ final class LoRATrainingStepTests: XCTestCase {
             XCTAssertGreaterThan(toF32, 1e-5, "\(name): the bf16 run rounds nothing")
         }
     }
+
+    /// Under bf16 with a frozen weight (f32, or bf16 bits as a bf16 checkpoint's) and no dropout, the base product and
+    /// the adapter term run as one product on operands placed side by side (LoRAConcatenated): the output and every
+    /// gradient, a trainable bias's included, stay within bf16 rounding of the plain formulation under bf16.
+    func testJoinedProductUnderBF16MatchesThePlainFormulation() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available && LowRankMatMul.bf16Available, "no AVX512_BF16 here: the products stay f32")
+        defer { MixedPrecision.requested = .f32 }
+        var config = tinyConfig()
+        config.hiddenSize = 40
+        for bf16Weight in [false, true] {
+            let lora = try LoRA(modelConfig: config, config: LoRAConfig(rank: 5, alpha: 10, targets: ["v_proj"]), seed: 3)
+            let pair = lora.pairs[0]
+            var gen = SeededGenerator(seed: 9)
+            for i in 0..<pair.b.count { pair.b.pointer[i] = 0.5 * gen.nextNormal() }
+            let (inDim, outDim) = (pair.a.shape[1], pair.b.shape[0])
+            let x = Tensor.randomNormal([3, 20, inDim], generator: &gen, requiresGrad: true)
+            let f32Weight = Tensor.randomNormal([outDim, inDim], std: 0.3, generator: &gen)
+            let w = bf16Weight ? f32Weight.roundedToBF16() : f32Weight
+            let bias = Tensor.randomNormal([outDim], generator: &gen, requiresGrad: true)
+            let weights = Tensor.randomNormal([3, 20, outDim], generator: &gen)
+            func run(_ fused: Bool, _ precision: ComputePrecision) -> [[Float]] {
+                MixedPrecision.requested = precision
+                defer { MixedPrecision.requested = .f32 }
+                for t in [x, pair.a, pair.b, bias] { t.zeroGrad() }
+                let y = fused ? lora.linear(pair, x, weight: w, bias: bias)
+                              : Tensor.linear(x, weight: w, bias: bias) + lora.delta(pair, x)
+                let values = y.scalars
+                (y * weights).sum().backward()
+                return [values] + [x, pair.a, pair.b, bias].map { $0.grad!.scalars }
+            }
+            let fused = run(true, .bf16), plain = run(false, .bf16), f32 = run(true, .f32)
+            for (i, name) in ["y", "dx", "dA", "dB", "dbias"].enumerated() {
+                let label = "\(name), \(bf16Weight ? "bf16" : "f32") weight"
+                let a = Tensor(fused[i], shape: [fused[i].count])
+                XCTAssertLessThan(Fixtures.relativeError(a, Tensor(plain[i], shape: [plain[i].count])), 5e-3, label)
+                XCTAssertLessThan(Fixtures.relativeError(a, Tensor(f32[i], shape: [f32[i].count])), 2e-2, label)
+            }
+            XCTAssertGreaterThan(Fixtures.relativeError(Tensor(fused[0], shape: [fused[0].count]), Tensor(f32[0], shape: [f32[0].count])),
+                                 1e-5, "the bf16 run rounds nothing")
+        }
+    }
 }

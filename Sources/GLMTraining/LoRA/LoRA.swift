@@ -194,14 +194,23 @@ public final class LoRA {
         let input = mask.map { m in Autograd.noGrad { x * Tensor(shape: x.shape, storage: m.storage) } } ?? x
         // The base product off the tape (its buffer is fresh), then += s·(input·Aᵀ)·Bᵀ in place. The rank-r products
         // run on the low-rank kernels (LoRAProducts): bf16 operands when bf16 products are active, as PyTorch's
-        // autocast runs PEFT's layers, else f32.
-        let y = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
+        // autocast runs PEFT's layers, else f32. With bf16 products, a frozen weight and no dropout, the base product
+        // and the adapter term are one product instead (LoRAConcatenated), forward and backward.
         let down = Tensor(uninitialized: Array(x.shape.dropLast()) + [r])
         let (a, b) = (pair.a, pair.b)
         let products = LoRAProducts(rows: rows, inDim: inDim, outDim: outDim, rank: r)
-        StepProfile.time(.adapterProducts) {
-            products.down(x: input.pointer, a: a.pointer, into: down.pointer)
-            products.addUp(down: down.pointer, b: b.pointer, scale: s, into: y.pointer)
+        StepProfile.time(.adapterProducts) { products.down(x: input.pointer, a: a.pointer, into: down.pointer) }
+        var joined = mask == nil && bias?.bf16Bits == nil && LoRAConcatenated.applies(products, weight: weight)
+        var y: Tensor
+        if joined, case let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outDim]),
+           LoRAConcatenated.forward(products, x: x.pointer, down: down.pointer, scale: s, weight: weight, b: b.pointer,
+                                    into: out.pointer) {
+            if let bias { for row in 0..<rows { Kernels.addInPlace(out.pointer + row * outDim, bias.pointer, outDim) } }
+            y = out
+        } else {
+            joined = false
+            y = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
+            StepProfile.time(.adapterProducts) { products.addUp(down: down.pointer, b: b.pointer, scale: s, into: y.pointer) }
         }
         return y.recorded(from: bias.map { [x, weight, a, b, $0] } ?? [x, weight, a, b]) { g in
             let gp = g.pointer
@@ -211,7 +220,16 @@ public final class LoRA {
                 if a.requiresGrad || x.requiresGrad { gDown = products.gradDown(g: gp, b: b.pointer, scale: s) }
                 if a.requiresGrad, let gDown { a.accumulateGrad(products.gradA(gDown: gDown.pointer, x: input.pointer), fresh: true) }
             }
-            if x.requiresGrad, let gDown {  // dx = g·W + (gDown·A) ⊙ mask
+            var dxDone = false
+            if x.requiresGrad, let gDown, joined {  // dx = [g | gDown]·[W ; A] in one product
+                let dx = Tensor(uninitialized: x.shape)
+                if LoRAConcatenated.inputGradient(products, g: gp, gDown: gDown.pointer, weight: weight, a: a.pointer,
+                                                  into: dx.pointer) {
+                    x.accumulateGrad(dx, fresh: true)
+                    dxDone = true
+                }
+            }
+            if x.requiresGrad, let gDown, !dxDone {  // dx = g·W + (gDown·A) ⊙ mask
                 let dx = Autograd.noGrad { Tensor.matmul(g, weight) }
                 StepProfile.time(.adapterProducts) {
                     if let mask {
