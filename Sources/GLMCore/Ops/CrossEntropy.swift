@@ -13,6 +13,19 @@ enum SoftmaxRows {
         return m + Foundation.log(FastExp.sumExpShifted(x, n, shift: m))
     }
 
+    /// Overwrites a row of logits with softmax − onehot(target) (times 1) and returns the row's cross-entropy
+    /// lse − x[target]: one exp per logit (e^(x − max) kept and divided by its sum), where `logSumExp` then
+    /// `gradient` take two.
+    @inline(__always)
+    static func lossAndGradient(_ x: UnsafeMutablePointer<Float>, _ n: Int, target: Int) -> Float {
+        let m = Kernels.max(x, n), picked = x[target]
+        let sum = FastExp.expShiftedInPlace(x, n, shift: m)
+        let lse = m + Foundation.log(sum)
+        Kernels.scale(x, 1 / sum, x, n)
+        x[target] -= 1
+        return lse - picked
+    }
+
     /// Overwrites a row of logits with softmax − onehot(target), times `scale`.
     @inline(__always)
     static func gradient(_ x: UnsafeMutablePointer<Float>, _ n: Int, lse: Float, target: Int, scale: Float) {
@@ -103,9 +116,11 @@ extension Tensor {
                             if recording { row.update(repeating: 0, count: vocab) }
                             continue
                         }
-                        let lse = SoftmaxRows.logSumExp(row, vocab)
-                        pp[i] = Double(lse - row[Int(t)])
-                        if recording { SoftmaxRows.gradient(row, vocab, lse: lse, target: Int(t), scale: 1) }
+                        if recording {
+                            pp[i] = Double(SoftmaxRows.lossAndGradient(row, vocab, target: Int(t)))
+                        } else {
+                            pp[i] = Double(SoftmaxRows.logSumExp(row, vocab) - row[Int(t)])
+                        }
                     }
                 }
             }
