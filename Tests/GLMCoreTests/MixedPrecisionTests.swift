@@ -123,6 +123,32 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertGreaterThan(zip(fromBits.logProbs, f32.logProbs).map { abs($0 - $1) }.max()!, 1e-5)
     }
 
+    /// Under bf16 a frozen f32 output weight is rounded once for all chunks of the loss: the same loss and gradient as
+    /// a single chunk (where it is rounded once anyway), chunk sizes past and below the few-row kernels.
+    func testChunkedLossRoundsTheFrozenF32WeightOnceWithTheSameValues() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
+        var gen = SeededGenerator(seed: 4)
+        let (rows, h, vocab) = (90, 40, 70)
+        let w = Tensor.randomNormal([vocab, h], std: 0.3, generator: &gen)
+        let hidden = Tensor.randomNormal([rows, h], generator: &gen)
+        let targets = (0..<rows).map { Int32(($0 * 5) % vocab) }
+        func run(_ chunkRows: Int) -> (Float, [Float]) {
+            MixedPrecision.requested = .bf16
+            defer { MixedPrecision.requested = .f32 }
+            let x = hidden.copy()
+            x.setRequiresGrad(true)
+            let loss = Tensor.linearCrossEntropy(hidden: x, weight: w, targets: targets, chunkRows: chunkRows)
+            loss.backward()
+            return (loss.item, x.grad!.scalars)
+        }
+        let whole = run(rows)
+        for chunkRows in [40, 7] {
+            let (loss, grad) = run(chunkRows)
+            XCTAssertEqual(loss, whole.0, accuracy: 1e-5, "chunks of \(chunkRows)")
+            XCTAssertLessThan(zip(grad, whole.1).map { abs($0 - $1) }.max()!, 1e-5, "chunks of \(chunkRows)")
+        }
+    }
+
     func testInactiveIsPlainSgemm() {
         let a = Tensor((0..<12).map { Float($0) * 0.37 }, shape: [3, 4]), b = Tensor((0..<8).map { Float($0) * 0.11 }, shape: [4, 2])
         let want = Tensor(zeros: [3, 2]), got = Tensor(zeros: [3, 2])

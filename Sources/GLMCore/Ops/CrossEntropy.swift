@@ -95,12 +95,20 @@ extension Tensor {
         defer { logits.deallocate() }
         var total = 0.0
         // A frozen bf16 weight is read through the bf16 kernels (widened panel by panel); it gets no gradient.
-        let wbits = weight.requiresGrad ? nil : weight.bf16Bits
+        // Under bf16 products a frozen f32 weight is rounded once for all chunks (each product rounded it again).
+        let roundedOnce = MixedPrecision.isActive && !weight.requiresGrad && weight.bf16Bits == nil && rows > chunk
+            ? weight.roundedToBF16() : nil
+        let wbits = weight.requiresGrad ? nil : (roundedOnce ?? weight).bf16Bits
         let hp = hidden.pointer, wp = wbits == nil ? weight.pointer : nil
         var r0 = 0
         while r0 < rows {
             let n = min(chunk, rows - r0)
-            if let wbits {
+            if let wbits, roundedOnce != nil {  // as MixedPrecision.gemm on the f32 weight: bf16 at any row count
+                if !MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, bBits: wbits, ldb: h,
+                                        c: logits, ldc: vocab) {
+                    BF16Kernels.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab)
+                }
+            } else if let wbits {
                 BF16Kernels.product(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab)
             } else {
                 MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wp!, ldb: h, c: logits, ldc: vocab)
@@ -126,7 +134,13 @@ extension Tensor {
             }
             total += partial.reduce(0, +)
             if let dHidden {
-                if let wbits {
+                if let wbits, roundedOnce != nil {
+                    if !MixedPrecision.gemm(m: n, n: h, k: vocab, a: logits, lda: vocab, bBits: wbits, ldb: h,
+                                            c: dHidden.pointer + r0 * h, ldc: h) {
+                        BF16Kernels.gemm(transB: false, m: n, n: h, k: vocab, a: logits, lda: vocab, b: wbits, ldb: h,
+                                         c: dHidden.pointer + r0 * h, ldc: h)
+                    }
+                } else if let wbits {
                     BF16Kernels.product(transB: false, m: n, n: h, k: vocab, a: logits, lda: vocab, b: wbits, ldb: h,
                                         c: dHidden.pointer + r0 * h, ldc: h)
                 } else {
@@ -139,6 +153,7 @@ extension Tensor {
             }
             r0 += n
         }
+        withExtendedLifetime(roundedOnce) {}
         let out = Tensor(scalar: counted == 0 ? 0 : Float(total / Double(counted)))
         return out.recorded(from: [hidden, weight]) { g in
             let scale = g.item / Float(max(counted, 1))
