@@ -48,6 +48,7 @@ enum BenchLoRA {
         print("bench train --lora — LoRA r 16, alpha 32 on q/k/v/o_proj, gate_up_proj, down_proj (\(trainable) trainable, base frozen), "
               + "AdamW, batch 8 × 256, \(BenchModel.settings), OpenBLAS \(BLAS.coreName), \(BLAS.threadCount) threads")
         print(BenchModel.line("training tokens/s", ours: Double(B * T) / mean, torch: torch["tokens_per_s"], unit: "tok/s"))
+        print(BenchModel.line("fastest step", ours: Double(B * T) / fastest, torch: torch["fastest_tokens_per_s"], unit: "tok/s"))
         print(BenchModel.line("peak RSS", ours: Double(rss) / 1e6, torch: torch["peak_rss_bytes"].map { $0 / 1e6 },
                               unit: "MB", higherIsBetter: false))
         print(String(format: "step times (s): %@; fastest %.0f tok/s", times.map { String(format: "%.3f", $0) }.joined(separator: " "),
