@@ -123,29 +123,35 @@ final class MixedPrecisionTests: XCTestCase {
         XCTAssertGreaterThan(zip(fromBits.logProbs, f32.logProbs).map { abs($0 - $1) }.max()!, 1e-5)
     }
 
-    /// Under bf16 a frozen f32 output weight is rounded once for all chunks of the loss: the same loss and gradient as
-    /// a single chunk (where it is rounded once anyway), chunk sizes past and below the few-row kernels.
-    func testChunkedLossRoundsTheFrozenF32WeightOnceWithTheSameValues() throws {
+    /// Under bf16 an f32 output weight (frozen or trained) is rounded once for all chunks of the loss: the same loss
+    /// and gradients as a single chunk (where it is rounded once anyway), chunk sizes past and below the few-row kernels.
+    func testChunkedLossRoundsTheF32WeightOnceWithTheSameValues() throws {
         try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
         var gen = SeededGenerator(seed: 4)
         let (rows, h, vocab) = (90, 40, 70)
-        let w = Tensor.randomNormal([vocab, h], std: 0.3, generator: &gen)
+        let w0 = Tensor.randomNormal([vocab, h], std: 0.3, generator: &gen)
         let hidden = Tensor.randomNormal([rows, h], generator: &gen)
         let targets = (0..<rows).map { Int32(($0 * 5) % vocab) }
-        func run(_ chunkRows: Int) -> (Float, [Float]) {
-            MixedPrecision.requested = .bf16
-            defer { MixedPrecision.requested = .f32 }
-            let x = hidden.copy()
-            x.setRequiresGrad(true)
-            let loss = Tensor.linearCrossEntropy(hidden: x, weight: w, targets: targets, chunkRows: chunkRows)
-            loss.backward()
-            return (loss.item, x.grad!.scalars)
-        }
-        let whole = run(rows)
-        for chunkRows in [40, 7] {
-            let (loss, grad) = run(chunkRows)
-            XCTAssertEqual(loss, whole.0, accuracy: 1e-5, "chunks of \(chunkRows)")
-            XCTAssertLessThan(zip(grad, whole.1).map { abs($0 - $1) }.max()!, 1e-5, "chunks of \(chunkRows)")
+        for trains in [false, true] {
+            func run(_ chunkRows: Int) -> (Float, [Float], [Float]) {
+                MixedPrecision.requested = .bf16
+                defer { MixedPrecision.requested = .f32 }
+                let x = hidden.copy(), w = w0.copy()
+                x.setRequiresGrad(true)
+                w.setRequiresGrad(trains)
+                let loss = Tensor.linearCrossEntropy(hidden: x, weight: w, targets: targets, chunkRows: chunkRows)
+                loss.backward()
+                return (loss.item, x.grad!.scalars, w.grad?.scalars ?? [])
+            }
+            let whole = run(rows)
+            XCTAssertEqual(whole.2.isEmpty, !trains)
+            for chunkRows in [40, 7] {
+                let (loss, grad, wgrad) = run(chunkRows)
+                let label = "chunks of \(chunkRows), weight trains \(trains)"
+                XCTAssertEqual(loss, whole.0, accuracy: 1e-5, label)
+                XCTAssertLessThan(zip(grad, whole.1).map { abs($0 - $1) }.max()!, 1e-5, label)
+                XCTAssertLessThan(zip(wgrad, whole.2).map { abs($0 - $1) }.max() ?? 0, 1e-5, label)
+            }
         }
     }
 

@@ -106,4 +106,7 @@ int glmk_bf16_round_pairs(long rows, long n, const float *src, long lds, int shi
 int glmk_bf16_gemm_packed(long m, long n, long k2, float alpha, const uint32_t *a, long sam, long sak, const uint32_t *b,
                           long ldb, float beta, float *c, long ldc);
 
+/// Σ p[i]² in double (SumSquares.c; AVX-512 where present, the order of the sums fixed per CPU kind).
+double glmk_sum_squares(const float *p, long n);
+
 #endif

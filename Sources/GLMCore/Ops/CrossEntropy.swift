@@ -95,11 +95,11 @@ extension Tensor {
         defer { logits.deallocate() }
         var total = 0.0
         // A frozen bf16 weight is read through the bf16 kernels (widened panel by panel); it gets no gradient.
-        // Under bf16 products a frozen f32 weight is rounded once for all chunks (each product rounded it again).
-        let roundedOnce = MixedPrecision.isActive && !weight.requiresGrad && weight.bf16Bits == nil && rows > chunk
-            ? weight.roundedToBF16() : nil
-        let wbits = weight.requiresGrad ? nil : (roundedOnce ?? weight).bf16Bits
-        let hp = hidden.pointer, wp = wbits == nil ? weight.pointer : nil
+        // Under bf16 products an f32 weight is rounded once for all chunks' logits and input gradients (each product
+        // rounded it again; it does not change during the call, trainable or not).
+        let roundedOnce = MixedPrecision.isActive && weight.bf16Bits == nil && rows > chunk ? weight.roundedToBF16() : nil
+        let wbits = roundedOnce?.bf16Bits ?? (weight.requiresGrad ? nil : weight.bf16Bits)
+        let hp = hidden.pointer, wp = weight.bf16Bits == nil ? weight.pointer : nil
         var r0 = 0
         while r0 < rows {
             let n = min(chunk, rows - r0)

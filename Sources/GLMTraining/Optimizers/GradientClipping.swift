@@ -2,13 +2,12 @@
 import GLMCore
 
 public enum GradientClipping {
-    /// The L2 norm over all gradients, accumulated in Double.
+    /// The L2 norm over all gradients, accumulated in Double (in fixed blocks over the cores: `Kernels.sumOfSquares`).
     public static func globalNorm(_ tensors: [Tensor]) -> Float {
         var total = 0.0
         for t in tensors {
             guard let g = t.grad else { continue }
-            let p = g.pointer
-            for i in 0..<g.count { total += Double(p[i]) * Double(p[i]) }
+            total += Kernels.sumOfSquares(g.pointer, g.count)
         }
         return Float(total.squareRoot())
     }
