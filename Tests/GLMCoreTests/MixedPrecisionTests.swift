@@ -155,6 +155,30 @@ final class MixedPrecisionTests: XCTestCase {
         }
     }
 
+    /// A linear layer whose input and weight both train, under bf16: the two gradients from one rounding of dC are
+    /// the bits the separate products give (each gradient alone), in both weight layouts.
+    func testSharedGradientsEqualTheSeparateProducts() throws {
+        try XCTSkipUnless(MixedPrecision.bf16Available, "no AVX512_BF16 on this CPU")
+        var gen = SeededGenerator(seed: 6)
+        let x0 = Tensor.randomNormal([3, 20, 24], generator: &gen)
+        for transposeB in [true, false] {
+            let w0 = Tensor.randomNormal(transposeB ? [18, 24] : [24, 18], generator: &gen)
+            let weights = Tensor.randomNormal([3, 20, 18], generator: &gen)
+            func grads(_ xTrains: Bool, _ wTrains: Bool) -> ([Float]?, [Float]?) {
+                MixedPrecision.requested = .bf16
+                defer { MixedPrecision.requested = .f32 }
+                let x = x0.copy(), w = w0.copy()
+                x.setRequiresGrad(xTrains); w.setRequiresGrad(wTrains)
+                (Tensor.matmul(x, w, transposeB: transposeB) * weights).sum().backward()
+                return (x.grad?.scalars, w.grad?.scalars)
+            }
+            let both = grads(true, true)
+            XCTAssertEqual(both.0, grads(true, false).0, "dx, transposeB \(transposeB)")
+            XCTAssertEqual(both.1, grads(false, true).1, "dW, transposeB \(transposeB)")
+            XCTAssertNotNil(both.0); XCTAssertNotNil(both.1)
+        }
+    }
+
     func testInactiveIsPlainSgemm() {
         let a = Tensor((0..<12).map { Float($0) * 0.37 }, shape: [3, 4]), b = Tensor((0..<8).map { Float($0) * 0.11 }, shape: [4, 2])
         let want = Tensor(zeros: [3, 2]), got = Tensor(zeros: [3, 2])

@@ -40,6 +40,12 @@ extension Tensor {
         }
         return out.recorded(from: [a, b]) { g in
             let gp = g.pointer
+            if shared && !transposeA && a.requiresGrad && b.requiresGrad,
+               let (da, db) = sharedGradientsBF16(a: a, b: b, g: g, m: batch * m, n: n, k: k, transposeB: transposeB) {
+                a.accumulateGrad(da, fresh: true)
+                b.accumulateGrad(db, fresh: true)
+                return
+            }
             if a.requiresGrad {
                 let da = Tensor(uninitialized: a.shape)
                 let dp = da.pointer
