@@ -109,7 +109,7 @@ GLMK_BF_INLINE void bf_nt_rows(const int RB, long k2, float alpha, const uint32_
     for (int a = 0; a < RB; a++) _mm512_mask_storeu_ps(c + a * ldc, mask, _mm512_mul_ps(al, _mm512_add_ps(acc[a], acc2[a])));
 }
 
-#define BF_NT_CASE(RB) case RB: bf_nt_rows(RB, k2, alpha, xb, k2, wp + j0, r, mask, c + i * ldc + j0, ldc); break;
+#define BF_NT_CASE(RB) case RB: bf_nt_rows(RB, k2, alpha, xr, ldxr, wp + j0, r, mask, c + i * ldc + j0, ldc); break;
 
 GLMK_BF_TARGET static void bf_nt(long m, long r, long k, float alpha, const float *x, long ldx, const uint32_t *wp,
                                  float *c, long ldc, uint32_t *xb) {
@@ -117,6 +117,8 @@ GLMK_BF_TARGET static void bf_nt(long m, long r, long k, float alpha, const floa
     for (long i = 0; i < m; i += 8) {
         const int rows = (int)(m - i < 8 ? m - i : 8);
         for (int a = 0; a < rows; a++) bf_round_row(k, x + (i + a) * ldx, xb + a * k2);
+        const uint32_t *xr = xb;
+        const long ldxr = k2;
         for (long j0 = 0; j0 < r; j0 += 16) {
             const long left = r - j0;
             const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
@@ -129,6 +131,39 @@ GLMK_BF_TARGET static void bf_nt(long m, long r, long k, float alpha, const floa
     }
 }
 #endif
+
+#ifdef GLMK_BF_X86
+/// nt on rows already rounded to bf16 pairs (`xp`, `ldxp` dwords apart).
+GLMK_BF_TARGET static void bf_nt_pairs(long m, long r, long k2, float alpha, const uint32_t *xp, long ldxp,
+                                       const uint32_t *wp, float *c, long ldc) {
+    for (long i = 0; i < m; i += 8) {
+        const int rows = (int)(m - i < 8 ? m - i : 8);
+        const uint32_t *xr = xp + i * ldxp;
+        const long ldxr = ldxp;
+        for (long j0 = 0; j0 < r; j0 += 16) {
+            const long left = r - j0;
+            const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            switch (rows) {
+                BF_NT_CASE(1) BF_NT_CASE(2) BF_NT_CASE(3) BF_NT_CASE(4)
+                BF_NT_CASE(5) BF_NT_CASE(6) BF_NT_CASE(7) BF_NT_CASE(8)
+                default: break;
+            }
+        }
+    }
+}
+#endif
+
+int glmk_lowrank_nt_bf16_pairs(long m, long r, long k2, float alpha, const uint32_t *xp, long ldxp, const uint32_t *wp,
+                               float *c, long ldc) {
+#ifdef GLMK_BF_X86
+    if (!glmk_has_avx512_bf16()) return -1;
+    if (m <= 0 || r <= 0) return 0;
+    bf_nt_pairs(m, r, k2, alpha, xp, ldxp, wp, c, ldc);
+    return 0;
+#else
+    return -1;
+#endif
+}
 
 int glmk_lowrank_nt_bf16(long m, long r, long k, float alpha, const float *x, long ldx, const uint32_t *wp,
                          float *c, long ldc, uint32_t *scratch) {

@@ -153,6 +153,24 @@ final class LowRankMatMulTests: XCTestCase {
         } } }
     }
 
+    /// nt on rows rounded beforehand (a bf16 copy with a wider leading dimension, as LoRA's joined product makes)
+    /// gives the bits of nt rounding them itself.
+    func testBF16NTOnPreroundedRowsEqualsRoundingInside() throws {
+        try XCTSkipUnless(LowRankMatMul.bf16Available, "no AVX512_BF16 here")
+        for m in [1, 9, 70] { for r in [3, 16, 20] { for k in [2, 16, 34, 300] {
+            let ldx = k + 6
+            let x = values(m * ldx, seed: UInt64(m + k)), w = values(r * k, seed: UInt64(r * 3 + k))
+            let bits = MixedPrecision.roundToBF16(x)
+            var fromFloats = [Float](repeating: .nan, count: m * r), fromBits = fromFloats
+            LowRankMatMul.ntBF16(m: m, r: r, k: k, alpha: 0.5, x: x, ldx: ldx, w: w, wsk: 1, wsj: k, c: &fromFloats, ldc: r)
+            bits.withUnsafeBufferPointer { b in
+                LowRankMatMul.ntBF16(m: m, r: r, k: k, alpha: 0.5, xBits: b.baseAddress!, ldx: ldx, w: w, wsk: 1, wsj: k,
+                                     c: &fromBits, ldc: r)
+            }
+            XCTAssertEqual(fromBits, fromFloats, "m \(m) r \(r) k \(k)")
+        } } }
+    }
+
     /// The rounding is bf16's and the sums are not f32's: a product whose f32 value differs from its bf16 one shows it.
     func testBF16KernelsRoundTheirOperands() throws {
         try XCTSkipUnless(LowRankMatMul.bf16Available, "no AVX512_BF16 here")

@@ -68,6 +68,9 @@ void glmk_pack_bf16_pairs(long K, long N, const float *src, long sk, long sn, ui
 /// `scratch`: 8 · ((k + 1) / 2) words (X's rows rounded, 8 at a time).
 int glmk_lowrank_nt_bf16(long m, long r, long k, float alpha, const float *x, long ldx, const uint32_t *wp,
                          float *c, long ldc, uint32_t *scratch);
+/// The same on rows of X already rounded to bf16: `xp` holds each row's k2 pairs, rows `ldxp` dwords apart.
+int glmk_lowrank_nt_bf16_pairs(long m, long r, long k2, float alpha, const uint32_t *xp, long ldxp, const uint32_t *wp,
+                               float *c, long ldc);
 /// C[i, q] = beta · C[i, q] + alpha · Σ_j D[i, j] · W[j, q] (D `[m, r]` f32; `wp` = W `[r, n]` packed: [(r + 1) / 2, n]).
 /// `scratch`: 8 · ((r + 1) / 2) words. beta 0: C not read.
 int glmk_lowrank_nn_bf16(long m, long n, long r, float alpha, const float *d, long ldd, const uint32_t *wp,

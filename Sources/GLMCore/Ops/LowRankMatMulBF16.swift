@@ -68,3 +68,22 @@ extension LowRankMatMul {
         }
     }
 }
+
+extension LowRankMatMul {
+    /// C[m, r] = alpha · X · W with X's rows already bf16 (`xBits`, leading dimension `ldx` elements; `k` and `ldx`
+    /// even, so each row is whole pairs) and W[p, j] = `w[p·wsk + j·wsj]` (`[k, r]`, f32, packed here).
+    public static func ntBF16(m: Int, r: Int, k: Int, alpha: Float = 1, xBits: UnsafePointer<UInt16>, ldx: Int,
+                              w: UnsafePointer<Float>, wsk: Int, wsj: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(bf16Available && k % 2 == 0 && ldx % 2 == 0, "bf16 pairs need AVX512_BF16 and even k and ldx")
+        guard m > 0, r > 0 else { return }
+        let wp = packedPairs(k, r, w, sk: wsk, sn: wsj)
+        xBits.withMemoryRebound(to: UInt32.self, capacity: Swift.max(1, m * ldx / 2)) { xp in
+            wp.withUnsafeBufferPointer { wpp in
+                Parallel.forEachChunk(m, costPerItem: r * k / 2, chunksPerWorker: 2) { rows in
+                    _ = glmk_lowrank_nt_bf16_pairs(rows.count, r, k / 2, alpha, xp + rows.lowerBound * (ldx / 2), ldx / 2,
+                                                   wpp.baseAddress, c + rows.lowerBound * ldc, ldc)
+                }
+            }
+        }
+    }
+}

@@ -199,35 +199,38 @@ public final class LoRA {
         let down = Tensor(uninitialized: Array(x.shape.dropLast()) + [r])
         let (a, b) = (pair.a, pair.b)
         let products = LoRAProducts(rows: rows, inDim: inDim, outDim: outDim, rank: r)
-        StepProfile.time(.adapterProducts) { products.down(x: input.pointer, a: a.pointer, into: down.pointer) }
-        var joined = mask == nil && bias?.bf16Bits == nil && LoRAConcatenated.applies(products, weight: weight)
-        var y: Tensor
-        if joined, case let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outDim]),
-           LoRAConcatenated.forward(products, x: x.pointer, down: down.pointer, scale: s, weight: weight, b: b.pointer,
-                                    into: out.pointer) {
-            if let bias { for row in 0..<rows { Kernels.addInPlace(out.pointer + row * outDim, bias.pointer, outDim) } }
-            y = out
-        } else {
-            joined = false
-            y = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
-            StepProfile.time(.adapterProducts) { products.addUp(down: down.pointer, b: b.pointer, scale: s, into: y.pointer) }
+        var joined = false
+        var y: Tensor?
+        if mask == nil && bias?.bf16Bits == nil && LoRAConcatenated.applies(products, weight: weight) {
+            let out = Tensor(uninitialized: Array(x.shape.dropLast()) + [outDim])
+            if LoRAConcatenated.forward(products, x: x.pointer, a: a.pointer, scale: s, weight: weight, b: b.pointer,
+                                        down: down.pointer, into: out.pointer) {
+                if let bias { for row in 0..<rows { Kernels.addInPlace(out.pointer + row * outDim, bias.pointer, outDim) } }
+                (y, joined) = (out, true)
+            }
         }
-        return y.recorded(from: bias.map { [x, weight, a, b, $0] } ?? [x, weight, a, b]) { g in
+        if !joined {
+            StepProfile.time(.adapterProducts) { products.down(x: input.pointer, a: a.pointer, into: down.pointer) }
+            let out = Autograd.noGrad { Tensor.linear(x.detached(), weight: weight, bias: bias) }
+            StepProfile.time(.adapterProducts) { products.addUp(down: down.pointer, b: b.pointer, scale: s, into: out.pointer) }
+            y = out
+        }
+        return y!.recorded(from: bias.map { [x, weight, a, b, $0] } ?? [x, weight, a, b]) { g in
             let gp = g.pointer
             var gDown: Tensor?  // s·g·B  [rows, r]
+            if joined && x.requiresGrad {  // gDown, then dx = [g | gDown]·[W ; A] in one product
+                let dx = Tensor(uninitialized: x.shape)
+                if let t = LoRAConcatenated.inputGradient(products, g: gp, b: b.pointer, scale: s, weight: weight,
+                                                          a: a.pointer, into: dx.pointer) {
+                    gDown = t
+                    x.accumulateGrad(dx, fresh: true)
+                }
+            }
+            let dxDone = gDown != nil
             StepProfile.time(.adapterProducts) {
                 if b.requiresGrad { b.accumulateGrad(products.gradB(g: gp, down: down.pointer, scale: s), fresh: true) }
-                if a.requiresGrad || x.requiresGrad { gDown = products.gradDown(g: gp, b: b.pointer, scale: s) }
+                if gDown == nil && (a.requiresGrad || x.requiresGrad) { gDown = products.gradDown(g: gp, b: b.pointer, scale: s) }
                 if a.requiresGrad, let gDown { a.accumulateGrad(products.gradA(gDown: gDown.pointer, x: input.pointer), fresh: true) }
-            }
-            var dxDone = false
-            if x.requiresGrad, let gDown, joined {  // dx = [g | gDown]·[W ; A] in one product
-                let dx = Tensor(uninitialized: x.shape)
-                if LoRAConcatenated.inputGradient(products, g: gp, gDown: gDown.pointer, weight: weight, a: a.pointer,
-                                                  into: dx.pointer) {
-                    x.accumulateGrad(dx, fresh: true)
-                    dxDone = true
-                }
             }
             if x.requiresGrad, let gDown, !dxDone {  // dx = g·W + (gDown·A) ⊙ mask
                 let dx = Autograd.noGrad { Tensor.matmul(g, weight) }

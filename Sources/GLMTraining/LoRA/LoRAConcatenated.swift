@@ -24,15 +24,24 @@ enum LoRAConcatenated {
         withExtendedLifetime(weight) {}
     }
 
-    /// y = x·Wᵀ + (s·down)·Bᵀ into `y` `[rows, out]` (no bias). False when oneDNN failed (y untouched).
-    static func forward(_ p: LoRAProducts, x: UnsafePointer<Float>, down: UnsafePointer<Float>, scale s: Float,
-                        weight: Tensor, b: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) -> Bool {
+    /// down = x·Aᵀ into `down` `[rows, r]` and y = x·Wᵀ + (s·down)·Bᵀ into `y` `[rows, out]` (no bias); x·Aᵀ is made
+    /// from x's rounded copy when its rows are whole bf16 pairs. False when oneDNN failed (y untouched).
+    static func forward(_ p: LoRAProducts, x: UnsafePointer<Float>, a: UnsafePointer<Float>, scale s: Float,
+                        weight: Tensor, b: UnsafePointer<Float>, down: UnsafeMutablePointer<Float>,
+                        into y: UnsafeMutablePointer<Float>) -> Bool {
         let (rows, inDim, outDim, r) = (p.rows, p.inDim, p.outDim, p.rank)
         let k = inDim + r
-        return StepProfile.time(.matrixProducts) {
-            BF16Operands.withScratch(rows * k) { xc in
-                BF16Operands.withScratch(outDim * k) { wc in
-                    BF16Operands.round(rows: rows, cols: inDim, x, ld: inDim, into: xc, ldd: k)
+        return BF16Operands.withScratch(rows * k) { xc in
+            BF16Operands.withScratch(outDim * k) { wc in
+                StepProfile.time(.matrixProducts) { BF16Operands.round(rows: rows, cols: inDim, x, ld: inDim, into: xc, ldd: k) }
+                StepProfile.time(.adapterProducts) {
+                    if inDim % 2 == 0 && k % 2 == 0 {
+                        LowRankMatMul.ntBF16(m: rows, r: r, k: inDim, xBits: xc, ldx: k, w: a, wsk: 1, wsj: inDim, c: down, ldc: r)
+                    } else {
+                        p.down(x: x, a: a, into: down)
+                    }
+                }
+                return StepProfile.time(.matrixProducts) {
                     let scaled = Tensor(uninitialized: [rows, r])
                     let sp = scaled.pointer
                     for i in 0..<(rows * r) { sp[i] = s * down[i] }
@@ -46,20 +55,29 @@ enum LoRAConcatenated {
         }
     }
 
-    /// dx = g·W + gDown·A into `dx` `[rows, in]`. False when oneDNN failed (dx untouched).
-    static func inputGradient(_ p: LoRAProducts, g: UnsafePointer<Float>, gDown: UnsafePointer<Float>, weight: Tensor,
-                              a: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) -> Bool {
+    /// gDown = s·g·B `[rows, r]` (from g's rounded copy when its rows are whole bf16 pairs) and dx = g·W + gDown·A
+    /// into `dx` `[rows, in]`; nil when oneDNN failed (dx untouched).
+    static func inputGradient(_ p: LoRAProducts, g: UnsafePointer<Float>, b: UnsafePointer<Float>, scale s: Float,
+                              weight: Tensor, a: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) -> Tensor? {
         let (rows, inDim, outDim, r) = (p.rows, p.inDim, p.outDim, p.rank)
         let k = outDim + r
-        return StepProfile.time(.matrixProducts) {
-            BF16Operands.withScratch(rows * k) { gc in
-                BF16Operands.withScratch(k * inDim) { wc in
-                    BF16Operands.round(rows: rows, cols: outDim, g, ld: outDim, into: gc, ldd: k)
-                    BF16Operands.round(rows: rows, cols: r, gDown, ld: r, into: gc + outDim, ldd: k)
+        return BF16Operands.withScratch(rows * k) { gc in
+            BF16Operands.withScratch(k * inDim) { wc -> Tensor? in
+                StepProfile.time(.matrixProducts) { BF16Operands.round(rows: rows, cols: outDim, g, ld: outDim, into: gc, ldd: k) }
+                let gDown = StepProfile.time(.adapterProducts) { () -> Tensor in
+                    guard outDim % 2 == 0 && k % 2 == 0 else { return p.gradDown(g: g, b: b, scale: s) }
+                    let t = Tensor(uninitialized: [rows, r])
+                    LowRankMatMul.ntBF16(m: rows, r: r, k: outDim, alpha: s, xBits: gc, ldx: k, w: b, wsk: r, wsj: 1,
+                                         c: t.pointer, ldc: r)
+                    return t
+                }
+                let ok = StepProfile.time(.matrixProducts) { () -> Bool in
+                    BF16Operands.round(rows: rows, cols: r, gDown.pointer, ld: r, into: gc + outDim, ldd: k)
                     placeWeight(weight, into: wc, ldd: inDim)
                     BF16Operands.round(rows: r, cols: inDim, a, ld: inDim, into: wc + outDim * inDim, ldd: inDim)
                     return BF16Operands.product(m: rows, n: inDim, k: k, a: gc, lda: k, b: wc, ldb: inDim, c: dx, ldc: inDim)
                 }
+                return ok ? gDown : nil
             }
         }
     }
