@@ -14,6 +14,26 @@
 
 static int glmk_lr_avx512(int isa) { return isa >= 2 && glmk_isa_level() >= 2; }
 
+#ifdef GLMK_LR_X86
+// The end of a tn product that summed into C unscaled: zeros for an empty sum (no rows), else C · alpha.
+GLMK_LR_AVX512 void glmk_lowrank_tn_finish(long r, long n, long m, float alpha, float *c, long ldc) {
+    if (m <= 0) {
+        for (long j = 0; j < r; j++)
+            for (long col = 0; col < n; col++) c[j * ldc + col] = 0;
+        return;
+    }
+    if (alpha == 1) return;
+    const __m512 al = _mm512_set1_ps(alpha);
+    for (long j = 0; j < r; j++)
+        for (long q0 = 0; q0 < n; q0 += 16) {
+            const long left = n - q0;
+            const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+            float *cj = c + j * ldc + q0;
+            _mm512_mask_storeu_ps(cj, mask, _mm512_mul_ps(al, _mm512_maskz_loadu_ps(mask, cj)));
+        }
+}
+#endif
+
 // ---------------------------------------------------------------------------------------------------------------
 // nt: C[i, j] = alpha · Σ_p X[i, p] · Wt[p, j], i < m, j < r, with W given transposed (Wt `[k, r]`). Blocks of
 // RB (≤ 8) rows × 16 values of j keep RB accumulators; each step over p loads one 16-wide row of Wt and broadcasts
@@ -105,21 +125,7 @@ GLMK_LR_AVX512 static void lr_tn_avx512(long r, long n, long m, float alpha, con
             }
         }
     }
-    if (m <= 0) {  // an empty sum: zeros
-        for (long j = 0; j < r; j++)
-            for (long col = 0; col < n; col++) c[j * ldc + col] = 0;
-        return;
-    }
-    if (alpha != 1) {
-        const __m512 al = _mm512_set1_ps(alpha);
-        for (long j = 0; j < r; j++)
-            for (long q0 = 0; q0 < n; q0 += 16) {
-                const long left = n - q0;
-                const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-                float *cj = c + j * ldc + q0;
-                _mm512_mask_storeu_ps(cj, mask, _mm512_mul_ps(al, _mm512_maskz_loadu_ps(mask, cj)));
-            }
-    }
+    glmk_lowrank_tn_finish(r, n, m, alpha, c, ldc);
 }
 #endif
 

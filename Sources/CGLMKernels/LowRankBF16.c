@@ -111,25 +111,6 @@ GLMK_BF_INLINE void bf_nt_rows(const int RB, long k2, float alpha, const uint32_
 
 #define BF_NT_CASE(RB) case RB: bf_nt_rows(RB, k2, alpha, xr, ldxr, wp + j0, r, mask, c + i * ldc + j0, ldc); break;
 
-GLMK_BF_TARGET static void bf_nt(long m, long r, long k, float alpha, const float *x, long ldx, const uint32_t *wp,
-                                 float *c, long ldc, uint32_t *xb) {
-    const long k2 = (k + 1) / 2;
-    for (long i = 0; i < m; i += 8) {
-        const int rows = (int)(m - i < 8 ? m - i : 8);
-        for (int a = 0; a < rows; a++) bf_round_row(k, x + (i + a) * ldx, xb + a * k2);
-        const uint32_t *xr = xb;
-        const long ldxr = k2;
-        for (long j0 = 0; j0 < r; j0 += 16) {
-            const long left = r - j0;
-            const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-            switch (rows) {
-                BF_NT_CASE(1) BF_NT_CASE(2) BF_NT_CASE(3) BF_NT_CASE(4)
-                BF_NT_CASE(5) BF_NT_CASE(6) BF_NT_CASE(7) BF_NT_CASE(8)
-                default: break;
-            }
-        }
-    }
-}
 #endif
 
 #ifdef GLMK_BF_X86
@@ -149,6 +130,19 @@ GLMK_BF_TARGET static void bf_nt_pairs(long m, long r, long k2, float alpha, con
                 default: break;
             }
         }
+    }
+}
+#endif
+
+#ifdef GLMK_BF_X86
+/// nt on f32 rows: each block of 8 rows rounded into `xb`, then `bf_nt_pairs` on it.
+GLMK_BF_TARGET static void bf_nt(long m, long r, long k, float alpha, const float *x, long ldx, const uint32_t *wp,
+                                 float *c, long ldc, uint32_t *xb) {
+    const long k2 = (k + 1) / 2;
+    for (long i = 0; i < m; i += 8) {
+        const int rows = (int)(m - i < 8 ? m - i : 8);
+        for (int a = 0; a < rows; a++) bf_round_row(k, x + (i + a) * ldx, xb + a * k2);
+        bf_nt_pairs(rows, r, k2, alpha, xb, k2, wp, c + i * ldc, ldc);
     }
 }
 #endif
@@ -284,21 +278,7 @@ GLMK_BF_TARGET static void bf_tn(long r, long n, long m, float alpha, const uint
             }
         }
     }
-    if (m <= 0) {
-        for (long j = 0; j < r; j++)
-            for (long col = 0; col < n; col++) c[j * ldc + col] = 0;
-        return;
-    }
-    if (alpha != 1) {
-        const __m512 al = _mm512_set1_ps(alpha);
-        for (long j = 0; j < r; j++)
-            for (long q0 = 0; q0 < n; q0 += 16) {
-                const long left = n - q0;
-                const __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-                float *cj = c + j * ldc + q0;
-                _mm512_mask_storeu_ps(cj, mask, _mm512_mul_ps(al, _mm512_maskz_loadu_ps(mask, cj)));
-            }
-    }
+    glmk_lowrank_tn_finish(r, n, m, alpha, c, ldc);
 }
 #endif
 

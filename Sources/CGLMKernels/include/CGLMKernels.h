@@ -58,6 +58,11 @@ void glmk_lowrank_tn(int isa, long r, long n, long m, float alpha, const float *
 void glmk_lowrank_nn(int isa, long m, long n, long r, float alpha, const float *d, long ldd, const float *w, long ldw,
                      float beta, float *c, long ldc);
 
+#if defined(__x86_64__)
+/// The end of an AVX-512 tn product that summed into C unscaled: zeros when m ≤ 0, else C · alpha (LowRank.c).
+void glmk_lowrank_tn_finish(long r, long n, long m, float alpha, float *c, long ldc);
+#endif
+
 /// The same three products with bf16 operands (rounded to nearest even) and f32 sums, on AVX512_BF16 (LowRankBF16.c).
 /// Each returns 0, or −1 where the CPU has no AVX512_BF16 (C untouched; the caller takes the f32 kernels). The small operand comes packed by `glmk_pack_bf16_pairs` as pairs along the summed dimension.
 int glmk_has_avx512_bf16(void);
