@@ -6,11 +6,14 @@
 #include <stdint.h>
 #include <string.h>
 
-/// f32 → bf16 bits, round to nearest even; a NaN stays a quiet NaN (as vcvtneps2bf16 and CBF16GEMM's rounding).
+/// f32 → bf16 bits as vcvtneps2bf16 gives them, so that the kernels' scalar tails agree with their vector bodies:
+/// round to nearest even, a NaN stays a quiet NaN, and a denormal becomes a signed zero (the instruction flushes
+/// denormal inputs; vdpbf16ps would treat a bf16 denormal as zero anyway).
 static inline uint32_t glmk_bf16_round(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40;
+    if ((u & 0x7f800000u) == 0) return (u >> 16) & 0x8000u;
     u += 0x7fffu + ((u >> 16) & 1u);
     return u >> 16;
 }

@@ -3,7 +3,9 @@
 // [g | gDown] · [W ; A]. The operands are rounded (or, for a bf16 weight, copied) into one scratch each with the r
 // extra columns or rows beside them — the f32 weight was rounded for every product anyway — and the output is
 // written once by oneDNN, where the separate rank-r product read the whole [rows, out] (or [rows, in]) output back
-// and wrote it again. The values are those of the two products summed in f32, up to summation order.
+// and wrote it again. The values are those of the two products summed in f32 up to summation order, except that
+// the scale is applied before s·down is rounded to bf16 (the separate path scales the product of the rounded
+// down): the same when s is a power of two, one bf16 rounding apart otherwise.
 import GLMCore
 
 enum LoRAConcatenated {
