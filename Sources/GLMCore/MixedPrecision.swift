@@ -81,12 +81,13 @@ public enum MixedPrecision {
     static func productOfBF16(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, aBits: UnsafePointer<UInt16>,
                               aCols: Int, bBits: UnsafePointer<UInt16>, ldb: Int, beta: Float,
                               c: UnsafeMutablePointer<Float>, ldc: Int) -> Bool {
+        if alpha == 1 {
+            return BF16Operands.product(transA: transA, transB: transB, m: m, n: n, k: k, a: aBits, lda: aCols, b: bBits,
+                                        ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
         // Element strides of op(A)[i, p] and op(B)[p, j] in the stored layouts.
         let (sam, sak) = transA ? (1, aCols) : (aCols, 1)
         let (sbk, sbn) = transB ? (1, ldb) : (ldb, 1)
-        if alpha == 1 {
-            return glmb_gemm(m, n, k, aBits, sam, sak, bBits, sbk, sbn, beta == 1 ? 1 : 0, c, ldc) == 0
-        }
         // A scale: the product into a scratch matrix, then C = beta·C + alpha·product.
         let product = StoragePool.shared.take(m * n)
         defer { StoragePool.shared.give(product, m * n) }
@@ -103,15 +104,8 @@ public enum MixedPrecision {
     /// page-fault through megabytes each time); the rows are rounded on every core.
     static func withBF16Copy<R>(rows: Int, cols: Int, of src: UnsafePointer<Float>, ld: Int,
                                 _ body: (UnsafePointer<UInt16>) -> R) -> R {
-        let floats = max(1, (rows * cols + 1) / 2)
-        let scratch = StoragePool.shared.take(floats)
-        defer { StoragePool.shared.give(scratch, floats) }
-        return scratch.withMemoryRebound(to: UInt16.self, capacity: 2 * floats) { bits in
-            StepProfile.timeRounding {
-                Parallel.forEachChunk(rows, costPerItem: max(1, cols / 4)) { r in
-                    glmb_to_bf16(r.count, cols, src + r.lowerBound * ld, ld, bits + r.lowerBound * cols)
-                }
-            }
+        BF16Operands.withScratch(rows * cols) { bits in
+            BF16Operands.round(rows: rows, cols: cols, src, ld: ld, into: bits, ldd: cols)
             return body(bits)
         }
     }

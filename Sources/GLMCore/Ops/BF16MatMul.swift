@@ -56,9 +56,11 @@ public enum BF16Kernels {
     /// `gemm` for a product whose bf16 matrix is a frozen weight: on oneDNN's bf16 kernels when bf16 products are
     /// active and there are more than `fewRows` rows (A rounded to bf16, as every product under
     /// `training.precision: bf16`; the weight's bits are already the operand), otherwise `gemm` (widened, f32 sums).
+    /// `fewRowKernels` false: bf16 at any row count (for bits rounded from an f32 weight, whose own products are).
     public static func product(transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                               b: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        if m > fewRows && MixedPrecision.gemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bBits: b,
+                               b: UnsafePointer<UInt16>, ldb: Int, beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int,
+                               fewRowKernels: Bool = true) {
+        if (m > fewRows || !fewRowKernels) && MixedPrecision.gemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, bBits: b,
                                               ldb: ldb, beta: beta, c: c, ldc: ldc) { return }
         gemm(transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
     }

@@ -103,13 +103,9 @@ extension Tensor {
         var r0 = 0
         while r0 < rows {
             let n = min(chunk, rows - r0)
-            if let wbits, roundedOnce != nil {  // as MixedPrecision.gemm on the f32 weight: bf16 at any row count
-                if !MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, bBits: wbits, ldb: h,
-                                        c: logits, ldc: vocab) {
-                    BF16Kernels.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab)
-                }
-            } else if let wbits {
-                BF16Kernels.product(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab)
+            if let wbits {  // rounded from f32: bf16 at any row count, as MixedPrecision.gemm on the f32 weight
+                BF16Kernels.product(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wbits, ldb: h, c: logits, ldc: vocab,
+                                    fewRowKernels: roundedOnce == nil)
             } else {
                 MixedPrecision.gemm(transB: true, m: n, n: vocab, k: h, a: hp + r0 * h, lda: h, b: wp!, ldb: h, c: logits, ldc: vocab)
             }
@@ -134,15 +130,9 @@ extension Tensor {
             }
             total += partial.reduce(0, +)
             if let dHidden {
-                if let wbits, roundedOnce != nil {
-                    if !MixedPrecision.gemm(m: n, n: h, k: vocab, a: logits, lda: vocab, bBits: wbits, ldb: h,
-                                            c: dHidden.pointer + r0 * h, ldc: h) {
-                        BF16Kernels.gemm(transB: false, m: n, n: h, k: vocab, a: logits, lda: vocab, b: wbits, ldb: h,
-                                         c: dHidden.pointer + r0 * h, ldc: h)
-                    }
-                } else if let wbits {
+                if let wbits {
                     BF16Kernels.product(transB: false, m: n, n: h, k: vocab, a: logits, lda: vocab, b: wbits, ldb: h,
-                                        c: dHidden.pointer + r0 * h, ldc: h)
+                                        c: dHidden.pointer + r0 * h, ldc: h, fewRowKernels: roundedOnce == nil)
                 } else {
                     MixedPrecision.gemm(m: n, n: h, k: vocab, a: logits, lda: vocab, b: wp!, ldb: h, c: dHidden.pointer + r0 * h, ldc: h)
                 }
