@@ -81,12 +81,14 @@ public final class SafetensorsFile {
         var expected = 0, previous: String?
         for (name, e) in entries.sorted(by: { ($0.value.begin, $0.value.end, $0.key) < ($1.value.begin, $1.value.end, $1.key) }) {
             guard e.begin == expected else {
+                try SafetensorsFile.refuseDuplicateName(data.subdata(in: 8..<(8 + headerLength)), path: path)
                 let after = previous.map { " after '\($0)', which ends at \(expected)" } ?? ""
                 throw GLMError("\(path): tensor '\(name)' starts at data byte \(e.begin)\(after); expected \(expected) (\(e.begin < expected ? "tensors overlap" : "a gap between tensors"))")
             }
             expected = e.end; previous = name
         }
         guard expected == dataSize else {
+            try SafetensorsFile.refuseDuplicateName(data.subdata(in: 8..<(8 + headerLength)), path: path)
             throw GLMError("\(path): tensors cover \(expected) of \(dataSize) data bytes; expected the whole data section (trailing bytes or a truncated header)")
         }
         self.entries = entries
@@ -138,6 +140,16 @@ public final class SafetensorsFile {
         var out: [String: Tensor] = [:]
         for name in names { out[name] = try tensor(name, keepBF16: keepBF16) }
         return out
+    }
+}
+
+extension SafetensorsFile {
+    /// On the error path of the layout check only: a header that names a tensor twice (Foundation's parser keeps
+    /// the later entry, so the file looked like one with a gap) is refused for what it is.
+    static func refuseDuplicateName(_ header: Data, path: String) throws {
+        var parser = JSONParser(bytes: Array(header))
+        guard (try? parser.document()) != nil, let name = parser.firstTopLevelDuplicate else { return }
+        throw GLMError("\(path): the header names '\(name)' twice; expected each tensor name once")
     }
 }
 

@@ -62,6 +62,14 @@ final class SafetensorsHostileTests: XCTestCase {
         XCTAssertEqual(ok.names, ["a", "b"])
     }
 
+    func testATensorNamedTwiceIsRefusedByName() throws {
+        let header = #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}"#
+        assertError(try file(header, dataBytes: 8), "the header names 'a' twice")
+        // The same name at both offsets leaves 4 bytes uncovered: still the duplicate that is named.
+        let same = #"{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}, "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#
+        assertError(try file(same, dataBytes: 8), "the header names 'a' twice")
+    }
+
     func testMetadataMustBeStrings() throws {
         assertError(try file(#"{"__metadata__": {"format": 5}}"#, dataBytes: 0), "__metadata__ key 'format' is not a string")
     }

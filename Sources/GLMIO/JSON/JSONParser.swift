@@ -28,6 +28,8 @@ struct JSONParser {
     var at = 0
     /// Limit on nested arrays and objects.
     var maxDepth = 512
+    /// The first key the outermost object names twice (the later value is kept, as Python's json.loads keeps it).
+    var firstTopLevelDuplicate: String?
 
     func error(_ what: String) -> GLMError {
         var line = 1, column = 1
@@ -74,7 +76,10 @@ struct JSONParser {
                 at += 1
                 skipSpace()
                 let v = try value(depth: depth + 1)
-                if let i = index[key] { members[i].value = v } else { index[key] = members.count; members.append((key: key, value: v)) }
+                if let i = index[key] {
+                    members[i].value = v
+                    if depth == 0, firstTopLevelDuplicate == nil { firstTopLevelDuplicate = key }
+                } else { index[key] = members.count; members.append((key: key, value: v)) }
                 skipSpace()
                 guard at < bytes.count else { throw error("expected ',' or '}'") }
                 if bytes[at] == UInt8(ascii: ",") { at += 1; continue }
