@@ -11,7 +11,7 @@ endif
 # oneDNN's OpenMP threads (bf16 products) sleep between products instead of spinning (glm-train sets it itself too).
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: deps build test quickstart quickstart-moe grpo dpo pretrain-tiny pretrain-tiny-moe bench-ops venv fixtures check-llama-cpp clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
+.PHONY: deps build test quickstart quickstart-moe grpo dpo pretrain-tiny pretrain-tiny-moe bench-ops venv fixtures check-llama-cpp measure-cpu-kind clean fuzz-build fuzz fuzz-smoke fuzz-hdf5 fuzz-seeds
 
 # System libraries (OpenBLAS, HDF5, pkg-config; Open MPI for the data-parallel tests), installed only when missing.
 # glm-train builds without Open MPI (it loads libmpi at run time, only under mpirun).
@@ -169,6 +169,12 @@ check-llama-cpp: build venv
 	$(VENV)/bin/python Scripts/check_llama_cpp.py
 	$(VENV)/bin/python Scripts/check_llama_cpp.py --bench
 	$(VENV)/bin/python Scripts/check_llama_cpp_moe.py
+
+# Every side-by-side figure of the README's "Per CPU kind" table on this machine (about 45 minutes), logs and a
+# summary in bench-cpu-kind-DATE/; installs llama-cpp-python first as check-llama-cpp does.
+measure-cpu-kind: build venv
+	@$(VENV)/bin/python -c "import llama_cpp" 2>/dev/null || nice -n 19 $(VENV)/bin/pip install llama-cpp-python
+	Scripts/measure_cpu_kind.sh
 
 clean:
 	rm -rf .build
