@@ -207,7 +207,7 @@ public enum ModelDirectory {
         var g: [String: Any] = ["_from_model_config": true, "use_cache": true]
         if let p = c.padTokenId { g["pad_token_id"] = p }
         if let b = c.bosTokenId { g["bos_token_id"] = b }
-        let eos = c.eosTokenIds.filter { $0 >= 0 && $0 < c.vocabSize }  // as config.json writes them
+        let eos = c.eosTokenIds  // as config.json writes them
         if eos.count == 1 { g["eos_token_id"] = eos[0] } else if !eos.isEmpty { g["eos_token_id"] = eos }
         return try JSONSerialization.data(withJSONObject: g, options: [.prettyPrinted, .sortedKeys])
     }

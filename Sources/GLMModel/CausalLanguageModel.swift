@@ -83,6 +83,11 @@ extension CausalLMConfig {
         var seen = Set<String>()
         return adaptableLinears.map(\.target).filter { seen.insert($0).inserted }
     }
+
+    /// `eosTokenIds` that name a token of the vocabulary. config.json may hold others (transformers writes its class
+    /// defaults, 151329/151336/151338, for a small model that never set its own): they can never be generated, so
+    /// they stop nothing, and nothing may use them as a token.
+    public var eosTokenIdsInVocabulary: [Int] { eosTokenIds.filter { $0 >= 0 && $0 < vocabSize } }
 }
 
 /// The adapted form of one linear layer: y = f(x, weight, bias) in place of x·Wᵀ + b.

@@ -33,7 +33,7 @@ public struct SpeculativeGenerator {
                          onToken: ((Int32) -> Void)? = nil) -> (GeneratedSequence, SpeculativeStats) {
         precondition(!prompt.isEmpty, "generation needs a non-empty prompt")
         let c = model.configuration, vocab = c.vocabSize, H = c.hiddenSize
-        let stops = stopTokens ?? Set(c.eosTokenIds.map(Int32.init))
+        let stops = stopTokens ?? Set(c.eosTokenIdsInVocabulary.map(Int32.init))
         let n = prompt.count
         let maxNew = min(requested, max(0, c.maxPositionEmbeddings - n))
         var result = GeneratedSequence(tokens: [], logProbs: [], finishReason: "length")

@@ -25,7 +25,7 @@ public struct TextGenerator {
                          seed: UInt64 = 0, stopTokens: Set<Int32>? = nil,
                          onToken: ((Int, Int32) -> Void)? = nil) -> [GeneratedSequence] {
         precondition(!prompts.isEmpty && prompts.allSatisfy { !$0.isEmpty }, "generation needs non-empty prompts")
-        let stops = stopTokens ?? Set(model.configuration.eosTokenIds.map(Int32.init))
+        let stops = stopTokens ?? Set(model.configuration.eosTokenIdsInVocabulary.map(Int32.init))
         let B = prompts.count, L = prompts.map(\.count).max()!
         let pads = prompts.map { L - $0.count }
         let maxNewTokens = min(requested, max(0, model.configuration.maxPositionEmbeddings - L))

@@ -56,9 +56,6 @@ final class ConfigHostileTests: XCTestCase {
         assertError("\"torch_dtype\": \"float8\"", "dtype \"float8\" is not supported")
         assertError("\"rms_norm_eps\": 1e300", "rms_norm_eps must be in (0, 1)")
         assertError("\"rms_norm_eps\": 0", "rms_norm_eps must be in (0, 1)")
-        assertError("\"eos_token_id\": [1, 64]", "eos_token_id 64 is outside the vocabulary of 64")
-        assertError("\"eos_token_id\": -1", "eos_token_id -1 is outside the vocabulary")
-        assertError("\"bos_token_id\": 1000", "bos_token_id 1000 is outside the vocabulary")
         assertError("\"pad_token_id\": 64", "pad_token_id 64 is outside the vocabulary")
         assertError("\"max_position_embeddings\": 0", "max_position_embeddings must be in 1...")
         assertError("\"max_position_embeddings\": -5", "max_position_embeddings must be in 1...")
@@ -67,18 +64,27 @@ final class ConfigHostileTests: XCTestCase {
         assertError("\"rope_theta\": 1e300", "rope_theta must be a finite number")
     }
 
-    func testDefaultEOSOutsideASmallVocabularyIsWrittenSoThatItReadsBack() throws {
-        // Found by fuzz-config: no eos_token_id and vocab 256 keeps transformers' default ids (outside the
-        // vocabulary); writing them out would make a file that does not read back.
+    func testTokenIdsOutsideTheVocabularyReadAndWriteAsTransformersKeepsThem() throws {
+        // transformers' save_pretrained of GlmConfig(vocab_size=256, pad_token_id=0) writes the class defaults
+        // eos_token_id [151329, 151336, 151338]; transformers loads that directory, and so must we (it was refused).
+        let saved = try GLMConfig.decode(Data(#"{"model_type": "glm", "vocab_size": 256, "pad_token_id": 0, "eos_token_id": [151329, 151336, 151338]}"#.utf8))
+        XCTAssertEqual(saved.eosTokenIds, [151329, 151336, 151338])
+        XCTAssertEqual(saved.eosTokenIdsInVocabulary, [], "ids that can never be generated stop nothing")
+        // Absent: the same defaults; written as transformers writes them, and read back unchanged.
         let c = try GLMConfig.decode(Data(#"{"model_type": "glm", "vocab_size": 256, "pad_token_id": 0}"#.utf8))
         XCTAssertEqual(c.eosTokenIds, [151329, 151336, 151338])
-        let back = try GLMConfig.decode(c.jsonData())
-        XCTAssertEqual(back, c)
-        XCTAssertTrue(String(decoding: c.jsonData(), as: UTF8.self).contains("\"eos_token_id\": null"))
-        // In-vocabulary ids are written as they are.
-        var d = c
-        d.eosTokenIds = [1, 2]
-        XCTAssertEqual(try GLMConfig.decode(d.jsonData()).eosTokenIds, [1, 2])
+        XCTAssertTrue(String(decoding: c.jsonData(), as: UTF8.self).contains("151338"))
+        XCTAssertEqual(try GLMConfig.decode(c.jsonData()), c)
+        // A mix keeps every id; only those in the vocabulary stop generation. bos and negative ids likewise.
+        let mixed = try GLMConfig.decode(Data(config(#""eos_token_id": [1, 64, -1], "bos_token_id": 1000"#).utf8))
+        XCTAssertEqual(mixed.eosTokenIds, [1, 64, -1])
+        XCTAssertEqual(mixed.eosTokenIdsInVocabulary, [1])
+        XCTAssertEqual(mixed.bosTokenId, 1000)
+        XCTAssertEqual(try GLMConfig.decode(mixed.jsonData()), mixed)
+        // An empty list stays empty (null would read back as the defaults).
+        var none = c
+        none.eosTokenIds = []
+        XCTAssertEqual(try GLMConfig.decode(none.jsonData()).eosTokenIds, [])
     }
 
     func testDeeplyNestedJSONIsAnErrorNotAStackOverflow() {

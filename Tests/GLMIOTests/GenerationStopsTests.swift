@@ -76,4 +76,26 @@ final class GenerationStopsTests: XCTestCase {
         XCTAssertEqual(obj["tokens"] as? [Int], [320, 1993, 306, 260], r.stdout)
         XCTAssertEqual(obj["finish_reason"] as? String, "stop")
     }
+
+    func testTransformersDefaultIdsOutsideASmallVocabularyLoadAndStopNothing() throws {
+        // What save_pretrained writes for a small GlmConfig that never set eos_token_id: the class defaults in both
+        // files. transformers loads and generates (never stopping); glm-train refused the directory.
+        let m = try model("defaults", generation: #"{"eos_token_id": [151329, 151336, 151338], "pad_token_id": 0}"#)
+        let configFile = "\(m)/config.json"
+        let text = try String(contentsOfFile: configFile, encoding: .utf8)
+        let edited = try NSRegularExpression(pattern: #""eos_token_id":\s*\[[^\]]*\]"#)
+            .stringByReplacingMatches(in: text, range: NSRange(text.startIndex..., in: text), withTemplate: #""eos_token_id": [151329, 151336, 151338]"#)
+        XCTAssertNotEqual(edited, text, "the bundled config names its eos ids as a list")
+        try edited.write(toFile: configFile, atomically: true, encoding: .utf8)
+        let r = try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", "5,6,7", "--max-new-tokens", "6", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(Array((obj["tokens"] as? [Int] ?? []).prefix(4)), [320, 1993, 306, 260], r.stdout)
+        XCTAssertEqual(obj["finish_reason"] as? String, "length")
+        let tokens = "\(dir!)/tokens.jsonl"
+        try #"{"tokens": [5, 6, 7, 8]}"#.write(toFile: tokens, atomically: true, encoding: .utf8)
+        let scored = try GLMTrainBinary.run(["score", "--model", m, "--input", tokens])
+        XCTAssertEqual(scored.status, 0, scored.stderr)
+        XCTAssertTrue(scored.stdout.contains("logprobs"), scored.stdout)
+    }
 }

@@ -159,8 +159,10 @@ final class Glm4MoeModelTests: XCTestCase {
         XCTAssertEqual(error(#""n_group": 3"#), "m/config.json: n_routed_experts 4 is not a multiple of n_group 3")
         XCTAssertEqual(error(#""n_routed_experts": 8"#), "m/config.json: keys 'n_routed_experts' and its alias 'num_local_experts' disagree")
         XCTAssertEqual(error(#""num_experts_per_tok": 5"#), "m/config.json: num_experts_per_tok 5 exceeds n_routed_experts 4")
-        XCTAssertEqual(error(#""eos_token_id": [1, 64]"#), "m/config.json: eos_token_id 64 is outside the vocabulary of 64")
-        XCTAssertEqual(error(#""bos_token_id": 64"#), "m/config.json: bos_token_id 64 is outside the vocabulary of 64")
+        // bos/eos ids outside the vocabulary read as transformers keeps them; generation stops only on those inside.
+        let outside = try Glm4MoeConfig.decode(Data(v4.replacingOccurrences(of: "\"eos_token_id\": 1}", with: "\"eos_token_id\": [1, 64], \"bos_token_id\": 64}").utf8))
+        XCTAssertEqual((outside.eosTokenIds, outside.eosTokenIdsInVocabulary, outside.bosTokenId ?? -1) == ([1, 64], [1], 64), true)
+        XCTAssertEqual(try Glm4MoeConfig.decode(outside.jsonData()).eosTokenIds, [1, 64])
         XCTAssertEqual(error(#""rope_parameters": {"rope_type": "yarn"}"#), "m/config.json: rope_type \"yarn\" is not supported; expected \"default\"")
         XCTAssertEqual(error(#""num_experts_per_tok": -1"#), "m/config.json: key 'num_experts_per_tok' must be a positive integer, got -1")
         XCTAssertEqual(error(#""n_routed_experts": 1e300"#), "m/config.json: key 'n_routed_experts' must be an integer, got 1e+300")

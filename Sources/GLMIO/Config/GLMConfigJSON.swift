@@ -66,24 +66,15 @@ extension GLMConfig {
             throw GLMError("\(r.source): pad_token_id is not set, and transformers' default \(p) is outside the vocabulary of \(vocabSize); set pad_token_id")
         }
         try validate(source: r.source)
-        // Token ids the file names must exist (transformers' class defaults, kept when a key is absent, need not:
-        // a small model that leaves eos_token_id out simply never stops on the default ids).
-        let vocab = vocabSize
-        func inVocabulary(_ key: String, _ id: Int) throws {
-            guard id >= 0 && id < vocab else { throw GLMError("\(r.source): \(key) \(id) is outside the vocabulary of \(vocab)") }
-        }
-        if r.has("bos_token_id"), let b = bosTokenId { try inVocabulary("bos_token_id", b) }
-        if r.has("eos_token_id") { for e in eosTokenIds { try inVocabulary("eos_token_id", e) } }
+        // bos_token_id and eos_token_id outside the vocabulary are kept as written, as transformers keeps them: its
+        // save_pretrained writes the class defaults (eos 151329, 151336, 151338) for a small model that never set its
+        // own. Generation cannot produce such a token, so it stops on none of them (`eosTokenIdsInVocabulary`).
     }
 
-    /// `eos_token_id` as written: ids outside the vocabulary (transformers' class defaults kept by a small model
-    /// that never set its own) are left out — they can never be generated, and a file naming them would not read
-    /// back; none left is `null`, which reads back as those same defaults.
+    /// `eos_token_id` as transformers writes it: one id as a number, several as a list, none as an empty list (null
+    /// would read back as the class defaults).
     var writtenEOS: JSONValue {
-        if eosTokenIds.isEmpty { return .array([]) }
-        let ids = eosTokenIds.filter { $0 >= 0 && $0 < vocabSize }
-        if ids.isEmpty { return .null }
-        return ids.count == 1 ? .int(ids[0]) : .array(ids.map(JSONValue.int))
+        eosTokenIds.count == 1 ? .int(eosTokenIds[0]) : .array(eosTokenIds.map(JSONValue.int))
     }
 
     /// The transformers-5 form as a JSON tree.

@@ -81,12 +81,7 @@ extension Glm4MoeConfig {
         partialRotaryFactor = try rope?.double("partial_rotary_factor") ?? r.double("partial_rotary_factor") ?? partialRotaryFactor
         ropeType = try rope?.string("rope_type") ?? rope?.string("type") ?? ropeType
         try validate(source: r.source)
-        let vocab = vocabSize
-        func inVocabulary(_ key: String, _ id: Int) throws {
-            guard id >= 0 && id < vocab else { throw GLMError("\(r.source): \(key) \(id) is outside the vocabulary of \(vocab)") }
-        }
-        if let b = bosTokenId { try inVocabulary("bos_token_id", b) }
-        for e in eosTokenIds { try inVocabulary("eos_token_id", e) }
+        // bos/eos ids outside the vocabulary are kept as written, as transformers keeps them (GLMConfigJSON).
     }
 
     /// The transformers-5 form as a JSON tree (what save_pretrained writes, without transformers_version).

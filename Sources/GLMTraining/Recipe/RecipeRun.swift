@@ -352,7 +352,7 @@ public final class RecipeRun {
         let examples: [TokenizedExample]
         switch recipe.task {
         case .pretrain:
-            let eot = tokenizer?.tokenID("<|endoftext|>") ?? config.eosTokenIds.first.map(Int32.init)
+            let eot = tokenizer?.tokenID("<|endoftext|>") ?? config.eosTokenIdsInVocabulary.first.map(Int32.init)
             examples = try TokenizedDataset.pretraining(path: file, tokenizer: tokenizer, endOfText: eot, vocabularySize: config.vocabSize)
         case .sft:
             guard let tokenizer else { throw GLMError("\(recipe.file): sft needs a tokenizer (tokenizer.json in the model directory or model.tokenizer)") }
@@ -378,7 +378,7 @@ public final class RecipeRun {
         }
     }
 
-    public var padID: Int32 { Int32(config.padTokenId ?? config.eosTokenIds.first ?? 0) }
+    public var padID: Int32 { Int32(config.padTokenId ?? config.eosTokenIdsInVocabulary.first ?? 0) }
 
     func makeSource(_ examples: [TokenizedExample], shuffle: Bool, seed: UInt64) throws -> BatchSource {
         let t = recipe.training
