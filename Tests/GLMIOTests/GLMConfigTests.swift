@@ -86,6 +86,31 @@ final class GLMConfigTests: XCTestCase {
         XCTAssertEqual(mha.vocabSize, 65024)
     }
 
+    func testANonEmptyRopeScalingReplacesRopeParametersAsTransformersDoes() throws {
+        // transformers 5.25 convert_rope_params_to_dict: rope_parameters = rope_scaling or rope_parameters; the keys
+        // rope_scaling lacks come from the top level or the class defaults (found by a fidelity sweep: log-probs
+        // were 0.17-0.61 apart when rope_parameters was kept).
+        let base = #""model_type": "MT", "vocab_size": 64, "hidden_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0, "num_hidden_layers": 1, "intermediate_size": 32, "moe_intermediate_size": 8, "n_routed_experts": 2, "num_experts_per_tok": 1, "n_shared_experts": 1, "rope_parameters": {"rope_type": "default", "rope_theta": 500.0, "partial_rotary_factor": 0.75}"#
+        for type in ["glm", "glm4"] {
+            let head = base.replacingOccurrences(of: "MT", with: type)
+            func read(_ extra: String) throws -> GLMConfig { try GLMConfig.decode(Data("{\(head)\(extra)}".utf8)) }
+            let kept = try read("")
+            XCTAssertEqual([kept.ropeTheta, kept.partialRotaryFactor], [500, 0.75])
+            let bare = try read(#", "rope_scaling": {"type": "default"}"#)
+            XCTAssertEqual([bare.ropeTheta, bare.partialRotaryFactor], [10000, 0.5], type)
+            let full = try read(#", "rope_scaling": {"rope_type": "default", "rope_theta": 100.0, "partial_rotary_factor": 1.0}"#)
+            XCTAssertEqual([full.ropeTheta, full.partialRotaryFactor], [100, 1.0], type)
+            let topLevel = try read(#", "rope_scaling": {"type": "default"}, "rope_theta": 42.0, "partial_rotary_factor": 0.25"#)
+            XCTAssertEqual([topLevel.ropeTheta, topLevel.partialRotaryFactor], [42, 0.25], type)
+            for empty in [#", "rope_scaling": {}"#, #", "rope_scaling": null"#] {
+                let c = try read(empty)
+                XCTAssertEqual([c.ropeTheta, c.partialRotaryFactor], [500, 0.75], empty)
+            }
+        }
+        let moe = try Glm4MoeConfig.decode(Data("{\(base.replacingOccurrences(of: "MT", with: "glm4_moe")), \"rope_scaling\": {\"type\": \"default\"}}".utf8))
+        XCTAssertEqual([moe.ropeTheta, moe.partialRotaryFactor], [10000, 0.5])
+    }
+
     func testRotary2DExtensionKey() throws {
         let c = try decode(#"{"model_type": "glm", "rotary_2d": true}"#)
         XCTAssertTrue(c.rotary2D)

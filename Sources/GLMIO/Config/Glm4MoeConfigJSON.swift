@@ -72,10 +72,9 @@ extension Glm4MoeConfig {
         bosTokenId = try r.int("bos_token_id")
         eosTokenIds = try r.ints("eos_token_id") ?? []
         dtype = try r.string("dtype") ?? r.string("torch_dtype")
-        // Rotary: transformers 5 nests it in rope_parameters; 4.x had top-level keys (and rope_scaling).
+        // Rotary: transformers 5 nests it in rope_parameters; 4.x had top-level keys and rope_scaling, which wins.
         // partial_rotary_factor defaults to 0.5 (Glm4MoeConfig.__post_init__), rope_theta to 10000.
-        try r.checkRopeScalingBesideParameters()
-        let rope = try r.object("rope_parameters") ?? r.object("rope_scaling")
+        let rope = try r.rotaryParameters()
         try rope?.checkNotNull(GLMConfig.nonNullRopeKeys)
         ropeTheta = try rope?.double("rope_theta") ?? r.double("rope_theta") ?? ropeTheta
         partialRotaryFactor = try rope?.double("partial_rotary_factor") ?? r.double("partial_rotary_factor") ?? partialRotaryFactor
