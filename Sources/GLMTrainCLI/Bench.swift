@@ -30,12 +30,29 @@ enum Stopwatch {
     }
 }
 
+/// A bench count option's bounds: checked before any model is built, as one line naming the option.
+func checkBenchCount(_ option: String, _ value: Int, _ range: ClosedRange<Int>) throws {
+    guard range.contains(value) else { throw ValidationError("\(option): expected \(range.lowerBound)...\(range.upperBound), got \(value)") }
+}
+
 /// The PyTorch side of a benchmark: which Python runs the committed comparison script, or none.
 struct ComparisonOptions: ParsableArguments {
     @Option(help: "Python with torch and transformers for the comparison (default: .venv/bin/python if present).")
     var python: String?
     @Flag(help: "Skip the PyTorch comparison.")
     var noCompare = false
+
+    /// A --python that is not an executable file is named before the bench builds its model (it was found only
+    /// after our side's minutes of work).
+    func validate() throws {
+        if let python, !noCompare {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: python, isDirectory: &isDirectory), !isDirectory.boolValue,
+                  FileManager.default.isExecutableFile(atPath: python) else {
+                throw ValidationError("--python: '\(python)' is not an executable file")
+            }
+        }
+    }
 
     /// The numbers `script` printed (empty with --no-compare).
     func run(script: String, arguments: [String]) throws -> [String: Double] {

@@ -121,6 +121,9 @@ struct BenchTrain: ParsableCommand {
         try BenchModel.validatePrecision(precision)
         if let torch, !["f32", "autocast"].contains(torch) { throw ValidationError("--torch: expected f32 or autocast, got '\(torch)'") }
         if torch != nil && dpo { throw ValidationError("--torch: the DPO comparison (TRL) runs f32 only; leave --torch out with --dpo") }
+        if torch != nil && comparison.noCompare { throw ValidationError("--torch: sets the PyTorch side, which --no-compare leaves out") }
+        if lora && dpo { throw ValidationError("--lora and --dpo: choose one (the DPO step is a LoRA step already)") }
+        try checkBenchCount("--steps", steps, 1...1000)
     }
 
     func run() throws {
@@ -169,6 +172,8 @@ struct BenchGenerate: ParsableCommand {
 
     func validate() throws {
         guard ["1", "8", "both"].contains(batch) else { throw ValidationError("--batch: expected 1, 8 or both, got '\(batch)'") }
+        try checkBenchCount("--new-tokens", newTokens, 1...1024)
+        try checkBenchCount("--repeats", repeats, 1...1000)
     }
 
     func run() throws {

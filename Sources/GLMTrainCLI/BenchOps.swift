@@ -18,6 +18,7 @@ struct BenchOps: ParsableCommand {
 
     func validate() throws {
         try BenchModel.validatePrecision(precision)
+        try checkBenchCount("--repeats", repeats, 1...10_000)
     }
 
     // Bench model: vocab 8192, hidden 512, 8 heads / 2 KV heads of 64, intermediate 1536, batch 8 × 256.

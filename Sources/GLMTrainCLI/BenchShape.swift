@@ -62,7 +62,7 @@ struct BenchShape: ParsableCommand {
     func validate() throws {
         try BenchModel.validatePrecision(precision)
         guard seq >= 2 && seq <= shape.config.maxPositionEmbeddings else { throw ValidationError("--seq: expected 2...\(shape.config.maxPositionEmbeddings)") }
-        guard steps >= 1 else { throw ValidationError("--steps: expected at least 1") }
+        try checkBenchCount("--steps", steps, 1...100)
         for mode in torch.split(separator: ",") where !["f32", "autocast", "bf16", "none"].contains(String(mode)) {
             throw ValidationError("--torch: unknown side '\(mode)' (f32, autocast, bf16, none)")
         }

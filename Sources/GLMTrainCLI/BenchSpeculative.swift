@@ -30,13 +30,17 @@ struct BenchSpeculative: ParsableCommand {
         return m
     }
 
+    func validate() throws {
+        try checkBenchCount("--count", count, 1...1024)
+        try checkBenchCount("--prompt-length", promptLength, 1...4096)
+        try checkBenchCount("--new-tokens", newTokens, 2...4096)
+        try checkBenchCount("--repeats", repeats, 1...1000)
+    }
+
     func run() throws {
         let loaded: any CausalLanguageModel = try model.map { try ModelDirectory.loadModel($0) } ?? Self.randomModel()
         guard let m = loaded as? any MultiTokenPredictionModel, m.hasMTPLayer else {
             throw GLMError("\(model ?? "model"): a \(loaded.modelTypeName) model without an MTP layer cannot draft for itself")
-        }
-        guard count > 0, promptLength > 0, newTokens > 1, repeats > 0 else {
-            throw GLMError("--count, --prompt-length, --repeats must be positive and --new-tokens at least 2")
         }
         let inputs = try promptIds(m)
         let plainGen = TextGenerator(model: m), specGen = SpeculativeGenerator(model: m)

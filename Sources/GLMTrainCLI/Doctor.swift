@@ -21,7 +21,7 @@ struct Doctor: ParsableCommand {
         let timeout = getenv("OPENBLAS_THREAD_TIMEOUT").map { String(cString: $0) }
         print("openblas idle:     threads yield for 2^\(BLASCoreSelection.effectiveThreadTimeout(timeout)) TSC cycles, then sleep (OPENBLAS_THREAD_TIMEOUT\(timeout.map { "=\($0)" } ?? " not set"))")
         print("hdf5:              \(HDF5Library.version)")
-        print("bf16 compute:      \(MixedPrecision.bf16Available ? "yes, oneDNN \(MixedPrecision.kernelName) (training.precision: bf16)" : "no (needs AVX512_BF16); training.precision: bf16 runs f32")")
+        print("bf16 compute:      \(!MixedPrecision.bf16Available ? "no (needs AVX512_BF16); training.precision: bf16 runs f32" : !MixedPrecision.allowed ? "available, but off: the environment sets GLMTRAIN_BF16=0 (training.precision: bf16 runs f32)" : "yes, oneDNN \(MixedPrecision.kernelName) (training.precision: bf16)")")
         switch MPIProcessGroup.probe() {
         case .success(let mpi): print("mpi:               available: \(mpi.library) (\(mpi.version)); used under mpirun -np N")
         case .failure(let e): print("mpi:               not available (\(e.message)); training runs in one process")

@@ -57,6 +57,18 @@ extension HostileInputCommandTests {
         }
     }
 
+    func testABF16RecipeThatRunsF32SaysWhy() throws {
+        // GLMTRAIN_BF16=0 (or a CPU without AVX512_BF16) turns bf16 products off: the run says so instead of
+        // silently training f32 under a recipe that reads precision: bf16 (found by a bf16 fidelity audit).
+        let path = try recipe("bf16-off", steps: 1) { $0.replacingOccurrences(of: "seed: 1}", with: "seed: 1, precision: bf16}") }
+        let r = try GLMTrainBinary.run(["run", path], environment: ["GLMTRAIN_BF16": "0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: \(path): training.precision: bf16") && r.stderr.contains("matrix products stay f32"), r.stderr)
+        let doctor = try GLMTrainBinary.run(["doctor"], environment: ["GLMTRAIN_BF16": "0"])
+        XCTAssertEqual(doctor.status, 0, doctor.stderr)
+        XCTAssertTrue(doctor.stdout.contains("GLMTRAIN_BF16=0") || doctor.stdout.contains("needs AVX512_BF16"), doctor.stdout)
+    }
+
     func testRopeScalingBesideRopeParametersIsCheckedNotIgnored() throws {
         let m = try model("yarn") { $0["rope_scaling"] = ["rope_type": "yarn", "factor": 4] }
         assertOneLineError(try GLMTrainBinary.run(["generate", "--model", m, "--prompt-tokens", "5,6", "--max-new-tokens", "1"]),

@@ -318,6 +318,8 @@ public final class RecipeRun {
         MixedPrecision.requested = recipe.training.precision
         if recipe.training.precision == .bf16 && !MixedPrecision.bf16Available {
             observer?.trainerDidReport(.warning("\(recipe.file): training.precision: bf16 needs AVX512_BF16, which this CPU lacks; matrix products stay f32"))
+        } else if recipe.training.precision == .bf16 && !MixedPrecision.allowed {
+            observer?.trainerDidReport(.warning("\(recipe.file): training.precision: bf16, but the environment sets GLMTRAIN_BF16=0; matrix products stay f32"))
         }
         if recipe.training.gradientCheckpointing {
             model.recomputesActivations = true
