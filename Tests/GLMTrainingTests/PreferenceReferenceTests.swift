@@ -81,6 +81,19 @@ final class PreferenceReferenceTests: XCTestCase {
         }
     }
 
+    func testORPOWithRPOAlphaLogsTheNLLOnceAndAddsItAlphaTimes() throws {
+        // The logged nll_loss is the NLL itself whatever α is (it was logged twice over with orpo; audit).
+        let e = try expected()
+        let model = try ModelDirectory.loadModel("\(Fixtures.repositoryRoot)/Tests/GLMModelTests/Fixtures/glm")
+        let b = batch(e)
+        let plain = try PreferenceObjective(PreferenceLoss(kind: .orpo, lambda: 0.2), referenceLinears: [:]).loss(model: model, batch: b)
+        let alpha = 0.7
+        let rpo = try PreferenceObjective(PreferenceLoss(kind: .orpo, lambda: 0.2, rpoAlpha: alpha), referenceLinears: [:]).loss(model: model, batch: b)
+        let nll = try XCTUnwrap(plain.metrics["nll_loss"])
+        XCTAssertEqual(try XCTUnwrap(rpo.metrics["nll_loss"]), nll, accuracy: 1e-9)
+        XCTAssertEqual(Double(rpo.loss.scalars[0]), Double(plain.loss.scalars[0]) + alpha * nll, accuracy: 1e-5 * max(1, nll))
+    }
+
     func testStepOneOfANewLoRAIsLn2WithZeroMargins() throws {
         let e = try expected()
         let model = try ModelDirectory.loadModel("\(Fixtures.repositoryRoot)/Tests/GLMModelTests/Fixtures/glm")

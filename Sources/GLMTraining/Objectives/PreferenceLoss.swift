@@ -103,7 +103,7 @@ public struct PreferenceLoss: Equatable, Sendable {
         }
         if let alpha = rpoAlpha, alpha != 0 {
             let nll = chosenNLL(chosen, counts: tokenCounts, pairs: P)
-            metrics["nll_loss"] = Double(nll.scalars[0]) + (kind == .orpo ? metrics["nll_loss"]! : 0)
+            metrics["nll_loss"] = Double(nll.scalars[0])  // the NLL itself, as TRL logs it (orpo's term is the same value)
             loss = loss + nll * Float(alpha)
         }
         metrics["rewards/chosen"] = mean(chosenRewards)
