@@ -233,6 +233,26 @@ final class AdapterFormatTests: XCTestCase {
         return ""
     }
 
+    func testTargetListsAndLayerListsReadAsPeftReadsThem() throws {
+        // peft adapts the entries that name a module and ignores the rest (lists written for several architectures);
+        // an empty layers_to_transform transforms every layer. Both were refused.
+        let base = try baseConfig("glm-qv").1
+        let text = try String(contentsOfFile: "\(fixture("glm-qv"))/adapter_config.json", encoding: .utf8)
+        var cfg = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        cfg["target_modules"] = ["q_proj", "v_proj", "query_key_value", "c_attn"]
+        cfg["layers_to_transform"] = [Int]()
+        let read = try AdapterConfig.decode(try JSONSerialization.data(withJSONObject: cfg), source: "a.json")
+        try read.validate(against: base, source: "a.json")
+        XCTAssertNil(read.layersToTransform)
+        XCTAssertEqual(Set(read.targetedModules(base).map(\.target)), ["q_proj", "v_proj"])
+        XCTAssertEqual(read.targetedModules(base).count, 2 * base.numHiddenLayers)
+        cfg["target_modules"] = ["query_key_value"]
+        let none = try AdapterConfig.decode(try JSONSerialization.data(withJSONObject: cfg), source: "a.json")
+        XCTAssertThrowsError(try none.validate(against: base, source: "a.json")) { e in
+            XCTAssertTrue("\(e)".contains("targets no linear module of the model"), "\(e)")
+        }
+    }
+
     func testBadAdaptersGiveOneLineErrorsNamingFileAndKey() throws {
         let key = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
         let unknown = try loadError(config: { $0["target_modules"] = ["q_proj", "lm_head"] })

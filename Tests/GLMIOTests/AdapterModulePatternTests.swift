@@ -152,6 +152,13 @@ final class AdapterModulePatternTests: XCTestCase {
         XCTAssertThrowsError(try config("(?i)O_PROJ")) { e in XCTAssertTrue("\(e)".contains("inline flag group"), "\(e)") }
         XCTAssertEqual(try config("(?i:O_PROJ)").alpha(forModule: "model.layers.0.self_attn.o_proj"), 3)
         XCTAssertEqual(PythonRegex.icu("[]a[&&b]x"), "[\\]a\\[\\&\\&b]x")
+        // Python's {,n} and the leading a/u flags, which ICU lacks (found by a peft fidelity sweep).
+        XCTAssertEqual(PythonRegex.icu(#".*\.(q|k){,1}_proj"#), #".*\.(q|k){0,1}_proj"#)
+        XCTAssertEqual(PythonRegex.icu("[{,1}]x{,12}"), "[{,1}]x{0,12}")
+        XCTAssertEqual(PythonRegex.icu("x{,}"), "x{,}")
+        XCTAssertEqual(PythonRegex.icu(#"(?a).*\.q_proj"#), #".*\.q_proj"#)
+        XCTAssertEqual(PythonRegex.icu("(?ai)x(?a)"), "(?i)x(?a)")
+        XCTAssertEqual(PythonRegex.icu("(?i)x"), "(?i)x")
     }
 
     func testBadPatternsAreOneLineErrors() throws {

@@ -220,6 +220,8 @@ public struct AdapterConfig: Equatable, Sendable {
         case .integer(let digits)?:
             guard let i = Int(digits), i >= 0 else { throw fail("layers_to_transform", "expected a layer index, got \(digits)") }
             c.layersToTransform = [i]
+        case .array(let a)? where a.isEmpty:
+            c.layersToTransform = nil  // peft: an empty list transforms every layer (is_using_layer_indexes is false)
         case .array(let a)?:
             c.layersToTransform = try a.map { v -> Int in
                 guard let i = v.intValue, i >= 0 else { throw fail("layers_to_transform", "expected layer indices") }
@@ -286,21 +288,26 @@ public struct AdapterConfig: Equatable, Sendable {
         "trainable_token_indices": "training token embeddings beside LoRA",
     ]
 
+    /// Modules of every GLM that are not LoRA targets here: the output head, the embedding, a MoE router.
+    static let unadaptedModules: Set<String> = ["lm_head", "embed_tokens", "gate", "word_embeddings", "output_layer"]
+
     /// Reads `path` (an adapter_config.json).
     public static func load(path: String) throws -> AdapterConfig {
         let data = try FileInput.read(path, limit: FileLimits.maxConfigBytes)
         return try decode(data, source: path)
     }
 
-    /// Checks the targets against a base model: a list entry that names no linear module of the model, or a
-    /// layer index beyond it, is an error naming it (PEFT would adapt some other module, or none).
+    /// Checks the targets against a base model: a layer index beyond it is an error naming it, and so is a config
+    /// that adapts no linear module. A list entry that names no module of this model is ignored, as peft ignores
+    /// it (a list written for several architectures, e.g. [q_proj, v_proj, query_key_value]).
     public func validate(against model: any CausalLMConfig, source: String) throws {
         let n = model.numHiddenLayers
         let linears = model.adaptableLinears
         if case .list(let l) = targetModules {
             guard !l.isEmpty || !targetParameters.isEmpty else { throw GLMError("\(source): key 'target_modules': empty list") }
-            for t in l where !linears.contains(where: { $0.module == t || $0.module.hasSuffix("." + t) }) {
-                throw GLMError("\(source): key 'target_modules': unknown target '\(t)' (this \(model.modelTypeName) model's linear modules: \(model.adaptableTargets.joined(separator: ", ")))")
+            // Modules every GLM has that peft would adapt (or refuse) and GLMTrain does not: refused by name.
+            for t in l where AdapterConfig.unadaptedModules.contains(t.split(separator: ".").last.map(String.init) ?? t) {
+                throw GLMError("\(source): key 'target_modules': unknown target '\(t)': LoRA on it is not supported (this \(model.modelTypeName) model's linear modules: \(model.adaptableTargets.joined(separator: ", ")))")
             }
         }
         if !targetParameters.isEmpty, !linears.contains(where: { $0.kind == .expert }) {
@@ -310,7 +317,7 @@ public struct AdapterConfig: Equatable, Sendable {
             throw GLMError("\(source): key 'layers_to_transform': layer \(bad) does not exist (the model has \(n) layers)")
         }
         if targetedModules(model).isEmpty {
-            throw GLMError("\(source): key 'target_modules': targets no linear module of the model")
+            throw GLMError("\(source): key 'target_modules': targets no linear module of the model (its linear modules: \(model.adaptableTargets.joined(separator: ", ")))")
         }
     }
 

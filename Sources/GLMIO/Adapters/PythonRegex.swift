@@ -2,7 +2,8 @@
 // two dialects read the same text differently, the pattern is rewritten to Python's meaning: named groups
 // `(?P<n>…)` / `(?P=n)` become ICU's `(?<n>…)` / `\k<n>`, and inside a character class `[` and `&&` are literal (ICU
 // would read a nested set or an intersection: `[[:alpha:]]` is a POSIX class in ICU, the characters `[:alph` then
-// `]` in Python).
+// `]` in Python). Python's `{,n}` (at most n) is ICU's `{0,n}`; the flags `a` (ASCII classes) and `u` (Unicode, the
+// default) in a leading flag group are dropped: ICU has neither, and module names are ASCII, where they agree.
 import Foundation
 
 public enum PythonRegex {
@@ -27,6 +28,17 @@ public enum PythonRegex {
                 if i < c.count && c[i] == "]" { out += "\\]"; i += 1 }  // a leading ] is literal in Python
                 classStart = i
                 continue
+            }
+            if ch == "{" && i + 2 < c.count && c[i + 1] == ",",
+               let close = c[(i + 2)...].firstIndex(of: "}"), close > i + 2, c[(i + 2)..<close].allSatisfy({ $0.isASCII && $0.isNumber }) {
+                out += "{0,"; i += 2; continue
+            }
+            if ch == "(" && i == 0 && c.count > 3 && c[1] == "?",
+               let close = c[2...].firstIndex(of: ")"), close > 2, c[2..<close].allSatisfy({ "aiLmsux".contains($0) }),
+               c[2..<close].contains(where: { $0 == "a" || $0 == "u" }) {
+                let kept = String(c[2..<close].filter { $0 != "a" && $0 != "u" })
+                if !kept.isEmpty { out += "(?" + kept + ")" }
+                i = close + 1; continue
             }
             if ch == "(" && i + 3 < c.count && c[i + 1] == "?" && c[i + 2] == "P" {
                 if c[i + 3] == "<" { out += "(?<"; i += 4; continue }
