@@ -35,7 +35,11 @@ holds its log-probs (batch.logprobs, single.logprobs) and the merged model's (si
 PEFT adapter (Tests/GLMModelTests/Fixtures/moe-b-lora-params/): peft's native target_parameters adapter on moe-b
 (rsLoRA r 4, alpha 8; target_modules q_proj, v_proj; target_parameters mlp.experts.gate_up_proj,
 mlp.experts.down_proj, so gate and up share one rank-4 A per expert), seeded random; expected.safetensors holds
-its log-probs. MOE_FIXTURES_ONLY=lora-params makes only this one; MOE_FIXTURES_ONLY=NAME (moe-a … moe-d) only that model.
+its log-probs, and grads.safetensors the gradients peft computes for its lora_A/lora_B (named as in the adapter
+file) from the mean next-token cross-entropy of single.ids with the adapter trainable (PeftModel.from_pretrained
+is_trainable=True): gate and up share one A per expert, so its gradient is the sum of both uses.
+MOE_FIXTURES_ONLY=lora-params makes only this one (grads.safetensors too); MOE_FIXTURES_ONLY=lora-params-grads
+only its gradients, from the committed adapter; MOE_FIXTURES_ONLY=NAME (moe-a … moe-d) only that model.
 
 Run:   .venv/bin/python Scripts/make_moe_fixtures.py
 Check: .venv/bin/python Scripts/make_moe_fixtures.py --check DIR [DIR ...]
@@ -270,6 +274,24 @@ def make_lora_params():
     print(f"{name:8s} {sorted(os.listdir(path))} {size / 1024:.0f} KiB")
 
 
+def make_lora_params_grads():
+    """grads.safetensors beside the committed moe-b-lora-params adapter: d(mean CE of SINGLE_IDS) / d lora_*."""
+    from peft import PeftModel
+    path = os.path.join(OUT, "moe-b-lora-params")
+    model = PeftModel.from_pretrained(moe_base("moe-b"), path, is_trainable=True)
+    model.eval()  # no dropout (there is none), same forward as scoring
+    ids = torch.tensor([SINGLE_IDS])
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    grads = {}
+    for n, p in model.named_parameters():
+        if ("lora_A" in n or "lora_B" in n) and p.grad is not None:
+            grads[n.replace(".default.", ".")] = p.grad.detach().float().contiguous()
+    grads["loss"] = loss.detach().float().reshape(1)
+    save_file(grads, os.path.join(path, "grads.safetensors"))
+    print(f"moe-b-lora-params/grads.safetensors: loss {loss.item():.6f}, {len(grads) - 1} gradients")
+
+
 def check_peft(dirs, tolerance, base="moe-a"):
     """Log-probs of BASE + each adapter DIR under peft against `glm-train score --adapter DIR` (the built binary).
     Adapters with routed-expert LoRA (target_parameters) are checked to adapt the fused experts in peft, and the
@@ -341,6 +363,10 @@ def main():
     ap_only = os.environ.get("MOE_FIXTURES_ONLY")
     if ap_only == "lora-params":  # just the target_parameters adapter on the committed moe-b
         make_lora_params()
+        make_lora_params_grads()
+        return
+    if ap_only == "lora-params-grads":
+        make_lora_params_grads()
         return
     if ap_only in FIXTURES:  # one model fixture
         make(ap_only, FIXTURES[ap_only])
@@ -349,6 +375,7 @@ def main():
         make(name, spec)
     make_lora()
     make_lora_params()
+    make_lora_params_grads()
 
 
 if __name__ == "__main__":

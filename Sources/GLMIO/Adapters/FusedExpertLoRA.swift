@@ -12,9 +12,10 @@
 //
 // GLMTrain's separate gate and up adapters (rank r each) become one gate_up adapter of rank 2r: A_e = [A_gate;
 // A_up], B_e = [[B_gate, 0], [0, B_up]], with rank_pattern/alpha_pattern {".*\.gate_up_proj": 2r / 2α} so the
-// scale stays α/r — what peft's own transformers-v5 conversion of gate_proj/up_proj targets writes. Reading
-// splits a block-diagonal gate_up back into rank-r halves (exact round trip), otherwise gives gate and up the
-// shared A (rank ρ each).
+// scale stays α/r — what peft's own transformers-v5 conversion of gate_proj/up_proj targets writes. Reading gives
+// gate and up the shared A (rank ρ each; B_e's first and last halves), which is what peft trains from such a file
+// even when B_e is block-diagonal (its zero blocks train too): `LoRA` keeps the two A's one trained tensor, and
+// writing such a pair back gives the file's tensors bit for bit.
 import Foundation
 import GLMCore
 import GLMModel
@@ -170,25 +171,11 @@ public enum FusedExpertLoRA {
                         out[LoRATensorName.name(module: prefix + "down_proj", isB: true)] = Tensor(be, shape: [outF, rho])
                         continue
                     }
-                    let im = outF / 2, h = rho / 2
-                    // block-diagonal [[Bg, 0], [0, Bu]] with rank 2r: split exactly into rank-r halves
-                    var blockDiagonal = rho == 2 * c.r
-                    if blockDiagonal {
-                        outer: for o in 0..<outF { for k in 0..<rho where (o < im) != (k < h) && be[o * rho + k] != 0 { blockDiagonal = false; break outer } }
-                    }
+                    // gate and up share A_e (rank ρ each); B_e's first im rows are gate's, the rest up's
+                    let im = outF / 2
                     for (pi, proj) in ["gate_proj", "up_proj"].enumerated() {
-                        let pa: [Float], pb: [Float], pr: Int
-                        if blockDiagonal {
-                            pr = h
-                            pa = Array(ae[(pi * h * inF)..<((pi + 1) * h * inF)])
-                            pb = (0..<im).flatMap { o in (0..<h).map { k in be[(pi * im + o) * rho + pi * h + k] } }
-                        } else {
-                            pr = rho
-                            pa = ae
-                            pb = Array(be[(pi * im * rho)..<((pi + 1) * im * rho)])
-                        }
-                        out[LoRATensorName.name(module: prefix + proj, isB: false)] = Tensor(pa, shape: [pr, inF])
-                        out[LoRATensorName.name(module: prefix + proj, isB: true)] = Tensor(pb, shape: [im, pr])
+                        out[LoRATensorName.name(module: prefix + proj, isB: false)] = Tensor(ae, shape: [rho, inF])
+                        out[LoRATensorName.name(module: prefix + proj, isB: true)] = Tensor(Array(be[(pi * im * rho)..<((pi + 1) * im * rho)]), shape: [im, rho])
                     }
                 }
             }

@@ -139,9 +139,18 @@ public final class LoRA {
         let config = LoRAConfig(adapter, model: modelConfig)
         self.config = config
         modelLinears = modelConfig.adaptableLinears
+        // A routed expert's gate and up with equal A are peft's one shared A (its fused gate_up): one trained tensor,
+        // whose gradient is the sum of both uses, as peft trains it.
+        var sharedA: [String: (values: Tensor, copy: Tensor)] = [:]
         pairs = adapter.modules(in: modelConfig).map { m in
             let (a, b) = adapter.matrices(module: m.module)!
-            let ca = a.copy(), cb = b.copy()
+            var ca = a.copy()
+            let cb = b.copy()
+            if let expert = FusedExpertLoRA.expertModule(m.module), expert.fused == "gate_up_proj" {
+                let key = "\(expert.layer).\(expert.expert)"
+                if let other = sharedA[key], other.values.shape == a.shape, other.values.bitwiseEqual(a) { ca = other.copy }
+                else { sharedA[key] = (a, ca) }
+            }
             ca.setRequiresGrad(true); cb.setRequiresGrad(true)
             let scale = adapter.config.hasModulePatterns ? Float(adapter.config.scale(forModule: m.module)) : config.scale
             return LoRAPair(linear: m, a: ca, b: cb, scale: scale)
@@ -157,17 +166,21 @@ public final class LoRA {
     }
 
     /// The trainable parameters, named "model.layers.N.<module>.lora_A.weight" / "….lora_B.weight" (no weight decay
-    /// set here: the trainer decides).
+    /// set here: the trainer decides). A shared A (a routed expert's gate and up read from peft's fused layout) is
+    /// listed once, under the first module's name.
     public var parameters: [TrainableParameter] {
-        pairs.flatMap { p in
-            [TrainableParameter(name: LoRATensorName.name(module: p.moduleName, isB: false), tensor: p.a),
-             TrainableParameter(name: LoRATensorName.name(module: p.moduleName, isB: true), tensor: p.b)]
+        var seen = Set<ObjectIdentifier>()
+        return pairs.flatMap { p in
+            (seen.insert(ObjectIdentifier(p.a)).inserted ? [TrainableParameter(name: LoRATensorName.name(module: p.moduleName, isB: false), tensor: p.a)] : [])
+                + [TrainableParameter(name: LoRATensorName.name(module: p.moduleName, isB: true), tensor: p.b)]
         }
     }
 
-    /// The matrices by parameter name.
+    /// The matrices by name, every module's A and B (a shared A under each module's name).
     public var tensors: [String: Tensor] {
-        Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.tensor) })
+        Dictionary(uniqueKeysWithValues: pairs.flatMap { p in
+            [(LoRATensorName.name(module: p.moduleName, isB: false), p.a), (LoRATensorName.name(module: p.moduleName, isB: true), p.b)]
+        })
     }
 
     /// The adapter term of one module: scale·(dropout(x)·Aᵀ)·Bᵀ, with autodiff through A and B (and x).
