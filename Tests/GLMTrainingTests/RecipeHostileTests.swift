@@ -40,6 +40,14 @@ final class RecipeHostileTests: XCTestCase {
         XCTAssertEqual(try load(base).training.steps, 2)
     }
 
+    func testScheduleNamesIncludeTransformersConstantWithWarmup() throws {
+        let named = try load(base + "\nschedule: {name: constant_with_warmup, warmup_steps: 3}")
+        XCTAssertEqual(named.schedule.name, "constant")
+        XCTAssertEqual(named.schedule.warmupSteps, 3)
+        XCTAssertEqual(try load(base + "\nschedule: {name: constant}").schedule.name, "constant")
+        assertError(base + "\nschedule: {name: constant_with_restarts}", "schedule.name")
+    }
+
     func testAnEmptyOrNullOutputDirIsAnError() throws {
         XCTAssertEqual(try load(base).outputDir, "Checkpoints/runs/r")
         assertError(base + "\noutput_dir: \"\"", "output_dir: is empty; expected a directory path")

@@ -248,7 +248,10 @@ public struct Recipe {
         try o?.finish()
 
         let s = try r.section("schedule")
-        schedule = Schedule(name: try s?.choice("name", ["constant", "linear", "cosine"], default: "cosine") ?? "cosine",
+        // transformers' scheduler names: constant_with_warmup is our constant (which warms up over warmup_steps;
+        // transformers' own `constant` ignores them), linear and cosine warm up in both.
+        let scheduleName = try s?.choice("name", ["constant", "constant_with_warmup", "linear", "cosine"], default: "cosine") ?? "cosine"
+        schedule = Schedule(name: scheduleName == "constant_with_warmup" ? "constant" : scheduleName,
                             warmupSteps: try s?.int("warmup_steps", default: 0, min: 0, max: Recipe.maxSteps) ?? 0)
         try s?.finish()
         if schedule.warmupSteps > training.steps {
