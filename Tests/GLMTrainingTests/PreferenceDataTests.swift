@@ -51,6 +51,21 @@ final class PreferenceDataTests: XCTestCase {
         XCTAssertEqual(e.chosen.ids, full.ids, "the chat template's rendering of prompt + response")
     }
 
+    func testEndFinalTurnFalseIsTRLsConversationalTokenization() throws {
+        // TRL's DPOTrainer renders prompt + response with the chat template and appends nothing after the reply;
+        // data.end_final_turn: false gives exactly that (the default ends the turn with <|endoftext|>, trained).
+        let line = #"{"prompt": "Refund for order 12345?", "chosen": "billing", "rejected": "This goes to the billing team."}"#
+        let d = try PreferenceData.read(path: try file([line]), tokenizer: Self.tokenizer, template: .glm4, vocabularySize: 2048,
+                                        seqLen: 256, endFinalTurn: false)
+        let e = try XCTUnwrap(d.examples.first)
+        let rendered = try ChatTemplate.glm4.render([ChatMessage(role: .user, content: "Refund for order 12345?"),
+                                                     ChatMessage(role: .assistant, content: "billing")])
+        XCTAssertEqual(e.chosen.ids, Self.tokenizer.encode(rendered))
+        XCTAssertEqual(Self.tokenizer.decode(zip(e.chosen.ids, e.chosen.lossMask!).filter(\.1).map(\.0)), "\nbilling")
+        let ended = try XCTUnwrap(try read([line]).examples.first)
+        XCTAssertEqual(ended.chosen.ids, e.chosen.ids + [try XCTUnwrap(Self.tokenizer.tokenID("<|endoftext|>"))])
+    }
+
     func testMessagesPromptsAndMessageListResponses() throws {
         let line = #"{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Weather?"}], "chosen": [{"role": "assistant", "metadata": "weather", "content": "{\"city\": \"Leeds\"}"}, {"role": "observation", "content": "rain"}, {"role": "assistant", "content": "Rain."}], "rejected": "No idea."}"#
         let e = try read([line]).examples[0]

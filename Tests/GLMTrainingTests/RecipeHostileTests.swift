@@ -48,6 +48,14 @@ final class RecipeHostileTests: XCTestCase {
         assertError(base + "\nschedule: {name: constant_with_restarts}", "schedule.name")
     }
 
+    func testEndFinalTurnIsAChatDataKey() throws {
+        XCTAssertTrue(try load(base).data.endFinalTurn)
+        XCTAssertFalse(try load(base.replacingOccurrences(of: "eval: Data/quickstart/eval.jsonl}", with: "eval: Data/quickstart/eval.jsonl, end_final_turn: false}")).data.endFinalTurn)
+        let pretrain = base.replacingOccurrences(of: "task: sft", with: "task: pretrain")
+            .replacingOccurrences(of: "eval: Data/quickstart/eval.jsonl}", with: "eval: Data/quickstart/eval.jsonl, end_final_turn: false}")
+        assertError(pretrain, "end_final_turn")
+    }
+
     func testAnEmptyOrNullOutputDirIsAnError() throws {
         XCTAssertEqual(try load(base).outputDir, "Checkpoints/runs/r")
         assertError(base + "\noutput_dir: \"\"", "output_dir: is empty; expected a directory path")

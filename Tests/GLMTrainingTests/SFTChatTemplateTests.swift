@@ -78,6 +78,18 @@ final class SFTChatTemplateTests: XCTestCase {
         }
     }
 
+    func testEndFinalTurnFalseLeavesTheLastReplyUnended() throws {
+        let file = "\(try temporaryDirectory())/plain.jsonl"
+        try (#"{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}"# + "\n")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let ended = try XCTUnwrap(TokenizedDataset.sft(path: file, tokenizer: Self.tokenizer, template: .glm4, vocabularySize: 4096).first)
+        let open = try XCTUnwrap(TokenizedDataset.sft(path: file, tokenizer: Self.tokenizer, template: .glm4, vocabularySize: 4096,
+                                                      endFinalTurn: false).first)
+        XCTAssertEqual(Self.tokenizer.decode(zip(ended.ids, ended.lossMask!).filter(\.1).map(\.0)), "\nHello.<|endoftext|>")
+        XCTAssertEqual(Self.tokenizer.decode(zip(open.ids, open.lossMask!).filter(\.1).map(\.0)), "\nHello.")
+        XCTAssertEqual(Array(ended.ids.dropLast()), open.ids)
+    }
+
     /// One tool-calling conversation, by hand: what the loss covers, decoded, for both templates.
     func testToolCallNameAndArgumentsAreTrainedAndToolDefinitionsAreNot() throws {
         let line = #"{"messages": [{"role": "user", "content": "Weather in Paris?"}, "#

@@ -30,7 +30,7 @@ public enum PreferenceData {
     /// rejected responses are the same, or whose prompt leaves no response token of either sequence within `seqLen`
     /// tokens, is skipped with a warning naming `FILE:LINE`; longer responses are cut at `seqLen` by the batches.
     public static func read(path: String, tokenizer: GLMTokenizer, template: ChatTemplate, vocabularySize: Int,
-                            seqLen: Int) throws -> PreferenceDataset {
+                            seqLen: Int, endFinalTurn: Bool = true) throws -> PreferenceDataset {
         var examples: [PreferenceExample] = [], warnings: [String] = [], skipped = 0
         for line in try ChatData.chatLines(path) {
             let (prompt, chosen, rejected) = try conversation(line, template: template)
@@ -46,7 +46,7 @@ public enum PreferenceData {
                 let c = ChatConversation(messages: prompt.messages + response.messages, tools: prompt.tools)
                 try ChatData.checkConversation(c, line: line, template: template)
                 let t: ChatTemplate.Tokenized
-                do { t = try template.tokenize(c, tokenizer: tokenizer) } catch let e as GLMError {
+                do { t = try template.tokenize(c, tokenizer: tokenizer, endFinalAssistantTurn: endFinalTurn) } catch let e as GLMError {
                     throw GLMError("\(line.location): \(key): \(e.message)")
                 }
                 guard t.ids.count > promptIDs.count, Array(t.ids.prefix(promptIDs.count)) == promptIDs else {

@@ -40,7 +40,8 @@ public enum TokenizedDataset {
     /// model's chat template (tool definitions, tool calls with the function name in `metadata`, observations);
     /// the loss covers exactly the template's assistant mask: each assistant turn (a tool call's function name and
     /// arguments included) and the token that ends it. Errors name FILE:LINE.
-    public static func sft(path: String, tokenizer: GLMTokenizer, template: ChatTemplate = .glm4, vocabularySize: Int) throws -> [TokenizedExample] {
+    public static func sft(path: String, tokenizer: GLMTokenizer, template: ChatTemplate = .glm4, vocabularySize: Int,
+                           endFinalTurn: Bool = true) throws -> [TokenizedExample] {
         try chatLines(path).map { line in
             let c = try conversation(line)
             guard c.messages.contains(where: { $0.role == .assistant }) else {
@@ -48,7 +49,7 @@ public enum TokenizedDataset {
             }
             try checkConversation(c, line: line, template: template)
             let t: ChatTemplate.Tokenized
-            do { t = try template.tokenize(c, tokenizer: tokenizer) } catch let e as GLMError {
+            do { t = try template.tokenize(c, tokenizer: tokenizer, endFinalAssistantTurn: endFinalTurn) } catch let e as GLMError {
                 throw GLMError("\(line.location): \(e.message)")
             }
             guard t.assistantMask.contains(true) else {

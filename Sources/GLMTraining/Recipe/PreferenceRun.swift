@@ -14,7 +14,8 @@ extension RecipeRun {
         try checkDataFile(file, key: key)
         guard let tokenizer else { throw GLMError("\(recipe.file): dpo needs a tokenizer (tokenizer.json in the model directory or model.tokenizer)") }
         let d = try PreferenceData.read(path: file, tokenizer: tokenizer, template: try chatTemplate(),
-                                        vocabularySize: config.vocabSize, seqLen: recipe.training.seqLen)
+                                        vocabularySize: config.vocabSize, seqLen: recipe.training.seqLen,
+                                        endFinalTurn: recipe.data.endFinalTurn)
         for w in d.warnings.prefix(5) { observer?.trainerDidReport(.warning(w)) }
         if d.warnings.count > 5 {
             observer?.trainerDidReport(.warning("\(file): \(d.warnings.count - 5) more pairs skipped (\(d.skipped) of \(d.skipped + d.examples.count) in all)"))

@@ -30,6 +30,10 @@ public struct Recipe {
         /// `chat_template`: the template chat data is rendered with; nil (`auto`, the default) takes the model
         /// directory's (tokenizer_config.json `chat_template`, chat_template.jinja, else config.json model_type).
         public var chatTemplate: ChatTemplate?
+        /// `end_final_turn` (true): a conversation whose last message is an assistant reply ends with the template's
+        /// end-of-turn token (`<|endoftext|>`), trained with the reply — as GLM's own fine-tuning scripts and
+        /// LLaMA-Factory append EOS; false renders nothing after it, as TRL's conversational SFT and DPO do.
+        public var endFinalTurn: Bool = true
     }
 
     public struct BlankInfillingOptions {
@@ -201,7 +205,11 @@ public struct Recipe {
         guard let d = try r.section("data") else { throw RecipeReader.error(file: file, node: node, key: "data", "missing (data: {train: FILE.jsonl})") }
         guard let train = try d.string("train") else { throw d.fail("train", nil, "missing (a JSONL file)") }
         data = DataSection(train: train, eval: try d.string("eval"), shuffle: try d.bool("shuffle", default: true),
-                           packing: try d.bool("packing", default: false), chatTemplate: try Recipe.readChatTemplate(d))
+                           packing: try d.bool("packing", default: false), chatTemplate: try Recipe.readChatTemplate(d),
+                           endFinalTurn: try d.bool("end_final_turn", default: true))
+        if d.has("end_final_turn") && task != .sft && task != .dpo {
+            throw d.fail("end_final_turn", d.node("end_final_turn"), "applies to sft and dpo chat data only")
+        }
         if data.packing && (task == .dpo || task == .grpo) {
             throw d.fail("packing", d.node("packing"),
                          "\(task.rawValue) rows are one \(task == .dpo ? "pair's sequences" : "sample") each and are not packed; leave data.packing out")

@@ -358,7 +358,8 @@ public final class RecipeRun {
             examples = try TokenizedDataset.pretraining(path: file, tokenizer: tokenizer, endOfText: eot, vocabularySize: config.vocabSize)
         case .sft:
             guard let tokenizer else { throw GLMError("\(recipe.file): sft needs a tokenizer (tokenizer.json in the model directory or model.tokenizer)") }
-            examples = try TokenizedDataset.sft(path: file, tokenizer: tokenizer, template: try chatTemplate(), vocabularySize: config.vocabSize)
+            examples = try TokenizedDataset.sft(path: file, tokenizer: tokenizer, template: try chatTemplate(), vocabularySize: config.vocabSize,
+                                                endFinalTurn: recipe.data.endFinalTurn)
         case .dpo:
             throw GLMError("\(recipe.file): \(key): dpo data are preference pairs, read by glm-train run")
         case .grpo:
