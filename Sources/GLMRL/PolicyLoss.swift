@@ -48,8 +48,8 @@ public struct PolicyLossOptions: Sendable {
 }
 
 public enum PolicyLoss {
-    /// The loss (a scalar tensor on the tape of `logProbs`) and its metrics: `pg_loss`, `kl`, `clip_fraction`,
-    /// `ratio_mean`, `tis_weight_mean`. Per token, with r = exp(log π − old) and w the TIS weight
+    /// The loss (a scalar tensor on the tape of `logProbs`) and its metrics: `pg_loss`, `kl`, `clip_fraction` (of
+    /// the tokens; of the sequences under GSPO), `ratio_mean`, `tis_weight_mean`. Per token, with r = exp(log π − old) and w the TIS weight
     /// min(exp(prox − rollout), cap) (1 without TIS):
     ///   pg = −w · min(r·A, clip(r, 1−ε_low, 1+ε_high)·A)     (GSPO: r and w per sequence, from mean log-ratios)
     ///   kl = k1: log π − ref;  k2: ½(log π − ref)²;  k3: e^(ref − log π) − (ref − log π) − 1
@@ -101,7 +101,7 @@ public enum PolicyLoss {
                 let w = o.tis ? min(Foundation.exp(logTIS / m), o.tisCap) : 1
                 let (v, g, c) = surrogate(s, a)
                 let k = 1 / Double(rows)
-                loss += k * w * v; pgSum += w * v * Double(counts[b]); clipped += c ? m : 0
+                loss += k * w * v; pgSum += w * v * Double(counts[b]); clipped += c ? 1 : 0
                 ratioSum += s * m; tisSum += w * m
                 for t in 0..<T where x.mask[b * T + t] > 0 { grad[b * T + t] += k * w * g / m }
             }
@@ -138,7 +138,10 @@ public enum PolicyLoss {
             logProbs.accumulateGrad(Tensor(gradient.map { $0 * s }, shape: shape), fresh: true)
         }
         let count = Double(tokens)
-        return (out, ["pg_loss": pgSum / count, "kl": klSum / count, "clip_fraction": clipped / count,
+        // GSPO clips whole sequences: its clip fraction is over the sequences, as TRL's clip_ratio/region_mean
+        // for importance_sampling_level "sequence"; per token otherwise.
+        let clipCount = o.sequenceRatio ? Double(counts.filter { $0 > 0 }.count) : count
+        return (out, ["pg_loss": pgSum / count, "kl": klSum / count, "clip_fraction": clipped / clipCount,
                       "ratio_mean": ratioSum / count, "tis_weight_mean": tisSum / count])
     }
 

@@ -62,6 +62,23 @@ final class RLPolicyLossTests: XCTestCase {
         XCTAssertEqual(m["ratio_mean"], 1); XCTAssertEqual(m["kl"], 0); XCTAssertEqual(m["clip_fraction"], 0)
     }
 
+    func testGSPOClipFractionCountsSequences() throws {
+        // Sequence 0 (3 tokens, ratio e^0.5, A > 0) is clipped, sequence 1 (1 token, ratio 1) is not: half of the
+        // sequences, as TRL's clip_ratio/region_mean under importance_sampling_level "sequence" (3/4 by tokens).
+        let x = Tensor([0.5, 0.5, 0.5, -1, -1, -1], shape: [2, 3], requiresGrad: true)
+        var o = PolicyLossOptions()
+        (o.sequenceRatio, o.reduction) = (true, .sequence)
+        let (_, m) = PolicyLoss.compute(PolicyLossInputs(logProbs: x, mask: [1, 1, 1, 1, 0, 0], oldLogProbs: [0, 0, 0, -1, 0, 0],
+                                                         rolloutLogProbs: [0, 0, 0, -1, 0, 0], proximalLogProbs: [0.5, 0.5, 0.5, -1, 0, 0],
+                                                         advantages: [1, 1, 1, 1, 1, 1], referenceLogProbs: nil), options: o)
+        XCTAssertEqual(m["clip_fraction"], 0.5)
+        o.sequenceRatio = false
+        let (_, t) = PolicyLoss.compute(PolicyLossInputs(logProbs: x, mask: [1, 1, 1, 1, 0, 0], oldLogProbs: [0, 0, 0, -1, 0, 0],
+                                                         rolloutLogProbs: [0, 0, 0, -1, 0, 0], proximalLogProbs: [0.5, 0.5, 0.5, -1, 0, 0],
+                                                         advantages: [1, 1, 1, 1, 1, 1], referenceLogProbs: nil), options: o)
+        XCTAssertEqual(t["clip_fraction"], 0.75, "per token without GSPO")
+    }
+
     func testGroupAdvantagesMatchPyTorch() throws {
         let f = try fixture()
         let rewards = try f.tensor("group.rewards").scalars.map(Double.init)
