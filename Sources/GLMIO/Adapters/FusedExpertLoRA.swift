@@ -97,7 +97,8 @@ public enum FusedExpertLoRA {
         try AdapterConfig.checkAlpha(a, "\(source): key 'alpha_pattern'")
         let s = c.useRslora ? a / Double(rho).squareRoot() : a / Double(rho)
         guard abs(s - c.scale) <= 1e-12 * abs(c.scale) else {
-            throw fail("alpha_pattern", "gate_up_proj scale \(s) differs from lora_alpha/r = \(c.scale); GLMTrain applies one scale to every adapter")
+            let rule = c.useRslora ? "lora_alpha/√r (rsLoRA)" : "lora_alpha/r"
+            throw fail("alpha_pattern", "gate_up_proj scale \(s) differs from \(rule) = \(c.scale); GLMTrain applies one scale to the fused experts and the other adapters")
         }
     }
 
