@@ -146,6 +146,10 @@ public final class RLTrainerRun {
                 try worker.produce(batch: k, policy: RolloutPolicy(model: model, version: objective.version, withReference: withReference))
             }
         }
+        if rl.samplesPerPrompt == 1 {
+            // TRL refuses fewer than 2 generations; here the run goes on, but only a KL term can move the policy.
+            observer?.trainerDidReport(.warning("\(s.recipe.file): rl.n_samples_per_prompt 1: each group is one sample, so every advantage is 0 and the rewards train nothing (GRPO compares the samples of a prompt)"))
+        }
         observer?.trainerDidReport(.note("grpo (\(rl.mode.rawValue)): \(s.prompts.count) prompts, \(rl.promptsPerBatch) × \(rl.samplesPerPrompt) samples per step; run directory \(s.recipe.outputDir)"))
         let summary = try trainer.train(resume: resume)
         guard primary else { return summary }

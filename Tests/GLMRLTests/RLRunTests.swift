@@ -434,6 +434,15 @@ final class RLRunTests: XCTestCase {
         XCTAssertTrue(RewardSpec.weighted([(1, .format("x")), (1, .numeric)]).checksAnswer)
     }
 
+    func testOneSamplePerPromptWarnsThatRewardsTrainNothing() throws {
+        let one = try String(contentsOfFile: try recipe("one", mode: "sync", steps: 1), encoding: .utf8)
+            .replacingOccurrences(of: "n_samples_per_prompt: 4", with: "n_samples_per_prompt: 1")
+        try one.write(toFile: "\(dir)/one.yaml", atomically: true, encoding: .utf8)
+        let r = try GLMTrainBinary.run(["run", "\(dir)/one.yaml"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("warning: \(dir)/one.yaml: rl.n_samples_per_prompt 1: each group is one sample"), r.stderr)
+    }
+
     /// A format pattern that backtracks without end on a reply scores 0 with a warning instead of stalling rollouts.
     func testAFormatRewardThatBacktracksWithoutEndScoresZero() {
         var warnings: [String] = []
