@@ -103,7 +103,8 @@ final class BF16WeightTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(BF16Kernels.cKernelISA, 0)
         if CPUInfo.current().flags.contains("avx512bw") { XCTAssertEqual(BF16Kernels.cKernelISA, 2) }
         // With AVX-512, one activation row runs on 256-bit (AMD) or 512-bit (Intel) vectors, and more rows in blocks of
-        // one or three weight rows: each is checked here.
+        // one or three weight rows (f32 three-row blocks on 256-bit vectors with the 256-bit row kernel): each is
+        // checked here.
         defer { glmk_set_row_kernel(0); glmk_set_block_rows(0) }
         let avx512Variants: [(Int, Int, Int)] = BF16Kernels.cKernelISA == 2 ? [(2, 256, 1), (2, 512, 3), (2, 256, 3)] : []
         for (isa, row, block) in (0...BF16Kernels.cKernelISA).map({ ($0, 0, 0) }) + avx512Variants {
