@@ -107,6 +107,42 @@ final class MoECommandTests: XCTestCase {
         for n in theirs.names { XCTAssertEqual(try ours.tensor(n).scalars.map(\.bitPattern), try theirs.tensor(n).scalars.map(\.bitPattern), n) }
     }
 
+    func testARunFromPeftsRoutedExpertAdapterExportsFromItsCheckpoints() throws {
+        // Training keeps a routed expert's gate/up A as one tensor (peft's shared A), stored once in checkpoints;
+        // export --run reads it back for both (it failed: "lora_B without its lora_A"), in every format.
+        let dir = GLMTrainBinary.temporary("moe-from-peft")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try (0..<4).map { i in "{\"tokens\": \((0..<16).map { ($0 * 7 + i * 5) % 64 })}" }.joined(separator: "\n")
+            .write(toFile: "\(dir)/tokens.jsonl", atomically: true, encoding: .utf8)
+        let recipe = """
+        task: pretrain
+        model: {path: \(fixture("moe-b")), adapter: \(fixture("moe-b-lora-params"))}
+        data: {train: \(dir)/tokens.jsonl, shuffle: false}
+        training: {steps: 2, batch_size: 2, seq_len: 16}
+        optimizer: {name: adamw, lr: 1.0e-2}
+        lora: {rank: 4, alpha: 8, rslora: true, dropout: 0, targets: [q_proj, v_proj, gate_proj, up_proj, down_proj]}
+        moe: {bias_update_rate: 0}
+        checkpoint: {every: 1}
+        output_dir: \(dir)/run
+        """
+        try recipe.write(toFile: "\(dir)/r.yaml", atomically: true, encoding: .utf8)
+        let r = try GLMTrainBinary.run(["run", "\(dir)/r.yaml"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for format in ["peft", "merged", "gguf-lora", "vllm"] {
+            let out = "\(dir)/out-\(format)" + (format == "gguf-lora" ? ".gguf" : "")
+            let e = try GLMTrainBinary.run(["export", "--run", "\(dir)/run", "--format", format, "--output", out])
+            XCTAssertEqual(e.status, 0, "\(format): \(e.stderr)")
+        }
+        // The checkpoint's export equals the run's own adapter (written with every module's name).
+        let fromCheckpoint = try SafetensorsFile(path: "\(dir)/out-peft/adapter_model.safetensors")
+        let final = "\(dir)/final-peft"
+        XCTAssertEqual(try GLMTrainBinary.run(["export", "--adapter", "\(dir)/run/adapter", "--format", "peft", "--output", final]).status, 0)
+        let fromAdapter = try SafetensorsFile(path: "\(final)/adapter_model.safetensors")
+        XCTAssertEqual(Set(fromCheckpoint.names), Set(fromAdapter.names))
+        XCTAssertTrue(fromCheckpoint.names.contains { $0.hasSuffix("mlp.experts.base_layer.lora_A.weight") }, "\(fromCheckpoint.names)")
+        for n in fromAdapter.names { XCTAssertEqual(try fromCheckpoint.tensor(n).scalars, try fromAdapter.tensor(n).scalars, n) }
+    }
+
     func testBrokenMoEConfigIsAOneLineError() throws {
         let dir = GLMTrainBinary.temporary("moe-broken")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -79,7 +79,7 @@ public struct ExportSource {
             throw GLMError("\(label): no adapter_config in the checkpoint (a full fine-tune); only --format merged applies")
         }
         if config.baseModelNameOrPath == nil { config.baseModelNameOrPath = baseDirectory }
-        let lora = isAdapterDirectory ? tensors : tensors.filter { LoRATensorName.parse($0.key) != nil }
+        let lora = isAdapterDirectory ? tensors : FusedExpertLoRA.completingSharedA(tensors.filter { LoRATensorName.parse($0.key) != nil })
         let exported = PEFTAdapter(config: config, tensors: lora)
         if let baseConfig { try exported.validate(against: baseConfig, source: label) }
         // A diverged adapter is refused before any output exists, naming the file its tensors came from.

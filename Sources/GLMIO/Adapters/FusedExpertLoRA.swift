@@ -102,6 +102,20 @@ public enum FusedExpertLoRA {
         }
     }
 
+    /// `tensors` with a routed expert's missing gate/up lora_A filled in from its twin's: a training checkpoint
+    /// stores an A that gate and up share (read from peft's fused layout) once, under the first module's name.
+    public static func completingSharedA(_ tensors: [String: Tensor]) -> [String: Tensor] {
+        var out = tensors
+        for name in tensors.keys {
+            guard let (module, isB) = LoRATensorName.parse(name), isB, let e = expertModule(module), e.fused == "gate_up_proj" else { continue }
+            let a = LoRATensorName.name(module: module, isB: false)
+            guard tensors[a] == nil else { continue }
+            let twin = module.dropLast(e.proj.count) + (e.proj == "gate_proj" ? "up_proj" : "gate_proj")
+            if let shared = tensors[LoRATensorName.name(module: String(twin), isB: false)] { out[a] = shared }
+        }
+        return out
+    }
+
     /// The gate_up rank ρ peft uses: the rank_pattern value, else r.
     static func gateUpRank(_ c: AdapterConfig) -> Int { c.rankPattern.values.first?.intValue ?? c.r }
 

@@ -263,7 +263,11 @@ public final class Trainer {
         }
         if c.tensors.count != parameters.count {
             let extra = Set(c.tensors.keys).subtracting(parameters.map(\.name)).sorted()
-            throw GLMError("checkpoint step \(c.step): tensors the run does not train: \(extra.prefix(3).joined(separator: ", "))")
+            // Checkpoints written before a routed expert's gate and up shared one trained A (peft's fused layout) hold
+            // an up_proj lora_A that training now keeps under the gate's name.
+            let why = extra.contains { $0.hasSuffix(".up_proj.lora_A.weight") && $0.contains(".mlp.experts.") }
+                ? " (a routed expert's gate and up now train one shared A, as peft does; this checkpoint trained two copies — start the run again)" : ""
+            throw GLMError("checkpoint step \(c.step): tensors the run does not train: \(extra.prefix(3).joined(separator: ", "))\(why)")
         }
         try optimizer.restoreState(step: c.step, tensors: c.optimizerState)
         try source.restore(cursor: c.dataCursor)
