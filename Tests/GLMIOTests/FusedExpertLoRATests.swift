@@ -94,6 +94,17 @@ final class FusedExpertLoRATests: XCTestCase {
             assertBitwiseEqual(back.matrices(module: twin)!.a, a1, "\(m): A shared with \(twin)")
             for (p, q) in zip(Tensor.matmul(b1, a1).scalars, Tensor.matmul(b0, a0).scalars) { XCTAssertEqual(p, q, accuracy: 1e-6, m) }
         }
+        // Exports split such a block-diagonal pair back into the rank-r adapters it came from, bit for bit (vLLM
+        // and llama.cpp then serve rank r, as the config says); a pair whose B is not block-diagonal stays shared.
+        let split = FusedExpertLoRA.splittingBlockDiagonal(back)
+        XCTAssertEqual(Set(split.tensors.keys), Set(adapter.tensors.keys))
+        for (n, t) in adapter.tensors { assertBitwiseEqual(split.tensors[n], t, n) }
+        var dense = back.tensors
+        let someB = "model.layers.0.mlp.experts.1.gate_proj.lora_B.weight"
+        dense[someB] = Tensor(dense[someB]!.scalars.map { $0 == 0 ? 0.25 : $0 }, shape: dense[someB]!.shape)
+        let kept = FusedExpertLoRA.splittingBlockDiagonal(PEFTAdapter(config: back.config, tensors: dense))
+        XCTAssertEqual(kept.matrices(module: "model.layers.0.mlp.experts.1.gate_proj")!.a.shape, [6, h])
+        XCTAssertEqual(kept.matrices(module: "model.layers.0.mlp.experts.0.gate_proj")!.a.shape, [3, h])
         // and written again, the same files
         let again = temporary("again")
         try back.savePEFT(to: again, experts: config.nRoutedExperts)

@@ -80,7 +80,7 @@ public struct ExportSource {
         }
         if config.baseModelNameOrPath == nil { config.baseModelNameOrPath = baseDirectory }
         let lora = isAdapterDirectory ? tensors : FusedExpertLoRA.completingSharedA(tensors.filter { LoRATensorName.parse($0.key) != nil })
-        let exported = PEFTAdapter(config: config, tensors: lora)
+        let exported = FusedExpertLoRA.splittingBlockDiagonal(PEFTAdapter(config: config, tensors: lora))
         if let baseConfig { try exported.validate(against: baseConfig, source: label) }
         // A diverged adapter is refused before any output exists, naming the file its tensors came from.
         try exported.checkFinite(source: isAdapterDirectory

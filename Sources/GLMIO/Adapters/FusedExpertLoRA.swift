@@ -116,6 +116,43 @@ public enum FusedExpertLoRA {
         return out
     }
 
+    /// For export: a routed expert's gate and up that share A of rank 2r with block-diagonal B ([[B_g, 0], [0, B_u]],
+    /// what GLMTrain's own separate rank-r adapters fuse to) become those rank-r adapters again — the same ΔW, at the
+    /// rank the config states (vLLM's max_lora_rank, llama.cpp's stacked rank). Any other pair is left as it is.
+    public static func splittingBlockDiagonal(_ adapter: PEFTAdapter) -> PEFTAdapter {
+        let r = adapter.config.r
+        var tensors = adapter.tensors
+        for module in adapter.moduleNames {
+            guard let e = expertModule(module), e.proj == "gate_proj" else { continue }
+            let up = String(module.dropLast("gate_proj".count)) + "up_proj"
+            guard let (ga, gb) = adapter.matrices(module: module), let (ua, ub) = adapter.matrices(module: up),
+                  ga.shape[0] == 2 * r, ua.shape == ga.shape, gb.shape[1] == 2 * r, ub.shape[1] == 2 * r,
+                  ga.bitwiseEqual(ua) else { continue }
+            let (gv, uv) = (values(gb), values(ub))
+            let rows = gb.shape[0], rowsU = ub.shape[0]
+            var zeroOffDiagonal = true
+            let width = 2 * r
+            for o in 0..<rows {
+                let base = o * width
+                for k in r..<width where gv[base + k] != 0 { zeroOffDiagonal = false }
+            }
+            for o in 0..<rowsU {
+                let base = o * width
+                for k in 0..<r where uv[base + k] != 0 { zeroOffDiagonal = false }
+            }
+            guard zeroOffDiagonal else { continue }
+            let av = values(ga), inF = ga.shape[1]
+            tensors[LoRATensorName.name(module: module, isB: false)] = Tensor(Array(av[0..<(r * inF)]), shape: [r, inF])
+            tensors[LoRATensorName.name(module: up, isB: false)] = Tensor(Array(av[(r * inF)...]), shape: [r, inF])
+            var bg = [Float](), bu = [Float]()
+            for o in 0..<rows { let base = o * width; bg += gv[base..<(base + r)] }
+            for o in 0..<rowsU { let base = o * width; bu += uv[(base + r)..<(base + width)] }
+            tensors[LoRATensorName.name(module: module, isB: true)] = Tensor(bg, shape: [rows, r])
+            tensors[LoRATensorName.name(module: up, isB: true)] = Tensor(bu, shape: [rowsU, r])
+        }
+        return PEFTAdapter(config: adapter.config, tensors: tensors)
+    }
+
     /// The gate_up rank ρ peft uses: the rank_pattern value, else r.
     static func gateUpRank(_ c: AdapterConfig) -> Int { c.rankPattern.values.first?.intValue ?? c.r }
 

@@ -6,8 +6,8 @@
 //
 // Stacking here: experts the adapter leaves out get zero A and B (no change), experts of a smaller rank are padded
 // with zero rows of A and columns of B to the stack's largest rank R, and B is multiplied by R/r so that
-// llama.cpp's alpha/R gives the adapter's own scale alpha/r (R = r in every adapter GLMTrain trains, so B is then
-// written as it is).
+// llama.cpp's alpha/R gives the adapter's own scale alpha/r (R = r for adapters GLMTrain trains from scratch, so B
+// is then written as it is; a run started from peft's fused routed-expert adapter keeps gate/up at its rank ρ).
 import GLMCore
 import GLMModel
 
