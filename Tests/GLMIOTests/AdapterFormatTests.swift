@@ -239,7 +239,7 @@ final class AdapterFormatTests: XCTestCase {
         let base = try baseConfig("glm-qv").1
         let text = try String(contentsOfFile: "\(fixture("glm-qv"))/adapter_config.json", encoding: .utf8)
         var cfg = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
-        cfg["target_modules"] = ["q_proj", "v_proj", "query_key_value", "c_attn"]
+        cfg["target_modules"] = ["q_proj", "v_proj", "query_key_value", "c_attn", "gate", "output_layer"]
         cfg["layers_to_transform"] = [Int]()
         let read = try AdapterConfig.decode(try JSONSerialization.data(withJSONObject: cfg), source: "a.json")
         try read.validate(against: base, source: "a.json")

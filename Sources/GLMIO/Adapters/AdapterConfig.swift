@@ -288,8 +288,14 @@ public struct AdapterConfig: Equatable, Sendable {
         "trainable_token_indices": "training token embeddings beside LoRA",
     ]
 
-    /// Modules of every GLM that are not LoRA targets here: the output head, the embedding, a MoE router.
-    static let unadaptedModules: Set<String> = ["lm_head", "embed_tokens", "gate", "word_embeddings", "output_layer"]
+    /// The modules of `model` that are not LoRA targets here: the output head and the embedding (chatglm's names
+    /// for them too), and a MoE model's routers.
+    static func unadaptedModules(of model: any CausalLMConfig) -> Set<String> {
+        var names: Set<String> = ["lm_head", "embed_tokens"]
+        if model.modelTypeName == "chatglm" { names.formUnion(["word_embeddings", "output_layer"]) }
+        if model.adaptableLinears.contains(where: { $0.kind == .expert }) { names.insert("gate") }
+        return names
+    }
 
     /// Reads `path` (an adapter_config.json).
     public static func load(path: String) throws -> AdapterConfig {
@@ -305,8 +311,10 @@ public struct AdapterConfig: Equatable, Sendable {
         let linears = model.adaptableLinears
         if case .list(let l) = targetModules {
             guard !l.isEmpty || !targetParameters.isEmpty else { throw GLMError("\(source): key 'target_modules': empty list") }
-            // Modules every GLM has that peft would adapt (or refuse) and GLMTrain does not: refused by name.
-            for t in l where AdapterConfig.unadaptedModules.contains(t.split(separator: ".").last.map(String.init) ?? t) {
+            // Modules this model has that peft would adapt (or refuse) and GLMTrain does not: refused by name (a
+            // name the model lacks is ignored, as peft ignores it).
+            let unadapted = AdapterConfig.unadaptedModules(of: model)
+            for t in l where unadapted.contains(t.split(separator: ".").last.map(String.init) ?? t) {
                 throw GLMError("\(source): key 'target_modules': unknown target '\(t)': LoRA on it is not supported (this \(model.modelTypeName) model's linear modules: \(model.adaptableTargets.joined(separator: ", ")))")
             }
         }

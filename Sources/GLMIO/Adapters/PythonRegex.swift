@@ -29,13 +29,14 @@ public enum PythonRegex {
                 classStart = i
                 continue
             }
-            if ch == "{" && i + 2 < c.count && c[i + 1] == ",",
-               let close = c[(i + 2)...].firstIndex(of: "}"), close > i + 2, c[(i + 2)..<close].allSatisfy({ $0.isASCII && $0.isNumber }) {
-                out += "{0,"; i += 2; continue
+            if ch == "{" && i + 1 < c.count && c[i + 1] == ",",
+               let close = c[(i + 1)...].firstIndex(of: "}"), c[(i + 2)..<close].allSatisfy({ $0.isASCII && $0.isNumber }) {
+                out += "{0,"; i += 2; continue  // {,n} and {,} (at most n; any number)
             }
+            // Python refuses L in a text pattern and a with u; such a group is left for ICU to refuse.
             if ch == "(" && i == 0 && c.count > 3 && c[1] == "?",
-               let close = c[2...].firstIndex(of: ")"), close > 2, c[2..<close].allSatisfy({ "aiLmsux".contains($0) }),
-               c[2..<close].contains(where: { $0 == "a" || $0 == "u" }) {
+               let close = c[2...].firstIndex(of: ")"), close > 2, c[2..<close].allSatisfy({ "aimsux".contains($0) }),
+               c[2..<close].contains(where: { $0 == "a" || $0 == "u" }), !(c[2..<close].contains("a") && c[2..<close].contains("u")) {
                 let kept = String(c[2..<close].filter { $0 != "a" && $0 != "u" })
                 if !kept.isEmpty { out += "(?" + kept + ")" }
                 i = close + 1; continue
