@@ -138,9 +138,10 @@ public enum PolicyLoss {
             logProbs.accumulateGrad(Tensor(gradient.map { $0 * s }, shape: shape), fresh: true)
         }
         let count = Double(tokens)
-        // GSPO clips whole sequences: its clip fraction is over the sequences, as TRL's clip_ratio/region_mean
-        // for importance_sampling_level "sequence"; per token otherwise.
-        let clipCount = o.sequenceRatio ? Double(counts.filter { $0 > 0 }.count) : count
+        // GSPO clips whole sequences: its clip fraction is over the rows (a row without response tokens has ratio 1
+        // and is never clipped), as TRL's clip_ratio/region_mean for importance_sampling_level "sequence"; per token
+        // otherwise.
+        let clipCount = o.sequenceRatio ? Double(B) : count
         return (out, ["pg_loss": pgSum / count, "kl": klSum / count, "clip_fraction": clipped / clipCount,
                       "ratio_mean": ratioSum / count, "tis_weight_mean": tisSum / count])
     }

@@ -148,14 +148,17 @@ final class HostileInputCommandTests: XCTestCase {
         XCTAssertEqual(try GLMTrainBinary.run(["run", first]).status, 0)
         let second = try recipe("resume", steps: 3) {
             $0.replacingOccurrences(of: "batch_size: 2", with: "batch_size: 3").replacingOccurrences(of: "seed: 1", with: "seed: 2")
+                .replacingOccurrences(of: "shuffle: false}", with: "shuffle: false, end_final_turn: false}")
         }
         let r = try GLMTrainBinary.run(["run", second, "--resume"])
         XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("written with data.end_final_turn true under data.end_final_turn false"), r.stderr)
         XCTAssertTrue(r.stderr.contains("warning: resuming a checkpoint (step 2) written with training.batch_size 2 under training.batch_size 3"), r.stderr)
         XCTAssertTrue(r.stderr.contains("warning: resuming a checkpoint (step 2) written with training.seed 1 under training.seed 2"), r.stderr)
         // The same recipe resumes without a word.
         let third = try recipe("resume", steps: 4) {
             $0.replacingOccurrences(of: "batch_size: 2", with: "batch_size: 3").replacingOccurrences(of: "seed: 1", with: "seed: 2")
+                .replacingOccurrences(of: "shuffle: false}", with: "shuffle: false, end_final_turn: false}")
         }
         let quiet = try GLMTrainBinary.run(["run", third, "--resume"])
         XCTAssertEqual(quiet.status, 0, quiet.stderr)

@@ -214,6 +214,8 @@ public final class RecipeRun {
             ("data.train", old.data.train, recipe.data.train),
             ("data.shuffle", "\(old.data.shuffle)", "\(recipe.data.shuffle)"),
             ("data.packing", "\(old.data.packing)", "\(recipe.data.packing)"),
+            ("data.end_final_turn", "\(old.data.endFinalTurn)", "\(recipe.data.endFinalTurn)"),
+            ("data.chat_template", old.data.chatTemplate?.name ?? "auto", recipe.data.chatTemplate?.name ?? "auto"),
         ]
         return pairs.filter { $0.1 != $0.2 }.map { key, was, now in
             "resuming a checkpoint (step \(ckpt.step)) written with \(key) \(was) under \(key) \(now): the run continues with \(now), so batches from here on differ from the original run's"
